@@ -23,9 +23,10 @@ public sealed class SaliencyMeter
 
     private const int Bins = ThresholdCount + 1;
 
-    // np.linspace(0.2, 0.9, 15) in double; the probability maps are float32, which the comparison p > t uses.
-    private static readonly float[] s_thresholds = Enumerable.Range(0, ThresholdCount)
-        .Select(i => (float)(i == ThresholdCount - 1 ? 0.9 : 0.2 + i * (0.7 / (ThresholdCount - 1)))).ToArray();
+    // np.linspace(0.2, 0.9, 15); the probability maps are float32, and so is the comparison p > t (as in torch).
+    private static readonly double[] s_nominal = Enumerable.Range(0, ThresholdCount)
+        .Select(i => i == ThresholdCount - 1 ? 0.9 : 0.2 + i * (0.7 / (ThresholdCount - 1))).ToArray();
+    private static readonly float[] s_thresholds = s_nominal.Select(t => (float)t).ToArray();
 
     private readonly double[] _jaccardSum = new double[ThresholdCount];
     private readonly double[] _precisionSum = new double[ThresholdCount];
@@ -33,8 +34,8 @@ public sealed class SaliencyMeter
     private readonly long[] _positive = new long[Bins];
     private readonly long[] _negative = new long[Bins];
 
-    /// <summary>The thresholds 0.20, 0.25, …, 0.90 (as float, the precision of the probability maps).</summary>
-    public static IReadOnlyList<float> Thresholds => s_thresholds;
+    /// <summary>The thresholds 0.20, 0.25, …, 0.90 (compared with the float32 probabilities as float32).</summary>
+    public static IReadOnlyList<double> Thresholds => s_nominal;
 
     /// <summary>The number of images seen so far.</summary>
     public long ImageCount { get; private set; }
@@ -149,6 +150,6 @@ public sealed class SaliencyMeter
             precision[j] = _precisionSum[j] / ImageCount;
             recall[j] = _recallSum[j] / ImageCount;
         }
-        return new SaliencyMetrics(s_thresholds, iou, precision, recall, ImageCount);
+        return new SaliencyMetrics(s_nominal, iou, precision, recall, ImageCount);
     }
 }

@@ -9,9 +9,9 @@ public sealed class SaliencyMetrics
     /// <summary>β² of <see cref="MaxFBeta"/>: 0.3, the usual weighting of precision in salient-object detection.</summary>
     public const double FBetaSquared = 0.3;
 
-    internal SaliencyMetrics(IReadOnlyList<float> thresholds, double[] meanIoU, double[] precision, double[] recall, long imageCount)
+    internal SaliencyMetrics(IReadOnlyList<double> thresholds, double[] meanIoU, double[] precision, double[] recall, long imageCount)
     {
-        Thresholds = thresholds.Select(t => (double)t).ToArray();
+        Thresholds = thresholds.ToArray();
         MeanIoUPerThreshold = meanIoU;
         PrecisionPerThreshold = precision;
         RecallPerThreshold = recall;
