@@ -78,7 +78,7 @@ public sealed class NormalsMeter
             throw new ArgumentException($"The target of shape ({string.Join(", ", target.shape)}) does not match the outputs ({string.Join(", ", output.shape)}).", nameof(target));
 
         using var scope = NewDisposeScope();
-        var gt = target.to(ScalarType.Float32);                                               // (B, 3, H, W)
+        var gt = target.to(output.device).to(ScalarType.Float32);                             // (B, 3, H, W)
         var pred = nn.functional.normalize(output.to(ScalarType.Float32), p: 2, dim: 1, eps: 1e-12); // (B, 3, H, W)
         var valid = gt.select(1, 0).ne(DenseTasks.IgnoreLabel);                               // (B, H, W)
         var cos = pred.mul(gt).sum(1).clamp(-1f, 1f);                                         // (B, H, W)

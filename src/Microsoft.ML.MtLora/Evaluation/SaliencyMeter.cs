@@ -84,7 +84,7 @@ public sealed class SaliencyMeter
 
         using var scope = NewDisposeScope();
         var p = logits.to(ScalarType.Float32).reshape(b, n).sigmoid();                        // (B, HW)
-        var gt = target.reshape(b, n).to(ScalarType.Float32);                                 // (B, HW)
+        var gt = target.to(p.device).reshape(b, n).to(ScalarType.Float32);                    // (B, HW)
         var bad = gt.ne(0f).logical_and(gt.ne(1f)).logical_and(gt.ne(DenseTasks.IgnoreLabel));
         if (bad.any().item<bool>())
         {

@@ -88,7 +88,7 @@ public sealed class SegmentationMeter
 
         using var scope = NewDisposeScope();
         var pred = logits.argmax(1).reshape(-1);                       // (B*H*W) int64
-        var gtF = target.reshape(-1);                                  // (B*H*W)
+        var gtF = target.to(logits.device).reshape(-1);                // (B*H*W)
         var gt = gtF.to(ScalarType.Int64);
         if (gtF.is_floating_point() && !gt.to(gtF.dtype).eq(gtF).all().item<bool>())
             throw new ArgumentException("The target holds non-integer class ids.", nameof(target));

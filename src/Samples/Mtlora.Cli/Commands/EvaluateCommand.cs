@@ -15,11 +15,12 @@ namespace MtLora.Cli.Commands;
 /// Each input mode computes a <see cref="MultiTaskMetrics"/> and hands it to <see cref="WriteJson"/>, so another mode
 /// (a model and a data set) can be added beside <see cref="EvaluateTensorFile"/>.
 /// </remarks>
-internal static class EvaluateCommand
+public static class EvaluateCommand
 {
     /// <summary>Images scored per step: bounds the memory of the temporaries (argmax, masks) whatever the file size.</summary>
     private const int BatchSize = 8;
 
+    /// <summary>Builds the <c>evaluate</c> verb.</summary>
     public static Command Create()
     {
         var cmd = new Command("evaluate",
@@ -43,7 +44,7 @@ internal static class EvaluateCommand
     }
 
     /// <summary>Runs the verb: 0 on success, 1 on bad input (one line on <paramref name="stderr"/>), 2 on a usage error.</summary>
-    internal static int Run(string? predictionsPath, string? baselinesText, TextWriter stdout, TextWriter stderr)
+    public static int Run(string? predictionsPath, string? baselinesText, TextWriter stdout, TextWriter stderr)
     {
         if (string.IsNullOrWhiteSpace(predictionsPath))
         {
@@ -74,7 +75,7 @@ internal static class EvaluateCommand
     }
 
     /// <summary>Scores every task that has both <c>out.&lt;task&gt;</c> and <c>target.&lt;task&gt;</c> in the file, a few images at a time.</summary>
-    internal static MultiTaskMetrics EvaluateTensorFile(string path, SingleTaskBaselines baselines)
+    public static MultiTaskMetrics EvaluateTensorFile(string path, SingleTaskBaselines baselines)
     {
         var tensors = SafeTensors.Load(path);
         try
@@ -118,7 +119,7 @@ internal static class EvaluateCommand
     }
 
     /// <summary>Writes the metrics as one indented JSON object (see <see cref="MultiTaskMetrics.ToJson"/>).</summary>
-    internal static void WriteJson(MultiTaskMetrics metrics, TextWriter stdout)
+    public static void WriteJson(MultiTaskMetrics metrics, TextWriter stdout)
     {
         stdout.WriteLine(metrics.ToJson().ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
     }
