@@ -107,7 +107,7 @@ internal sealed class SyntheticScene
         foreach (var o in placed)
         {
             float depth = (o.Ground - horizon) / (h - horizon); // 0 at the horizon, 1 at the bottom
-            float scale = h * (0.45f + 0.55f * depth);
+            float scale = h * (0.55f + 0.6f * depth);
             var obj = new SceneObject(o.Voc, o.Parts);
             int owner = _objects.Count;
             _objects.Add(obj);
