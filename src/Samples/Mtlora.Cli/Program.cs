@@ -19,6 +19,7 @@ public static class Program
         // Keep one line per verb.
         yield return VersionCommand.Create();
         yield return EvaluateCommand.Create();
+        yield return MakeSyntheticCommand.Create();
     }
 
     /// <summary>Entry point. User errors (bad files, options, data) print one clear line on stderr and exit with 2.</summary>
