@@ -140,7 +140,14 @@ internal sealed class SafeUnpickler
                 case (byte)'F': // FLOAT (text)
                     {
                         string s = ReadLine();
-                        if (!double.TryParse(s, NumberStyles.Float, CultureInfo.InvariantCulture, out double v)) throw Bad($"FLOAT '{Trim(s)}' is not a number");
+                        // Python writes repr(float): also 'inf', '-inf' and 'nan'.
+                        double v = s switch
+                        {
+                            "inf" => double.PositiveInfinity,
+                            "-inf" => double.NegativeInfinity,
+                            "nan" => double.NaN,
+                            _ => double.TryParse(s, NumberStyles.Float, CultureInfo.InvariantCulture, out double f) ? f : throw Bad($"FLOAT '{Trim(s)}' is not a number"),
+                        };
                         Push(v);
                         break;
                     }
@@ -541,7 +548,7 @@ internal sealed class SafeUnpickler
     private long ParseMemoIndex(string s) =>
         long.TryParse(s, NumberStyles.None, CultureInfo.InvariantCulture, out long v) ? v : throw Bad($"memo index '{Trim(s)}' is not a number");
 
-    private static object Normalize(BigInteger v) => v >= long.MinValue && v <= long.MaxValue ? (long)v : v;
+    private static object Normalize(BigInteger v) => v >= long.MinValue && v <= long.MaxValue ? (long)v : (object)v;
 
     // The argument of STRING is a Python repr: 'abc' or "abc" with backslash escapes.
     private string PythonStringLiteral(string s)
