@@ -67,6 +67,9 @@ public sealed class SwinCheckpointMappingResult
 /// </summary>
 public static class SwinCheckpointMapping
 {
+    // The top-level modules of the reference MTLoRA model (models/swin_mtl.py): Swin backbone, per-task downsamplers, decoders.
+    private static readonly string[] MtLoraModules = ["backbone.", "downsampler.", "decoders."];
+
     private static readonly Regex Kept = new(
         @"^(patch_embed\.(proj|norm)\.(weight|bias)"
         + @"|layers\.\d+\.blocks\.\d+\.(norm1|norm2)\.(weight|bias)"
@@ -120,19 +123,19 @@ public static class SwinCheckpointMapping
     /// <summary>
     /// Normalises the keys of a checkpoint of the reference MTLoRA model (already unwrapped from <c>"model"</c>, as
     /// <see cref="StateDictFile.Load(string)"/> does) so the model can load it strictly: the DataParallel <c>module.</c>
-    /// prefix is removed. The names are otherwise exactly the reference's (<c>backbone.*</c>, <c>decoders.*</c>).
+    /// prefix is removed. The names are otherwise exactly the reference's (<c>backbone.*</c>, <c>downsampler.*</c>, <c>decoders.*</c>).
     /// </summary>
     /// <param name="stateDict">The checkpoint's tensors.</param>
     /// <returns>A new dictionary holding the same tensor objects.</returns>
-    /// <exception cref="ArgumentException">A key is outside the MTLoRA model (neither <c>backbone.</c> nor <c>decoders.</c>),
+    /// <exception cref="ArgumentException">A key is outside the MTLoRA model (<c>backbone.</c>, <c>downsampler.</c>, <c>decoders.</c>),
     /// for example a plain Swin checkpoint, which needs <see cref="MicrosoftSwinToBackbone"/>.</exception>
     public static Dictionary<string, Tensor> NormalizeMtLoraCheckpoint(IReadOnlyDictionary<string, Tensor> stateDict)
     {
         var result = StateDictFile.RemoveDataParallelPrefix(stateDict);
-        var foreign = result.Keys.Where(k => !k.StartsWith("backbone.", StringComparison.Ordinal) && !k.StartsWith("decoders.", StringComparison.Ordinal)).Take(5).ToList();
+        var foreign = result.Keys.Where(k => !MtLoraModules.Any(m => k.StartsWith(m, StringComparison.Ordinal))).Take(5).ToList();
         if (foreign.Count > 0)
             throw new ArgumentException(
-                $"Not an MTLoRA checkpoint: key(s) {string.Join(", ", foreign.Select(k => $"'{k}'"))} are outside 'backbone.' and 'decoders.'. A Microsoft Swin checkpoint needs MicrosoftSwinToBackbone.",
+                $"Not an MTLoRA checkpoint: key(s) {string.Join(", ", foreign.Select(k => $"'{k}'"))} are outside the MTLoRA model's modules ({string.Join(", ", MtLoraModules.Select(m => $"'{m}'"))}). A Microsoft Swin checkpoint needs MicrosoftSwinToBackbone.",
                 nameof(stateDict));
         return result;
     }
