@@ -217,6 +217,9 @@ public class PyTorchCheckpointTests
         Expect(TorchZip.Build(past, new Dictionary<string, byte[]> { ["0"] = TorchZip.Floats(1, 2) }), "reaches past storage '0'");
         var notTensor = new PickleWriter().Proto().OrderedDict().Mark().Str("w").Int(3).SetItems().Stop().ToArray();
         Expect(TorchZip.Build(notTensor), "state dict entry 'w' holds an int, not a tensor");
+        // A zip bomb: 4 MB of zeros deflated into a few kB.
+        var bomb = new PickleWriter().Proto().OrderedDict().Mark().Str("w").Tensor("FloatStorage", "0", 1 << 20, 0, [1 << 20], [1]).SetItems().Stop().ToArray();
+        Expect(TorchZip.Build(bomb, new Dictionary<string, byte[]> { ["0"] = new byte[4 << 20] }, storageCompression: System.IO.Compression.CompressionLevel.Optimal), "more than the file's");
         Expect(TorchZip.Rewrite(TorchZip.Build(ok, new Dictionary<string, byte[]> { ["0"] = TorchZip.Floats(1, 2) }), (n, b) => n.EndsWith("data.pkl") ? null : b), "without '<archive>/data.pkl'");
     }
 

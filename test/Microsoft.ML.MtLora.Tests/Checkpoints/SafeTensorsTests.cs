@@ -81,17 +81,16 @@ public class SafeTensorsTests
         var bytes = File.ReadAllBytes(Fixture.Path("tiny4", "model.safetensors"));
         int headerEnd = 8 + (int)BitConverter.ToInt64(bytes, 0);
         var rng = new Random(4321);
-        using var dir = Fixture.TempDir();
-        var file = dir.File("flip.safetensors");
+        const string file = "flip.safetensors";
         int refused = 0;
         for (int iter = 0; iter < 200; iter++)
         {
             var bad = (byte[])bytes.Clone();
             for (int f = 1 + rng.Next(3); f > 0; f--) bad[rng.Next(headerEnd)] ^= (byte)(1 << rng.Next(8));
-            File.WriteAllBytes(file, bad);
             try
             {
-                foreach (var t in SafeTensors.Load(file).Values) t.Dispose();
+                using var stream = new MemoryStream(bad);
+                foreach (var t in SafeTensors.Read(stream, file, out _).Values) t.Dispose();
             }
             catch (InvalidDataException e)
             {
