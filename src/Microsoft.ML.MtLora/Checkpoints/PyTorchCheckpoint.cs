@@ -123,7 +123,8 @@ public sealed class PyTorchCheckpoint : IDisposable
     /// entry of a wrapper dict (the reference MTLoRA checkpoints and Microsoft's Swin releases:
     /// <c>{"model": state_dict, "epoch": ..., "optimizer": ..., ...}</c>; other entries are ignored).
     /// </summary>
-    /// <returns>The state dict as it is in the file (keys unchanged).</returns>
+    /// <returns>The state dict as it is in the file (keys unchanged). The tensors still belong to this checkpoint and die
+    /// with it; see <see cref="TakeStateDict"/>.</returns>
     /// <exception cref="InvalidDataException">No state dict is found, or one of its values is not a tensor.</exception>
     public IReadOnlyDictionary<string, Tensor> GetStateDict()
     {
