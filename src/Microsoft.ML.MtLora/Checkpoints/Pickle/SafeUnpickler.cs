@@ -111,7 +111,10 @@ internal sealed class SafeUnpickler
 
                 // ----- stack manipulation
                 case (byte)'(': _marks.Push(_stack.Count); break; // MARK
-                case (byte)'0': Pop(); break; // POP
+                case (byte)'0': // POP: as CPython, an empty segment pops its MARK instead
+                    if (_marks.Count > 0 && _stack.Count == _marks.Peek()) _marks.Pop();
+                    else Pop();
+                    break;
                 case (byte)'1': PopMark(); break; // POP_MARK
                 case (byte)'2': Push(Peek()); break; // DUP
 
