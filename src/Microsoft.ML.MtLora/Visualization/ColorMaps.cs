@@ -174,9 +174,11 @@ public static class ColorMaps
     public static byte[] ToRgb(SKBitmap bitmap)
     {
         ArgumentNullException.ThrowIfNull(bitmap);
-        using var rgba = bitmap.ColorType == SKColorType.Rgba8888 ? null : bitmap.Copy(SKColorType.Rgba8888);
+        bool convert = bitmap.ColorType != SKColorType.Rgba8888;
+        using var rgba = convert
+            ? bitmap.Copy(SKColorType.Rgba8888) ?? throw new ArgumentException($"Cannot convert a {bitmap.ColorType} bitmap to RGB.", nameof(bitmap))
+            : null;
         var source = rgba ?? bitmap;
-        if (source is null) throw new ArgumentException($"Cannot convert a {bitmap.ColorType} bitmap to RGB.", nameof(bitmap));
         var rgb = new byte[source.Width * source.Height * 3];
         var pixels = source.GetPixelSpan();
         for (int y = 0; y < source.Height; y++)

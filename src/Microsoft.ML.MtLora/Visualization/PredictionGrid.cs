@@ -85,13 +85,16 @@ public static class PredictionGrid
     /// <param name="panels">The maps.</param>
     /// <param name="options">Layout options (defaults when null).</param>
     /// <returns>The picture (<see cref="SKColorType.Rgba8888"/>, opaque, white background), owned by the caller.</returns>
-    public static SKBitmap Render(PredictionPanels panels, PredictionGridOptions? options = null)
+    public static SKBitmap Render(PredictionPanels panels, PredictionGridOptions? options = null) =>
+        Render(panels, options, VisualizationFonts.Typeface);
+
+    /// <summary>Renders with the given typeface; null draws no text (what happens on a machine without fonts).</summary>
+    internal static SKBitmap Render(PredictionPanels panels, PredictionGridOptions? options, SKTypeface? typeface)
     {
         var layout = ComputeLayout(panels, options);
         var bitmap = ColorMaps.NewBitmap(layout.Width, layout.Height);
         using var canvas = new SKCanvas(bitmap);
         canvas.Clear(SKColors.White);
-        var typeface = VisualizationFonts.Typeface;
         using var font = typeface is null ? null : new SKFont(typeface, FontSize);
         using var textPaint = new SKPaint { Color = SKColors.Black, IsAntialias = true };
         var nearest = new SKSamplingOptions(SKFilterMode.Nearest);

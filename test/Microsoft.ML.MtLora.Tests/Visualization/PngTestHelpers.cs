@@ -38,27 +38,24 @@ internal static class PngTestHelpers
     /// <summary>How many pixels have exactly the colour.</summary>
     public static int Count(SKBitmap bitmap, (byte R, byte G, byte B) color)
     {
+        var bytes = bitmap.Bytes; // Rgba8888, as Decode makes it
         int n = 0;
-        for (int y = 0; y < bitmap.Height; y++)
-            for (int x = 0; x < bitmap.Width; x++)
-                if (Rgb(bitmap, x, y) == color) n++;
+        for (int i = 0; i + 3 < bytes.Length; i += 4)
+            if (bytes[i] == color.R && bytes[i + 1] == color.G && bytes[i + 2] == color.B) n++;
         return n;
     }
 
     /// <summary>The variance of the grey level over all pixels (0 for a blank picture).</summary>
     public static double GreyVariance(SKBitmap bitmap)
     {
+        var bytes = bitmap.Bytes;
         double sum = 0, sumSq = 0;
-        int n = bitmap.Width * bitmap.Height;
-        for (int y = 0; y < bitmap.Height; y++)
+        int n = bytes.Length / 4;
+        for (int i = 0; i < n; i++)
         {
-            for (int x = 0; x < bitmap.Width; x++)
-            {
-                var c = bitmap.GetPixel(x, y);
-                double g = (c.Red + c.Green + c.Blue) / 3.0;
-                sum += g;
-                sumSq += g * g;
-            }
+            double g = (bytes[4 * i] + bytes[4 * i + 1] + bytes[4 * i + 2]) / 3.0;
+            sum += g;
+            sumSq += g * g;
         }
         double mean = sum / n;
         return sumSq / n - mean * mean;

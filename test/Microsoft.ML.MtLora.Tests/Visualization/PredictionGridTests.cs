@@ -133,6 +133,28 @@ public class PredictionGridTests
     }
 
     [Fact]
+    public void WithoutAFontOnlyTheTextIsLeftOut()
+    {
+        var panels = FullPanels();
+        var layout = PredictionGrid.ComputeLayout(panels);
+        using var withText = PredictionGrid.Render(panels, null, VisualizationFonts.Typeface);
+        using var withoutText = PredictionGrid.Render(panels, null, typeface: null);
+        Assert.Equal((withText.Width, withText.Height), (withoutText.Width, withoutText.Height));
+        foreach (var panel in layout.Panels)
+        {
+            // The maps and swatches are the same; the title band is blank.
+            for (int y = panel.Bounds.Top; y < panel.Bounds.Bottom; y += 7)
+                for (int x = panel.Bounds.Left; x < panel.Bounds.Right; x += 7)
+                    Assert.Equal(withText.GetPixel(x, y), withoutText.GetPixel(x, y));
+            foreach (var entry in panel.Legend)
+                Assert.Equal(entry.Color, withoutText.GetPixel(entry.Swatch.MidX, entry.Swatch.MidY));
+            for (int y = panel.Bounds.Top - PredictionGrid.TitleHeight; y < panel.Bounds.Top; y++)
+                for (int x = panel.Bounds.Left; x < panel.Bounds.Right; x++)
+                    Assert.Equal(SKColors.White, withoutText.GetPixel(x, y));
+        }
+    }
+
+    [Fact]
     public void AnySubsetOfTasksWorks()
     {
         var panels = new PredictionPanels(W, H) { Saliency = new float[W * H] };
