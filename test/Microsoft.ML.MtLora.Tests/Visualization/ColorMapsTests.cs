@@ -106,6 +106,11 @@ public class ColorMapsTests
         using var bgra = bitmap.Copy(SKColorType.Bgra8888);
         Assert.Equal(rgb, ColorMaps.ToRgb(bgra));
 
+        using var gray = new SKBitmap(new SKImageInfo(2, 1, SKColorType.Gray8, SKAlphaType.Opaque));
+        gray.SetPixel(0, 0, new SKColor(7, 7, 7));
+        gray.SetPixel(1, 0, new SKColor(250, 250, 250));
+        Assert.Equal(new byte[] { 7, 7, 7, 250, 250, 250 }, ColorMaps.ToRgb(gray));
+
         byte[] bgraPixels = [30, 20, 10, 255, 60, 50, 40, 255, 90, 80, 70, 255, 220, 210, 200, 255];
         using var mlImage = MLImage.CreateFromPixels(2, 2, MLPixelFormat.Bgra32, bgraPixels);
         Assert.Equal(rgb, ColorMaps.ToRgb(mlImage));
