@@ -96,7 +96,9 @@ internal sealed class MultiTaskTrainer : IDisposable
             // float32 master copies, made before the network is cast, so they hold the exact float32 weights.
             foreach (var (name, p) in _trainable)
                 masters[name] = new Parameter(p.detach().clone(), requires_grad: true);
+            // Casting replaces the network's parameter objects: look them up again afterwards.
             CastForBFloat16(_model);
+            _trainable = OptimizerFactory.TrainableParameters(_model);
             optimizerParameters = _trainable.Select(t => (t.Name, masters[t.Name])).ToList();
         }
         var (optimizer, order) = OptimizerFactory.CreateAdamW(optimizerParameters, _schedule.ForStep(0), settings.WeightDecay,
