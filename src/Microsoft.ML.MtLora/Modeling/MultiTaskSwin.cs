@@ -36,17 +36,19 @@ public sealed class MultiTaskSwin : nn.Module<Tensor, Dictionary<string, Tensor>
 
     /// <summary>Builds the network and applies the trainable policy of its mode.</summary>
     /// <param name="options">The architecture; validated and copied (later changes to it have no effect).</param>
+    /// <param name="device">Where to allocate parameters and buffers (default CPU). The <c>meta</c> device builds shapes only
+    /// (no storage, no initialisation), which is enough for <see cref="CountParameters"/> and state-dict key listings.</param>
     /// <exception cref="ArgumentException">The options are invalid; the message names the option.</exception>
-    public MultiTaskSwin(MtLoraNetworkOptions options) : base(nameof(MultiTaskSwin))
+    public MultiTaskSwin(MtLoraNetworkOptions options, Device? device = null) : base(nameof(MultiTaskSwin))
     {
         ArgumentNullException.ThrowIfNull(options);
         options.Validate();
         Options = options.Clone();
         _taskNames = Options.Tasks.Select(t => t.ReferenceName()).ToArray();
-        _backbone = new SwinBackbone(Options);
+        _backbone = new SwinBackbone(Options, device);
         _downsampler = nn.ModuleDict<TaskDownsampler>();
-        foreach (var t in _taskNames) _downsampler.Add((t, new TaskDownsampler(_backbone.Stages, Options.DecoderChannels)));
-        _decoders = new DecoderGroup(Options.Tasks, Options.DecoderChannels, Options.ImageSize);
+        foreach (var t in _taskNames) _downsampler.Add((t, new TaskDownsampler(_backbone.Stages, Options.DecoderChannels, device)));
+        _decoders = new DecoderGroup(Options.Tasks, Options.DecoderChannels, Options.ImageSize, device);
         register_module("backbone", _backbone);
         register_module("downsampler", _downsampler);
         register_module("decoders", _decoders);

@@ -49,8 +49,9 @@ public sealed class MtLoraLinear : nn.Module
     /// <param name="tasks">Reference names of the tasks that get their own LoRA, or null/empty for a shared-only layer.</param>
     /// <param name="scale">Multiplier of every LoRA delta (shared and task; the reference copies the shared scale to the tasks).</param>
     /// <param name="dropout">Dropout probability on the shared LoRA input (training mode only).</param>
+    /// <param name="device">Where to allocate the parameters (default CPU).</param>
     public MtLoraLinear(int inFeatures, int outFeatures, bool hasBias, int sharedRank, int taskRank,
-        IReadOnlyList<string>? tasks, double scale, double dropout) : base(nameof(MtLoraLinear))
+        IReadOnlyList<string>? tasks, double scale, double dropout, Device? device = null) : base(nameof(MtLoraLinear))
     {
         if (inFeatures <= 0 || outFeatures <= 0) throw new ArgumentOutOfRangeException(nameof(inFeatures), "features must be positive.");
         if (sharedRank < 0) throw new ArgumentOutOfRangeException(nameof(sharedRank), sharedRank, "rank must not be negative.");
@@ -63,15 +64,15 @@ public sealed class MtLoraLinear : nn.Module
         _tasks = tasks is { Count: > 0 } && taskRank > 0 ? tasks.ToArray() : [];
         TaskRank = _tasks.Length > 0 ? taskRank : 0;
 
-        _linear = nn.Linear(inFeatures, outFeatures, hasBias);
+        _linear = nn.Linear(inFeatures, outFeatures, hasBias, device: device);
         SwinInit.TruncNormalLinear(_linear);
         register_module("linear", _linear);
         using (no_grad())
         {
             if (sharedRank > 0)
             {
-                _sharedA = nn.Parameter(KaimingA(sharedRank, inFeatures));
-                _sharedB = nn.Parameter(zeros(outFeatures, sharedRank));
+                _sharedA = nn.Parameter(KaimingA(sharedRank, inFeatures, device));
+                _sharedB = nn.Parameter(zeros(new long[] { outFeatures, sharedRank }, device: device));
                 register_parameter("lora_shared_A", _sharedA);
                 register_parameter("lora_shared_B", _sharedB);
             }
@@ -81,8 +82,8 @@ public sealed class MtLoraLinear : nn.Module
                 _tasksB = new ParameterDict();
                 foreach (var t in _tasks)
                 {
-                    _tasksA.Add((t, nn.Parameter(KaimingA(taskRank, inFeatures))));
-                    _tasksB.Add((t, nn.Parameter(zeros(outFeatures, taskRank))));
+                    _tasksA.Add((t, nn.Parameter(KaimingA(taskRank, inFeatures, device))));
+                    _tasksB.Add((t, nn.Parameter(zeros(new long[] { outFeatures, taskRank }, device: device))));
                 }
                 register_module("lora_tasks_A", _tasksA);
                 register_module("lora_tasks_B", _tasksB);
@@ -180,11 +181,11 @@ public sealed class MtLoraLinear : nn.Module
         _merge.UnmergedWeight = null;
     }
 
-    private static Tensor KaimingA(int rank, int inFeatures)
+    private static Tensor KaimingA(int rank, int inFeatures, Device? device)
     {
         // kaiming_uniform_(a=√5) on [r, in]: U(-1/√in, 1/√in), as nn.Linear's default.
-        var a = empty(rank, inFeatures);
-        nn.init.kaiming_uniform_(a, Math.Sqrt(5));
+        var a = empty(new long[] { rank, inFeatures }, device: device);
+        if (a.device_type != DeviceType.META) nn.init.kaiming_uniform_(a, Math.Sqrt(5));
         return a;
     }
 

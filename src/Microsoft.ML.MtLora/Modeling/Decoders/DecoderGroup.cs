@@ -11,11 +11,11 @@ internal sealed class DecoderGroup : nn.Module
     private readonly ModuleDict<HrnetHead> _decoders;
     private readonly int _imageSize;
 
-    public DecoderGroup(IReadOnlyList<DenseTask> tasks, IReadOnlyList<int> channels, int imageSize) : base(nameof(DecoderGroup))
+    public DecoderGroup(IReadOnlyList<DenseTask> tasks, IReadOnlyList<int> channels, int imageSize, Device? device) : base(nameof(DecoderGroup))
     {
         _imageSize = imageSize;
         _decoders = nn.ModuleDict<HrnetHead>();
-        foreach (var t in tasks) _decoders.Add((t.ReferenceName(), new HrnetHead(channels, t.OutputChannels())));
+        foreach (var t in tasks) _decoders.Add((t.ReferenceName(), new HrnetHead(channels, t.OutputChannels(), device)));
         register_module("decoders", _decoders);
     }
 

@@ -13,15 +13,15 @@ internal sealed class HrnetHead : nn.Module
     [ComponentName(Name = "last_layer")]
     private readonly Sequential _lastLayer;
 
-    public HrnetHead(IReadOnlyList<int> channels, int outputs) : base(nameof(HrnetHead))
+    public HrnetHead(IReadOnlyList<int> channels, int outputs, Device? device) : base(nameof(HrnetHead))
     {
         int sum = channels.Sum();
         int mid = 4 * sum;                                                 // 270 → 1080 for HRNet-W18 channels
         _lastLayer = nn.Sequential(
-            ("0", nn.Conv2d(sum, mid, 1, bias: true)),
-            ("1", nn.BatchNorm2d(mid, eps: 1e-5, momentum: 0.1)),
+            ("0", nn.Conv2d(sum, mid, 1, bias: true, device: device)),
+            ("1", nn.BatchNorm2d(mid, eps: 1e-5, momentum: 0.1, device: device)),
             ("2", nn.ReLU()),
-            ("3", nn.Conv2d(mid, outputs, 1, bias: true)));
+            ("3", nn.Conv2d(mid, outputs, 1, bias: true, device: device)));
         register_module("last_layer", _lastLayer);
     }
 

@@ -13,13 +13,13 @@ internal sealed class TaskDownsampler : nn.Module
     private readonly Conv2d[] _convs;
     private readonly int[] _resolutions;
 
-    public TaskDownsampler(IReadOnlyList<StageGeometry> stages, IReadOnlyList<int> channels) : base(nameof(TaskDownsampler))
+    public TaskDownsampler(IReadOnlyList<StageGeometry> stages, IReadOnlyList<int> channels, Device? device) : base(nameof(TaskDownsampler))
     {
         _convs = new Conv2d[stages.Count];
         _resolutions = stages.Select(s => s.OutputResolution).ToArray();
         for (int k = 0; k < stages.Count; k++)
         {
-            _convs[k] = nn.Conv2d(stages[k].OutputDim, channels[k], 1, bias: false);
+            _convs[k] = nn.Conv2d(stages[k].OutputDim, channels[k], 1, bias: false, device: device);
             register_module($"downsample_{k}", _convs[k]);
         }
     }

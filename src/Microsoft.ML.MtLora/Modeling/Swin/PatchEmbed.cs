@@ -12,10 +12,10 @@ internal sealed class PatchEmbed : nn.Module
     [ComponentName(Name = "norm")]
     private readonly LayerNorm _norm;
 
-    public PatchEmbed(int patch, int dim) : base(nameof(PatchEmbed))
+    public PatchEmbed(int patch, int dim, Device? device) : base(nameof(PatchEmbed))
     {
-        _proj = nn.Conv2d(3, dim, patch, stride: patch, bias: true);   // PyTorch default init (kaiming-uniform a=√5)
-        _norm = SwinInit.LayerNorm(dim);
+        _proj = nn.Conv2d(3, dim, patch, stride: patch, bias: true, device: device);   // PyTorch default init (kaiming-uniform a=√5)
+        _norm = SwinInit.LayerNorm(dim, device);
         register_module("proj", _proj);
         register_module("norm", _norm);
     }

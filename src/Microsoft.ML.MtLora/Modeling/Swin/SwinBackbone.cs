@@ -15,10 +15,10 @@ internal sealed class SwinBackbone : nn.Module
     [ComponentName(Name = "layers")]
     private readonly ModuleList<SwinStage> _layers;
 
-    public SwinBackbone(MtLoraNetworkOptions o) : base(nameof(SwinBackbone))
+    public SwinBackbone(MtLoraNetworkOptions o, Device? device) : base(nameof(SwinBackbone))
     {
         Stages = o.Stages();
-        _patchEmbed = new PatchEmbed(o.PatchSize, o.EmbedDim);
+        _patchEmbed = new PatchEmbed(o.PatchSize, o.EmbedDim, device);
         int total = o.Depths.Sum();
         // Stochastic depth: linspace(0, rate, total) consumed in block order.
         var dpr = Enumerable.Range(0, total).Select(i => total == 1 ? 0.0 : o.DropPathRate * i / (total - 1)).ToArray();
@@ -26,7 +26,7 @@ internal sealed class SwinBackbone : nn.Module
         int k = 0;
         for (int i = 0; i < Stages.Count; i++)
         {
-            stages[i] = new SwinStage(Stages[i], dpr.Skip(k).Take(Stages[i].Depth).ToArray(), o);
+            stages[i] = new SwinStage(Stages[i], dpr.Skip(k).Take(Stages[i].Depth).ToArray(), o, device);
             k += Stages[i].Depth;
         }
         _layers = nn.ModuleList(stages);

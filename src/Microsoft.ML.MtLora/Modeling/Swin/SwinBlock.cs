@@ -26,23 +26,23 @@ internal sealed class SwinBlock : nn.Module
     private readonly int _shift;
     private readonly double _dropPath;
 
-    public SwinBlock(StageGeometry g, int shift, double dropPath, bool taskLora, MtLoraNetworkOptions o) : base(nameof(SwinBlock))
+    public SwinBlock(StageGeometry g, int shift, double dropPath, bool taskLora, MtLoraNetworkOptions o, Device? device) : base(nameof(SwinBlock))
     {
         _resolution = g.Resolution;
         _window = g.Window;
         _shift = shift;
         _dropPath = dropPath;
-        _norm1 = SwinInit.LayerNorm(g.Dim);
-        _attn = new WindowAttention(g.Dim, g.Window, g.Heads, taskLora, o);
-        _norm2 = SwinInit.LayerNorm(g.Dim);
-        _mlp = new SwinMlp(g.Dim, (int)(g.Dim * o.MlpRatio), taskLora, o);
+        _norm1 = SwinInit.LayerNorm(g.Dim, device);
+        _attn = new WindowAttention(g.Dim, g.Window, g.Heads, taskLora, o, device);
+        _norm2 = SwinInit.LayerNorm(g.Dim, device);
+        _mlp = new SwinMlp(g.Dim, (int)(g.Dim * o.MlpRatio), taskLora, o, device);
         register_module("norm1", _norm1);
         register_module("attn", _attn);
         register_module("norm2", _norm2);
         register_module("mlp", _mlp);
         if (shift > 0)
         {
-            _attnMask = WindowOps.ShiftMask(g.Resolution, g.Resolution, g.Window, shift); // (nW, N, N)
+            _attnMask = WindowOps.ShiftMask(g.Resolution, g.Resolution, g.Window, shift).to(device ?? CPU); // (nW, N, N)
             register_buffer("attn_mask", _attnMask, true);
         }
     }

@@ -15,20 +15,20 @@ internal sealed class SwinStage : nn.Module
     [ComponentName(Name = "downsample")]
     private readonly PatchMerging? _downsample;
 
-    public SwinStage(StageGeometry g, IReadOnlyList<double> dropPath, MtLoraNetworkOptions o) : base(nameof(SwinStage))
+    public SwinStage(StageGeometry g, IReadOnlyList<double> dropPath, MtLoraNetworkOptions o, Device? device) : base(nameof(SwinStage))
     {
         Geometry = g;
         var blocks = new SwinBlock[g.Depth];
         for (int j = 0; j < g.Depth; j++)
         {
             int shift = j % 2 == 0 ? 0 : g.Shift;
-            blocks[j] = new SwinBlock(g, shift, dropPath[j], o.UsesTaskLora && j == g.Depth - 1, o);
+            blocks[j] = new SwinBlock(g, shift, dropPath[j], o.UsesTaskLora && j == g.Depth - 1, o, device);
         }
         _blocks = nn.ModuleList(blocks);
         register_module("blocks", _blocks);
         if (g.HasMerging)
         {
-            _downsample = new PatchMerging(g.Resolution, g.Dim, o);
+            _downsample = new PatchMerging(g.Resolution, g.Dim, o, device);
             register_module("downsample", _downsample);
         }
     }

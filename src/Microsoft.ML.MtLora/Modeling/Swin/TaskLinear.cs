@@ -14,16 +14,16 @@ internal static class TaskLinear
     /// Creates the module for one site: a plain linear (state-dict keys <c>weight</c>, <c>bias</c>) when the site has no LoRA,
     /// else an MTLoRA linear (keys <c>linear.*</c>, <c>lora_*</c>).
     /// </summary>
-    public static nn.Module Create(int inFeatures, int outFeatures, bool hasBias, bool lora, bool taskLora, MtLoraNetworkOptions o)
+    public static nn.Module Create(int inFeatures, int outFeatures, bool hasBias, bool lora, bool taskLora, MtLoraNetworkOptions o, Device? device)
     {
         if (!lora)
         {
-            var plain = nn.Linear(inFeatures, outFeatures, hasBias);
+            var plain = nn.Linear(inFeatures, outFeatures, hasBias, device: device);
             SwinInit.TruncNormalLinear(plain);
             return plain;
         }
         var tasks = taskLora ? o.Tasks.Select(t => t.ReferenceName()).ToArray() : null;
-        return new MtLoraLinear(inFeatures, outFeatures, hasBias, o.SharedRank, o.TaskRank, tasks, o.LoraScale, o.LoraDropout);
+        return new MtLoraLinear(inFeatures, outFeatures, hasBias, o.SharedRank, o.TaskRank, tasks, o.LoraScale, o.LoraDropout, device);
     }
 
     /// <summary>

@@ -22,17 +22,17 @@ internal sealed class WindowAttention : nn.Module
     private readonly int _window;
     private readonly double _qkScale;
 
-    public WindowAttention(int dim, int window, int heads, bool taskLora, MtLoraNetworkOptions o) : base(nameof(WindowAttention))
+    public WindowAttention(int dim, int window, int heads, bool taskLora, MtLoraNetworkOptions o, Device? device) : base(nameof(WindowAttention))
     {
         _heads = heads;
         _window = window;
         _qkScale = Math.Pow(dim / heads, -0.5);
         bool lora = o.UsesLora;
-        _table = nn.Parameter(empty((2 * window - 1) * (2 * window - 1), heads));  // (169, nH) for window 7
+        _table = nn.Parameter(empty(new long[] { (2 * window - 1) * (2 * window - 1), heads }, device: device));  // (169, nH) for window 7
         SwinInit.TruncNormal(_table);
-        _index = WindowOps.RelativePositionIndex(window);                 // (N, N) int64
-        _qkv = TaskLinear.Create(dim, 3 * dim, true, lora && o.LoraOn.Qkv, false, o);
-        _proj = TaskLinear.Create(dim, dim, true, lora && o.LoraOn.Proj, taskLora && o.LoraOn.Proj, o);
+        _index = WindowOps.RelativePositionIndex(window).to(device ?? CPU);                 // (N, N) int64
+        _qkv = TaskLinear.Create(dim, 3 * dim, true, lora && o.LoraOn.Qkv, false, o, device);
+        _proj = TaskLinear.Create(dim, dim, true, lora && o.LoraOn.Proj, taskLora && o.LoraOn.Proj, o, device);
         register_parameter("relative_position_bias_table", _table);
         register_buffer("relative_position_index", _index, true);
         register_module("qkv", _qkv);
