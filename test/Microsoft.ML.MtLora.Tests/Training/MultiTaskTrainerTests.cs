@@ -37,8 +37,7 @@ public class MultiTaskTrainerTests(ITestOutputHelper output)
         Assert.Equal(expected.Keys.OrderBy(k => k), actual.Keys.OrderBy(k => k));
         foreach (var (key, e) in expected)
         {
-            var diff = (e - actual[key]).abs().max().item<float>();
-            Assert.True(diff == 0f, $"'{key}' differs by {diff}");
+            Assert.True(e.eq(actual[key]).all().item<bool>(), $"'{key}' differs");
         }
     }
 
@@ -281,6 +280,29 @@ public class MultiTaskTrainerTests(ITestOutputHelper output)
         using var trainer2 = new MultiTaskTrainer(model2, new TinyData(samples: 12), Settings(maxSteps: 4) with { ResumeFrom = dir.Path });
         var ex = Assert.Throws<InvalidOperationException>(() => trainer2.Train());
         Assert.Contains("4 batches per epoch", ex.Message);
+    }
+
+    [Fact]
+    public void GradientClippingBoundsTheGlobalNorm()
+    {
+        // AdamW is nearly invariant to the gradient's scale, except through eps: clipping the global norm to 1e-12
+        // leaves gradients far below eps = 1e-8, so the first step barely moves the weights; without clipping it moves
+        // each weight by about the learning rate.
+        float FirstStepChange(double? clip)
+        {
+            using var model = new TinyMultiTaskNet(seed: 14, dropout: 0);
+            var before = model.Snapshot();
+            var settings = Settings(1) with { ClipGradientNorm = clip, WeightDecay = 0, WarmupLearningRate = 1e-2 };
+            using (var trainer = new MultiTaskTrainer(model, new TinyData(), settings)) trainer.Train();
+            var after = model.Snapshot();
+            float change = (before["head_semseg.weight"] - after["head_semseg.weight"]).abs().max().item<float>();
+            DisposeAll(before);
+            DisposeAll(after);
+            return change;
+        }
+        Assert.InRange(FirstStepChange(null), 0.5e-2f, 1.01e-2f);
+        Assert.InRange(FirstStepChange(5.0), 0.5e-2f, 1.01e-2f);
+        Assert.True(FirstStepChange(1e-12) < 1e-3f);
     }
 
     [Fact]
