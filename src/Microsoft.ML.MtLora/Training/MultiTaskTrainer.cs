@@ -140,16 +140,16 @@ internal sealed class MultiTaskTrainer : IDisposable
         while (_globalStep < totalSteps && _epoch < _settings.Epochs && !cancelled)
         {
             using var batches = _data.GetBatches(_epoch, _batchInEpoch).GetEnumerator();
-            while (_globalStep < totalSteps)
+            // A source that yields more than it declares is cut at BatchesPerEpoch, so positions stay meaningful.
+            while (_globalStep < totalSteps && _batchInEpoch < _data.BatchesPerEpoch)
             {
                 if (cancellationToken.IsCancellationRequested) { cancelled = true; break; }
                 _settings.CheckAlive?.Invoke();
 
-                bool more;
+                // The batch is made inside the step's scope, so whatever the source allocates is freed with the step.
                 using (var scope = torch.NewDisposeScope())
                 {
-                    more = batches.MoveNext();
-                    if (!more) break;
+                    if (!batches.MoveNext()) break;
                     var batch = batches.Current;
                     try
                     {
