@@ -306,6 +306,39 @@ public class MultiTaskTrainerTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void PeriodicCheckpointsKeepOnlyTheNewest()
+    {
+        using var dir = Fixture.TempDir();
+        using var model = new TinyMultiTaskNet(seed: 15);
+        var settings = Settings(4, dir.Path) with { CheckpointEverySteps = 1, KeepCheckpoints = 2 };
+        using var trainer = new MultiTaskTrainer(model, new TinyData(), settings);
+        var result = trainer.Train();
+        Assert.Equal(["step-000000003", "step-000000004"], Directory.GetDirectories(dir.Path).Select(Path.GetFileName).Order());
+        Assert.Equal(Path.Combine(dir.Path, "step-000000004"), result.LastCheckpoint);
+        var position = TrainingCheckpoint.ReadManifest(result.LastCheckpoint!);
+        Assert.Equal(new TrainingPosition(4, 1, 0, 4, 11), position);   // 4 batches per epoch: the next step starts epoch 1
+    }
+
+    [Fact]
+    public void BFloat16ResumeContinuesExactly()
+    {
+        using var dir = Fixture.TempDir();
+        Dictionary<string, Tensor> Run(long steps, string? checkpoints, string? resume, long seed)
+        {
+            using var model = new TinyMultiTaskNet(seed);
+            var settings = Settings(steps, checkpoints) with { UseBFloat16 = true, ResumeFrom = resume };
+            using var trainer = new MultiTaskTrainer(model, new TinyData(), settings, allowBFloat16OnCpu: true);
+            trainer.Train();
+            return model.Snapshot();
+        }
+        var straight = Run(4, null, null, seed: 16);
+        DisposeAll(Run(2, dir.Path, null, seed: 16));
+        var resumed = Run(4, null, dir.Path, seed: 17);
+        try { AssertSameWeights(straight, resumed); }
+        finally { DisposeAll(straight); DisposeAll(resumed); }
+    }
+
+    [Fact]
     public void BFloat16IsRefusedOnCpu()
     {
         using var model = new TinyMultiTaskNet(seed: 10);
