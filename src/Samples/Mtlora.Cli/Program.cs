@@ -18,6 +18,8 @@ public static class Program
     {
         // Keep one line per verb.
         yield return VersionCommand.Create();
+        yield return DescribeCommand.Create();
+        yield return CheckReferenceCommand.Create();
     }
 
     /// <summary>Entry point.</summary>
