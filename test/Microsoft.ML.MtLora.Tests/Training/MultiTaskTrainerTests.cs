@@ -7,15 +7,6 @@ using static TorchSharp.torch;
 
 namespace Microsoft.ML.MtLora.Tests.Training;
 
-/// <summary>
-/// These tests reseed torch's global generator; they must not run beside other tests that draw from it.
-/// </summary>
-[CollectionDefinition(Name, DisableParallelization = true)]
-public sealed class TorchGlobalRandomCollection
-{
-    public const string Name = "torch global random state";
-}
-
 [Collection(TorchGlobalRandomCollection.Name)]
 public class MultiTaskTrainerTests(ITestOutputHelper output)
 {
