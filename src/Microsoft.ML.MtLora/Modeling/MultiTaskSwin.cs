@@ -29,7 +29,7 @@ public sealed class MultiTaskSwin : nn.Module<Tensor, Dictionary<string, Tensor>
 
     private readonly SwinBackbone _backbone;
     [ComponentName(Name = "downsampler")]
-    private readonly ModuleDict<TaskDownsampler> _downsampler;
+    private readonly NamedModules<TaskDownsampler> _downsampler;
     [ComponentName(Name = "decoders")]
     private readonly DecoderGroup _decoders;
     private readonly string[] _taskNames;
@@ -46,8 +46,8 @@ public sealed class MultiTaskSwin : nn.Module<Tensor, Dictionary<string, Tensor>
         Options = options.Clone();
         _taskNames = Options.Tasks.Select(t => t.ReferenceName()).ToArray();
         _backbone = new SwinBackbone(Options, device);
-        _downsampler = nn.ModuleDict<TaskDownsampler>();
-        foreach (var t in _taskNames) _downsampler.Add((t, new TaskDownsampler(_backbone.Stages, Options.DecoderChannels, device)));
+        _downsampler = new NamedModules<TaskDownsampler>();
+        foreach (var t in _taskNames) _downsampler.Add(t, new TaskDownsampler(_backbone.Stages, Options.DecoderChannels, device));
         _decoders = new DecoderGroup(Options.Tasks, Options.DecoderChannels, Options.ImageSize, device);
         register_module("backbone", _backbone);
         register_module("downsampler", _downsampler);
@@ -84,7 +84,7 @@ public sealed class MultiTaskSwin : nn.Module<Tensor, Dictionary<string, Tensor>
         {
             // A stage without task outputs (no task LoRA) hands every task its shared output.
             var tokens = stages.Select(s => s.Tasks is not null && s.Tasks.TryGetValue(t, out var x) ? x : s.Shared).ToArray();
-            var maps = _downsampler[t].Forward(tokens);
+            var maps = _downsampler.Get(t).Forward(tokens);
             outputs[t] = _decoders.Forward(t, maps);                     // (B, n_out, S, S)
         }
         return outputs;

@@ -1,5 +1,6 @@
 using Microsoft.ML.MtLora.Checkpoints;
 using Microsoft.ML.MtLora.Modeling;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace Microsoft.ML.MtLora.Tests.Modeling;
@@ -244,5 +245,27 @@ public class MultiTaskSwinTests
             Assert.True(Tiny4.MaxAbs(a["sal"], b["sal"]) > 1e-3f);
             Assert.True(Tiny4.MaxAbs(a["sal"], a2["sal"]) < 1e-5f);
         }
+    }
+}
+
+public class MultiTaskSwinConversionTests
+{
+    [Fact]
+    public void ConvertedModelKeepsNamesTrainabilityAndOutputs()
+    {
+        // dtype conversion runs the same re-registration path as a device move (TorchSharp Module._toEpilog).
+        using var scope = NewDisposeScope();
+        using var model = Tiny4.LoadModel();
+        var trainable = model.TrainableParameters().Select(p => p.Name).ToHashSet();
+        var keys = model.state_dict().Keys.ToList();
+        model.to(float64);
+        Assert.Equal(keys, model.state_dict().Keys.ToList());
+        Assert.Equal(trainable, model.TrainableParameters().Select(p => p.Name).ToHashSet());
+        Assert.All(model.parameters(), p => Assert.Equal(float64, p.dtype));
+        using var io = new DisposableDict(Tiny4.Io());
+        using var _ = no_grad();
+        var outs = model.forward(io.Items["input"].to(float64));
+        foreach (var t in Tiny4.TaskOrder)
+            Assert.True(Tiny4.MaxAbs(outs[t].to(float32), io.Items["out." + t]) < 1e-4f, t);
     }
 }
