@@ -90,6 +90,19 @@ public sealed class MultiTaskSwin : nn.Module<Tensor, Dictionary<string, Tensor>
         return outputs;
     }
 
+    /// <summary>
+    /// Runs the backbone only and returns the shared stream of each stage after its patch merging, tokens (B, L_i, C_i) with
+    /// L_i = <see cref="StageGeometry.OutputResolution"/>², as the reference's <c>forward_features(return_stages=True)</c> computes it.
+    /// </summary>
+    /// <param name="images">Normalised images (B, 3, S, S).</param>
+    /// <returns>Four tensors, stage 0 to 3.</returns>
+    /// <exception cref="ArgumentException">The input shape or type is wrong.</exception>
+    public IReadOnlyList<Tensor> ForwardSharedStages(Tensor images)
+    {
+        CheckInput(images);
+        return _backbone.Forward(images).Select(s => s.Shared).ToArray();
+    }
+
     private void CheckInput(Tensor images)
     {
         int s = Options.ImageSize;
