@@ -269,3 +269,34 @@ public class MultiTaskSwinConversionTests
             Assert.True(Tiny4.MaxAbs(outs[t].to(float32), io.Items["out." + t]) < 1e-4f, t);
     }
 }
+
+public class FreshLoraEqualsPlainSwinTests
+{
+    [Fact]
+    public void ZeroInitialisedLoraReproducesThePlainNetwork()
+    {
+        // Reference §2.2: B = 0 at init, so an MTLoRA model reproduces the frozen Swin exactly, shared and task streams alike.
+        using var scope = NewDisposeScope();
+        manual_seed(21);
+        using var lora = new MultiTaskSwin(Tiny4.Options());
+        var plainOptions = Tiny4.Options();
+        plainOptions.Mode = NetworkMode.FullFineTune;
+        using var plain = new MultiTaskSwin(plainOptions);
+        var sd = lora.state_dict()
+            .Where(kv => !kv.Key.Contains("lora_"))
+            .ToDictionary(kv => kv.Key.Replace(".linear.", "."), kv => kv.Value);
+        var report = plain.LoadStateDict(sd);
+        Assert.Empty(report.Missing);
+        lora.eval();
+        plain.eval();
+        using var _ = no_grad();
+        var x = randn(2, 3, 128, 128);
+        var a = lora.ForwardSharedStages(x);
+        var b = plain.ForwardSharedStages(x);
+        Assert.Equal([1024 / 4, 1024 / 16, 1024 / 64, 1024 / 64], a.Select(t => t.shape[1]));
+        for (int i = 0; i < 4; i++) Assert.True(Tiny4.MaxAbs(a[i], b[i]) < 1e-5f, $"stage {i}");
+        var outA = lora.forward(x);
+        var outB = plain.forward(x);
+        foreach (var t in Tiny4.TaskOrder) Assert.True(Tiny4.MaxAbs(outA[t], outB[t]) < 1e-5f, t);
+    }
+}
