@@ -218,34 +218,6 @@ public class MultiTaskSwinTests
         Assert.Equal(Tiny4.TaskOrder, outs.Keys.ToArray());
     }
 
-    [Fact]
-    public void TrainingModeDrawsDropoutAndDropPath()
-    {
-        var o = Tiny4.Options();
-        o.LoraDropout = 0.3;
-        o.DropPathRate = 0.5;
-        using var scope = NewDisposeScope();
-        using var model = Tiny4.LoadModel();
-        using var dropping = new MultiTaskSwin(o);
-        using (var file = new DisposableDict(SafeTensors.Load(Fixture.Path("tiny4", "model.safetensors")))) dropping.LoadStateDict(file.Items);
-        var x = randn(2, 3, 128, 128);
-        dropping.eval();
-        using (no_grad())
-        {
-            var eval = dropping.forward(x);
-            var reference = model.forward(x);
-            Assert.True(Tiny4.MaxAbs(eval["sal"], reference["sal"]) < 1e-5f); // eval: no dropout, no drop path
-            dropping.train();
-            manual_seed(1);
-            var a = dropping.forward(x);
-            manual_seed(2);
-            var b = dropping.forward(x);
-            manual_seed(1);
-            var a2 = dropping.forward(x);
-            Assert.True(Tiny4.MaxAbs(a["sal"], b["sal"]) > 1e-3f);
-            Assert.True(Tiny4.MaxAbs(a["sal"], a2["sal"]) < 1e-5f);
-        }
-    }
 }
 
 public class MultiTaskSwinConversionTests
@@ -298,5 +270,42 @@ public class FreshLoraEqualsPlainSwinTests
         var outA = lora.forward(x);
         var outB = plain.forward(x);
         foreach (var t in Tiny4.TaskOrder) Assert.True(Tiny4.MaxAbs(outA[t], outB[t]) < 1e-5f, t);
+    }
+}
+
+/// <summary>Tests that reseed TorchSharp's global generator and need no other test drawing from it meanwhile.</summary>
+[CollectionDefinition(nameof(GlobalRandomCollection), DisableParallelization = true)]
+public class GlobalRandomCollection;
+
+[Collection(nameof(GlobalRandomCollection))]
+public class MultiTaskSwinTrainingModeTests
+{
+    [Fact]
+    public void TrainingModeDrawsDropoutAndDropPath()
+    {
+        var o = Tiny4.Options();
+        o.LoraDropout = 0.3;
+        o.DropPathRate = 0.5;
+        using var scope = NewDisposeScope();
+        using var model = Tiny4.LoadModel();
+        using var dropping = new MultiTaskSwin(o);
+        using (var file = new DisposableDict(SafeTensors.Load(Fixture.Path("tiny4", "model.safetensors")))) dropping.LoadStateDict(file.Items);
+        var x = randn(2, 3, 128, 128);
+        dropping.eval();
+        using (no_grad())
+        {
+            var eval = dropping.forward(x);
+            var reference = model.forward(x);
+            Assert.True(Tiny4.MaxAbs(eval["sal"], reference["sal"]) < 1e-5f); // eval: no dropout, no drop path
+            dropping.train();
+            manual_seed(1);
+            var a = dropping.forward(x);
+            manual_seed(2);
+            var b = dropping.forward(x);
+            manual_seed(1);
+            var a2 = dropping.forward(x);
+            Assert.True(Tiny4.MaxAbs(a["sal"], b["sal"]) > 1e-3f);
+            Assert.True(Tiny4.MaxAbs(a["sal"], a2["sal"]) < 1e-5f);
+        }
     }
 }
