@@ -37,18 +37,15 @@ public static class DenseImagePreprocessing
     {
         ArgumentNullException.ThrowIfNull(image);
         int w = image.Width, h = image.Height;
-        var pixels = image.Pixels;
         long[] channels = image.PixelFormat switch
         {
             MLPixelFormat.Bgra32 => [2, 1, 0],
             MLPixelFormat.Rgba32 => [0, 1, 2],
             _ => throw new NotSupportedException($"MLImage pixel format {image.PixelFormat} is not supported; expected Bgra32 or Rgba32."),
         };
-        if (pixels.Length != (long)w * h * 4)
-            throw new NotSupportedException($"MLImage holds {pixels.Length} bytes for {w}x{h} pixels; expected {(long)w * h * 4} (4 bytes per pixel, no row padding).");
         using var scope = NewDisposeScope();
         var raw = torch.empty([h, w, 4], ScalarType.Byte);                                 // (H, W, 4)
-        pixels.CopyTo(raw.bytes);
+        MLImagePixels.CopyTo(image, raw.bytes);
         var index = torch.tensor(channels, ScalarType.Int64);
         return raw.index_select(2, index).permute(2, 0, 1).to(ScalarType.Float32).contiguous().MoveToOuterDisposeScope(); // (3, H, W)
     }
