@@ -127,34 +127,22 @@ internal static class CvGeometry
 
         var qx = fx.bitwise_right_shift(AbBits - InterBits);                             // position in 1/32 pixel
         var qy = fy.bitwise_right_shift(AbBits - InterBits);
-        var ix = qx.bitwise_right_shift(InterBits);                                      // integer part
-        var iy = qy.bitwise_right_shift(InterBits);
-        var tx = qx.bitwise_and(InterTabSize - 1).reshape(-1);                           // (H*W) table index
-        var ty = qy.bitwise_and(InterTabSize - 1).reshape(-1);
+        var ix = qx.bitwise_right_shift(InterBits).reshape(1, 1, -1);                    // (1, 1, H*W) integer part
+        var iy = qy.bitwise_right_shift(InterBits).reshape(1, 1, -1);
         var table = torch.tensor(CubicTable, [InterTabSize, 4], ScalarType.Float32);
-        var wx = table.index_select(0, tx);                                              // (H*W, 4)
-        var wy = table.index_select(0, ty);                                              // (H*W, 4)
-
+        var wx = table.index_select(0, qx.bitwise_and(InterTabSize - 1).reshape(-1)).T.unsqueeze(0); // (1, 4, H*W) taps j
+        var wy = table.index_select(0, qy.bitwise_and(InterTabSize - 1).reshape(-1)).T.unsqueeze(1); // (4, 1, H*W) taps i
+        var offsets = torch.arange(-1, 3, ScalarType.Int64);
         // Zero padding of 2 on every side: a tap outside the source reads 0 (constant border); clamping the tap into the
         // padding keeps it at 0 however far outside it falls.
-        var padded = nn.functional.pad(input.unsqueeze(0), [2, 2, 2, 2]).squeeze(0);     // (C, H+4, W+4)
+        var rows = (iy + offsets.reshape(4, 1, 1)).clamp_(-2, h + 1).add_(2);            // (4, 1, H*W)
+        var cols = (ix + offsets.reshape(1, 4, 1)).clamp_(-2, w + 1).add_(2);            // (1, 4, H*W)
         long pw = w + 4;
-        var pflat = padded.reshape(c, (h + 4) * pw);
-        var result = torch.zeros(c, h * w, ScalarType.Float32);
-        var ixf = ix.reshape(-1);
-        var iyf = iy.reshape(-1);
-        for (int i = 0; i < 4; i++)
-        {
-            var row = (iyf + (i - 1)).clamp(-2, h + 1) + 2;                               // (H*W)
-            var wyi = wy[.., i];                                                          // (H*W)
-            for (int j = 0; j < 4; j++)
-            {
-                var col = (ixf + (j - 1)).clamp(-2, w + 1) + 2;
-                var taps = pflat.index_select(1, row * pw + col);                         // (C, H*W)
-                result.add_(taps * (wyi * wx[.., j]).unsqueeze(0));
-            }
-        }
-        return result.reshape(c, h, w).to(input.dtype).MoveToOuterDisposeScope();       // (C, H, W)
+        var tapIndex = (rows * pw + cols).reshape(-1);                                   // (16*H*W) all taps at once
+        var weights = (wy * wx).reshape(1, 16, h * w);                                   // (1, 16, H*W)
+        var padded = nn.functional.pad(input.unsqueeze(0), [2, 2, 2, 2]).reshape(c, (h + 4) * pw); // (C, (H+4)*(W+4))
+        var taps = padded.index_select(1, tapIndex).reshape(c, 16, h * w);                  // (C, 16, H*W)
+        return taps.mul_(weights).sum(1).reshape(c, h, w).to(input.dtype).MoveToOuterDisposeScope(); // (C, H, W)
     }
 
     /// <summary>OpenCV's <c>interpolateCubic</c> at the 32 table positions (float coefficients, a = −0.75).</summary>
