@@ -19,6 +19,7 @@ public static class Program
         // Keep one line per verb.
         yield return VersionCommand.Create();
         yield return InspectDataCommand.Create();
+        yield return MakeSyntheticCommand.Create();
     }
 
     /// <summary>Entry point.</summary>
