@@ -127,22 +127,23 @@ internal static class CvGeometry
 
         var qx = fx.bitwise_right_shift(AbBits - InterBits);                             // position in 1/32 pixel
         var qy = fy.bitwise_right_shift(AbBits - InterBits);
-        var ix = qx.bitwise_right_shift(InterBits).reshape(1, 1, -1);                    // (1, 1, H*W) integer part
-        var iy = qy.bitwise_right_shift(InterBits).reshape(1, 1, -1);
+        // Zero padding of 4 on every side, and the integer position clamped to [−3, size+1]: a 4-tap window that lies
+        // wholly outside the source then still lies wholly in the padding, so every tap outside reads 0 (constant border).
+        const int pad = 4;
+        long pw = w + 2 * pad;
+        var ix = qx.bitwise_right_shift(InterBits).clamp_(-3, w + 1).reshape(-1);       // (N) integer part, N = H*W
+        var iy = qy.bitwise_right_shift(InterBits).clamp_(-3, h + 1).reshape(-1);
+        var offsets = new long[16];
+        for (int i = 0; i < 4; i++) for (int j = 0; j < 4; j++) offsets[i * 4 + j] = (i - 1) * pw + (j - 1);
+        var first = iy.add(pad).mul_(pw).add_(ix).add_(pad);                              // (N) padded index of tap (1, 1)
+        var taps = first.unsqueeze(1) + torch.tensor(offsets, ScalarType.Int64).unsqueeze(0); // (N, 16)
         var table = torch.tensor(CubicTable, [InterTabSize, 4], ScalarType.Float32);
-        var wx = table.index_select(0, qx.bitwise_and(InterTabSize - 1).reshape(-1)).T.unsqueeze(0); // (1, 4, H*W) taps j
-        var wy = table.index_select(0, qy.bitwise_and(InterTabSize - 1).reshape(-1)).T.unsqueeze(1); // (4, 1, H*W) taps i
-        var offsets = torch.arange(-1, 3, ScalarType.Int64);
-        // Zero padding of 2 on every side: a tap outside the source reads 0 (constant border); clamping the tap into the
-        // padding keeps it at 0 however far outside it falls.
-        var rows = (iy + offsets.reshape(4, 1, 1)).clamp_(-2, h + 1).add_(2);            // (4, 1, H*W)
-        var cols = (ix + offsets.reshape(1, 4, 1)).clamp_(-2, w + 1).add_(2);            // (1, 4, H*W)
-        long pw = w + 4;
-        var tapIndex = (rows * pw + cols).reshape(-1);                                   // (16*H*W) all taps at once
-        var weights = (wy * wx).reshape(1, 16, h * w);                                   // (1, 16, H*W)
-        var padded = nn.functional.pad(input.unsqueeze(0), [2, 2, 2, 2]).reshape(c, (h + 4) * pw); // (C, (H+4)*(W+4))
-        var taps = padded.index_select(1, tapIndex).reshape(c, 16, h * w);                  // (C, 16, H*W)
-        return taps.mul_(weights).sum(1).reshape(c, h, w).to(input.dtype).MoveToOuterDisposeScope(); // (C, H, W)
+        var wx = table.index_select(0, qx.bitwise_and(InterTabSize - 1).reshape(-1));     // (N, 4) weights of taps j
+        var wy = table.index_select(0, qy.bitwise_and(InterTabSize - 1).reshape(-1));     // (N, 4) weights of taps i
+        var weights = wy.unsqueeze(2).mul(wx.unsqueeze(1)).reshape(h * w, 16);            // (N, 16)
+        var padded = nn.functional.pad(input.unsqueeze(0), [pad, pad, pad, pad]).reshape(c, (h + 2 * pad) * pw); // (C, padded H*W)
+        var values = padded.index_select(1, taps.reshape(-1)).reshape(c, h * w, 16);      // (C, N, 16)
+        return values.mul_(weights).sum(-1).reshape(c, h, w).to(input.dtype).MoveToOuterDisposeScope(); // (C, H, W)
     }
 
     /// <summary>OpenCV's <c>interpolateCubic</c> at the 32 table positions (float coefficients, a = −0.75).</summary>

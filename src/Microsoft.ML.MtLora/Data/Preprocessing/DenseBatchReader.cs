@@ -36,6 +36,7 @@ public sealed class DenseBatchReader
     public DenseBatchReader(IDataView data, DenseBatchReaderOptions? options = null)
     {
         ArgumentNullException.ThrowIfNull(data);
+        TorchRuntime.Initialize();
         _data = data;
         _options = options ?? new DenseBatchReaderOptions();
         if (_options.BatchSize < 1) throw new ArgumentException($"BatchSize is {_options.BatchSize}; expected at least 1.", nameof(options));

@@ -75,7 +75,7 @@ public class DenseBatchThroughputTests(ITestOutputHelper output)
             using (var warm = reader.ReadEpoch(0).Single()) { }
             var cpu = Process.GetCurrentProcess().TotalProcessorTime;
             var watch = Stopwatch.StartNew();
-            const int epochs = 2;
+            const int epochs = 1;
             for (int e = 1; e <= epochs; e++)
             {
                 using var batch = reader.ReadEpoch(e).Single();
