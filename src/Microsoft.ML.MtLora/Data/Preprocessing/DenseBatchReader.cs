@@ -399,6 +399,7 @@ public sealed class DenseBatchReader
     private sealed class RowReader
     {
         private readonly DataViewRowCursor _cursor;
+        private readonly bool _ownsImages;
         private readonly ValueGetter<MLImage> _image;
         private readonly ValueGetter<ReadOnlyMemory<char>>? _id;
         private readonly ValueGetter<int>? _height, _width;
@@ -409,6 +410,9 @@ public sealed class DenseBatchReader
         public RowReader(DenseBatchReader owner, DataViewRowCursor cursor)
         {
             _cursor = cursor;
+            // The PASCAL-Context view decodes a new image per getter call, which the caller owns. Other sources (a cache,
+            // a transform) may hand out images they still hold, so those are left to their owner.
+            _ownsImages = owner._data is PascalContextDataView;
             _image = cursor.GetGetter<MLImage>(owner._image);
             if (owner._id is { } id) _id = cursor.GetGetter<ReadOnlyMemory<char>>(id);
             if (owner._height is { } h && owner._width is { } w)
@@ -437,7 +441,14 @@ public sealed class DenseBatchReader
             _image(ref mlImage!);
             if (mlImage is null) throw new InvalidDataException($"Row '{id}': the image column holds no image.");
             Tensor image;
-            using (mlImage) image = DenseImagePreprocessing.ToRgbTensor(mlImage);              // (3, H, W)
+            try
+            {
+                image = DenseImagePreprocessing.ToRgbTensor(mlImage);                           // (3, H, W)
+            }
+            finally
+            {
+                if (_ownsImages) mlImage.Dispose();
+            }
             var labels = new Dictionary<DenseTask, Tensor>();
             try
             {

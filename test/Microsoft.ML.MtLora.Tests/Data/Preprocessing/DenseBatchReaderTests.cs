@@ -226,4 +226,21 @@ public class DenseBatchReaderTests
             }
         }
     }
+
+    [Fact]
+    public void Reads_through_ml_net_transforms_for_several_epochs()
+    {
+        using var ds = MakeDataset(3);
+        var view = Ml.Data.LoadPascalContext(ds.Root, "train", "semseg,sal");
+        var transformed = Ml.Transforms.CopyColumns("Picture", "Image").Fit(view).Transform(view);
+        var reader = new DenseBatchReader(transformed, new DenseBatchReaderOptions { BatchSize = 2, ImageSize = 8, ImageColumnName = "Picture", Shuffle = true });
+        Assert.Equal([DenseTask.SemanticSegmentation, DenseTask.Saliency], reader.Tasks);
+        for (int epoch = 0; epoch < 2; epoch++)
+        {
+            var batches = reader.ReadEpoch(epoch).ToList();
+            Assert.Equal(3, batches.Sum(b => b.Count));
+            Assert.Equal(["id00", "id01", "id02"], batches.SelectMany(b => b.Ids).Order());
+            foreach (var b in batches) b.Dispose();
+        }
+    }
 }
