@@ -18,6 +18,7 @@ public static class Program
     {
         // Keep one line per verb.
         yield return VersionCommand.Create();
+        yield return ConvertCommand.Create();
     }
 
     /// <summary>Entry point.</summary>
