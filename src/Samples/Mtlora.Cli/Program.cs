@@ -19,6 +19,7 @@ public static class Program
         // Keep one line per verb.
         yield return VersionCommand.Create();
         yield return ConvertCommand.Create();
+        yield return InspectDataCommand.Create();
     }
 
     /// <summary>Entry point.</summary>

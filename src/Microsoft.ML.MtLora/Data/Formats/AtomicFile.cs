@@ -1,0 +1,25 @@
+namespace Microsoft.ML.MtLora.Data.Formats;
+
+/// <summary>Writes a file under a temporary name beside the target, then moves it over the target,
+/// so a reader never sees a half-written file and a crash leaves the old file intact.</summary>
+internal static class AtomicFile
+{
+    public static void Write(string path, Action<Stream> write)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(path);
+        var full = Path.GetFullPath(path);
+        var dir = Path.GetDirectoryName(full);
+        if (!string.IsNullOrEmpty(dir)) Directory.CreateDirectory(dir);
+        var tmp = full + ".tmp-" + Guid.NewGuid().ToString("N");
+        try
+        {
+            using (var stream = new FileStream(tmp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16))
+                write(stream);
+            File.Move(tmp, full, overwrite: true);
+        }
+        finally
+        {
+            if (File.Exists(tmp)) File.Delete(tmp);
+        }
+    }
+}
