@@ -20,6 +20,7 @@ public static class Program
         yield return VersionCommand.Create();
         yield return ConvertCommand.Create();
         yield return InspectDataCommand.Create();
+        yield return EvaluateCommand.Create();
     }
 
     /// <summary>Entry point.</summary>

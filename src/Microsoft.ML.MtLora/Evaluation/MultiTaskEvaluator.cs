@@ -1,0 +1,235 @@
+using Microsoft.ML.Data;
+
+namespace Microsoft.ML.MtLora.Evaluation;
+
+/// <summary>
+/// Scores an <see cref="IDataView"/> of labels and predictions row by row with a cursor, feeding the per-task meters,
+/// so memory does not grow with the number of rows (behind <c>mlContext.MultiTask().Evaluate</c>).
+/// </summary>
+internal static class MultiTaskEvaluator
+{
+    public static MultiTaskMetrics Evaluate(IDataView data, MultiTaskEvaluatorOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(data);
+        ArgumentNullException.ThrowIfNull(options);
+        Validate(options);
+        var schema = data.Schema;
+        var tasks = ResolveTasks(schema, options);
+
+        var needed = new List<DataViewSchema.Column>();
+        var plans = new List<TaskColumns>();
+        foreach (var task in tasks)
+        {
+            var label = CheckVector(schema, options.LabelColumn(task), task, "label", allowByte: task != DenseTask.SurfaceNormals);
+            var prediction = CheckVector(schema, options.PredictionColumn(task), task, "prediction", allowByte: task.IsClassification());
+            needed.Add(label);
+            needed.Add(prediction);
+            plans.Add(new TaskColumns(task, label, prediction));
+        }
+        var height = OptionalColumn(schema, options.HeightColumnName, NumberDataViewType.Int32);
+        var width = OptionalColumn(schema, options.WidthColumnName, NumberDataViewType.Int32);
+        bool checkSize = height is not null && width is not null;
+        if (checkSize) { needed.Add(height!.Value); needed.Add(width!.Value); }
+        var id = OptionalColumn(schema, options.IdColumnName, TextDataViewType.Instance);
+        if (id is not null) needed.Add(id.Value);
+
+        var meter = new MultiTaskMeter(tasks, options.SemsegClassCount, options.HumanPartsClassCount);
+        using var cursor = data.GetRowCursor(needed);
+        foreach (var plan in plans) plan.Bind(cursor);
+        var getHeight = checkSize ? cursor.GetGetter<int>(height!.Value) : null;
+        var getWidth = checkSize ? cursor.GetGetter<int>(width!.Value) : null;
+        var getId = id is not null ? cursor.GetGetter<ReadOnlyMemory<char>>(id.Value) : null;
+        ReadOnlyMemory<char> idValue = default;
+
+        long row = 0;
+        while (cursor.MoveNext())
+        {
+            string RowName()
+            {
+                if (getId is null) return $"Row {row}";
+                getId(ref idValue);
+                return $"Row {row} (Id '{idValue}')";
+            }
+
+            int h = 0, w = 0;
+            if (checkSize)
+            {
+                getHeight!(ref h);
+                getWidth!(ref w);
+                if (h <= 0 || w <= 0)
+                    throw new InvalidOperationException($"{RowName()}: columns '{options.HeightColumnName}'/'{options.WidthColumnName}' give a size of {h}×{w}.");
+            }
+            foreach (var plan in plans)
+            {
+                try
+                {
+                    plan.Update(meter, checkSize ? (long)h * w : -1, h, w);
+                }
+                catch (ArgumentException e)
+                {
+                    throw new InvalidOperationException($"{RowName()}, task {plan.Task.ReferenceName()}: {e.Message}", e);
+                }
+            }
+            row++;
+        }
+        if (row == 0) throw new ArgumentException("The data view to evaluate has no rows.", nameof(data));
+        return meter.GetMetrics(options.Baselines);
+    }
+
+    private static void Validate(MultiTaskEvaluatorOptions options)
+    {
+        foreach (var task in DenseTasks.All)
+        {
+            if (string.IsNullOrWhiteSpace(options.LabelColumn(task)) || string.IsNullOrWhiteSpace(options.PredictionColumn(task)))
+                throw new ArgumentException($"The label and prediction column names of task {task.ReferenceName()} must not be empty.", nameof(options));
+        }
+        if (options.SemsegClassCount is < 1 or >= DenseTasks.IgnoreLabel)
+            throw new ArgumentOutOfRangeException(nameof(options), options.SemsegClassCount, $"{nameof(options.SemsegClassCount)} must be between 1 and 254.");
+        if (options.HumanPartsClassCount is < 1 or >= DenseTasks.IgnoreLabel)
+            throw new ArgumentOutOfRangeException(nameof(options), options.HumanPartsClassCount, $"{nameof(options.HumanPartsClassCount)} must be between 1 and 254.");
+        if (options.Baselines is null)
+            throw new ArgumentException($"{nameof(options.Baselines)} must not be null; use {nameof(SingleTaskBaselines)}.{nameof(SingleTaskBaselines.None)} for no Δm.", nameof(options));
+    }
+
+    private static IReadOnlyList<DenseTask> ResolveTasks(DataViewSchema schema, MultiTaskEvaluatorOptions options)
+    {
+        if (options.Tasks is { } requested)
+        {
+            if (requested.Count == 0) throw new ArgumentException("The list of tasks to evaluate is empty.", nameof(options));
+            if (requested.Distinct().Count() != requested.Count) throw new ArgumentException("A task is listed twice in the tasks to evaluate.", nameof(options));
+            foreach (var task in requested)
+            {
+                foreach (var (name, role) in new[] { (options.LabelColumn(task), "label"), (options.PredictionColumn(task), "prediction") })
+                {
+                    if (schema.GetColumnOrNull(name) is null)
+                        throw new ArgumentException($"The {role} column '{name}' of task {task.ReferenceName()} is not in the data. Columns: {string.Join(", ", schema.Select(c => c.Name))}.", nameof(options));
+                }
+            }
+            return DenseTasks.All.Where(requested.Contains).ToArray();
+        }
+        var present = DenseTasks.All
+            .Where(t => schema.GetColumnOrNull(options.LabelColumn(t)) is not null && schema.GetColumnOrNull(options.PredictionColumn(t)) is not null)
+            .ToArray();
+        if (present.Length == 0)
+        {
+            var expected = string.Join("; ", DenseTasks.All.Select(t => $"{t.ReferenceName()}: '{options.LabelColumn(t)}' and '{options.PredictionColumn(t)}'"));
+            throw new ArgumentException($"No task has both its label and prediction columns in the data ({expected}). Columns: {string.Join(", ", schema.Select(c => c.Name))}.", "data");
+        }
+        foreach (var task in DenseTasks.All.Except(present))
+        {
+            // A prediction without its label is almost always a renamed or forgotten label column: say so.
+            if (schema.GetColumnOrNull(options.PredictionColumn(task)) is not null)
+                throw new ArgumentException($"The data has the prediction column '{options.PredictionColumn(task)}' of task {task.ReferenceName()} but not its label column '{options.LabelColumn(task)}'. Set the label column name, or list the tasks to evaluate.", "data");
+        }
+        return present;
+    }
+
+    private static DataViewSchema.Column CheckVector(DataViewSchema schema, string name, DenseTask task, string role, bool allowByte)
+    {
+        var column = schema.GetColumnOrNull(name)
+            ?? throw new ArgumentException($"The {role} column '{name}' of task {task.ReferenceName()} is not in the data.", "data");
+        bool ok = column.Type is VectorDataViewType vector &&
+            (vector.ItemType == NumberDataViewType.Single || (allowByte && vector.ItemType == NumberDataViewType.Byte));
+        if (!ok)
+            throw new ArgumentException($"The {role} column '{name}' of task {task.ReferenceName()} has type {column.Type}; expected a vector of {(allowByte ? "Byte or Single" : "Single")}.", "data");
+        return column;
+    }
+
+    private static DataViewSchema.Column? OptionalColumn(DataViewSchema schema, string? name, DataViewType type)
+    {
+        if (string.IsNullOrEmpty(name) || schema.GetColumnOrNull(name) is not { } column) return null;
+        if (!column.Type.Equals(type))
+            throw new ArgumentException($"Column '{name}' has type {column.Type}; expected {type}.", "data");
+        return column;
+    }
+
+    /// <summary>The label and prediction columns of one task and their getters on the current cursor.</summary>
+    private sealed class TaskColumns(DenseTask task, DataViewSchema.Column label, DataViewSchema.Column prediction)
+    {
+        private readonly VectorReader _label = new(label);
+        private readonly VectorReader _prediction = new(prediction);
+
+        public DenseTask Task { get; } = task;
+
+        public void Bind(DataViewRowCursor cursor)
+        {
+            _label.Bind(cursor);
+            _prediction.Bind(cursor);
+        }
+
+        /// <summary>Reads the row and feeds the task's meter; <paramref name="pixels"/> is H·W when known, else −1.</summary>
+        public void Update(MultiTaskMeter meter, long pixels, int h, int w)
+        {
+            _label.Read();
+            _prediction.Read();
+            long perPixel = Task == DenseTask.SurfaceNormals ? 3 : 1;
+            if (pixels >= 0 && _label.Length != perPixel * pixels)
+                throw new ArgumentException($"the label column '{label.Name}' has {_label.Length} values but the image is {h}×{w}{(perPixel == 3 ? " (3 values per pixel)" : "")}, so {perPixel * pixels} were expected.");
+            if (_prediction.Length != _label.Length)
+                throw new ArgumentException($"the prediction column '{prediction.Name}' has {_prediction.Length} values but the label column '{label.Name}' has {_label.Length}.");
+            switch (Task)
+            {
+                case DenseTask.SemanticSegmentation: meter.SemanticSegmentation!.Update(_prediction.Bytes(prediction.Name), _label.Bytes(label.Name)); break;
+                case DenseTask.HumanParts: meter.HumanParts!.Update(_prediction.Bytes(prediction.Name), _label.Bytes(label.Name)); break;
+                case DenseTask.Saliency: meter.Saliency!.Update(_prediction.Floats(), _label.Bytes(label.Name)); break;
+                default: meter.SurfaceNormals!.Update(_prediction.Floats(), _label.Floats()); break;
+            }
+        }
+    }
+
+    /// <summary>Reads a Byte or Single vector column as a dense span, converting between the two where asked.</summary>
+    private sealed class VectorReader(DataViewSchema.Column column)
+    {
+        private readonly bool _isByte = ((VectorDataViewType)column.Type).ItemType == NumberDataViewType.Byte;
+        private ValueGetter<VBuffer<byte>>? _byteGetter;
+        private ValueGetter<VBuffer<float>>? _floatGetter;
+        private VBuffer<byte> _byteBuffer;
+        private VBuffer<float> _floatBuffer;
+        private byte[] _bytes = [];
+        private float[] _floats = [];
+
+        public int Length => _isByte ? _byteBuffer.Length : _floatBuffer.Length;
+
+        public void Bind(DataViewRowCursor cursor)
+        {
+            if (_isByte) _byteGetter = cursor.GetGetter<VBuffer<byte>>(column);
+            else _floatGetter = cursor.GetGetter<VBuffer<float>>(column);
+        }
+
+        public void Read()
+        {
+            if (_isByte) _byteGetter!(ref _byteBuffer);
+            else _floatGetter!(ref _floatBuffer);
+        }
+
+        /// <summary>The values as bytes: class ids or 0/1 with 255 = ignore; Single values must be whole numbers in [0, 255].</summary>
+        public ReadOnlySpan<byte> Bytes(string name)
+        {
+            if (_isByte) return Dense(_byteBuffer, ref _bytes);
+            var source = Dense(_floatBuffer, ref _floats);
+            if (_bytes.Length < source.Length) _bytes = new byte[source.Length];
+            for (int i = 0; i < source.Length; i++)
+            {
+                float v = source[i];
+                if (!(v >= 0 && v <= 255 && v == MathF.Floor(v)))
+                    throw new ArgumentException($"column '{name}' holds {v} at index {i}; expected a whole number in [0, 255] (255 = ignore).");
+                _bytes[i] = (byte)v;
+            }
+            return _bytes.AsSpan(0, source.Length);
+        }
+
+        public ReadOnlySpan<float> Floats() => Dense(_floatBuffer, ref _floats);
+
+        private static ReadOnlySpan<T> Dense<T>(in VBuffer<T> buffer, ref T[] scratch)
+        {
+            if (buffer.IsDense) return buffer.GetValues();
+            if (scratch.Length < buffer.Length) scratch = new T[buffer.Length];
+            var dense = scratch.AsSpan(0, buffer.Length);
+            dense.Clear();
+            var values = buffer.GetValues();
+            var indices = buffer.GetIndices();
+            for (int i = 0; i < values.Length; i++) dense[indices[i]] = values[i];
+            return dense;
+        }
+    }
+}

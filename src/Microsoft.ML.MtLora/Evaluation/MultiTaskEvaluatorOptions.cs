@@ -1,0 +1,72 @@
+namespace Microsoft.ML.MtLora.Evaluation;
+
+/// <summary>
+/// Options of <c>mlContext.MultiTask().Evaluate</c>: which tasks to score, the columns holding labels and predictions,
+/// and the single-task baselines of Δm. The defaults fit the PASCAL-Context loader and the MTLoRA transformer.
+/// </summary>
+public sealed class MultiTaskEvaluatorOptions
+{
+    /// <summary>
+    /// The tasks to evaluate. Null (the default): every task whose label and prediction columns are both in the data.
+    /// A task listed here whose column is missing is an error.
+    /// </summary>
+    public IList<DenseTask>? Tasks { get; set; }
+
+    /// <summary>Semantic segmentation labels: a vector of Byte (or Single) class ids, H·W, 255 = ignore. Default <c>SemsegLabel</c>.</summary>
+    public string SemsegLabelColumnName { get; set; } = DenseTask.SemanticSegmentation.LabelColumnName();
+
+    /// <summary>Semantic segmentation predictions: a vector of Byte (or Single) class ids, H·W. Default <c>SemsegPredictedLabel</c>.</summary>
+    public string SemsegPredictedLabelColumnName { get; set; } = DenseTask.SemanticSegmentation.PredictionColumnName();
+
+    /// <summary>Human parts labels: a vector of Byte (or Single) class ids, H·W, 255 = ignore. Default <c>HumanPartsLabel</c>.</summary>
+    public string HumanPartsLabelColumnName { get; set; } = DenseTask.HumanParts.LabelColumnName();
+
+    /// <summary>Human parts predictions: a vector of Byte (or Single) class ids, H·W. Default <c>HumanPartsPredictedLabel</c>.</summary>
+    public string HumanPartsPredictedLabelColumnName { get; set; } = DenseTask.HumanParts.PredictionColumnName();
+
+    /// <summary>Saliency labels: a vector of Byte (or Single), H·W, 0 or 1 (255 = ignore). Default <c>SaliencyLabel</c>.</summary>
+    public string SaliencyLabelColumnName { get; set; } = DenseTask.Saliency.LabelColumnName();
+
+    /// <summary>Saliency predictions: a vector of Single probabilities in [0, 1], H·W. Default <c>SaliencyProbability</c>.</summary>
+    public string SaliencyProbabilityColumnName { get; set; } = DenseTask.Saliency.PredictionColumnName();
+
+    /// <summary>Normals labels: a vector of Single, 3·H·W (CHW), 255 in the first plane = invalid pixel. Default <c>NormalsLabel</c>.</summary>
+    public string NormalsLabelColumnName { get; set; } = DenseTask.SurfaceNormals.LabelColumnName();
+
+    /// <summary>Normals predictions: a vector of Single, 3·H·W (CHW), normalised before scoring. Default <c>NormalsPredicted</c>.</summary>
+    public string NormalsPredictedColumnName { get; set; } = DenseTask.SurfaceNormals.PredictionColumnName();
+
+    /// <summary>An Int32 column with each row's height; when present with <see cref="WidthColumnName"/>, every map's size is checked against it. Default <c>Height</c>.</summary>
+    public string HeightColumnName { get; set; } = MtLoraColumnNames.Height;
+
+    /// <summary>An Int32 column with each row's width. Default <c>Width</c>.</summary>
+    public string WidthColumnName { get; set; } = MtLoraColumnNames.Width;
+
+    /// <summary>A text column naming each row in error messages, when present. Default <c>Id</c>.</summary>
+    public string IdColumnName { get; set; } = MtLoraColumnNames.Id;
+
+    /// <summary>The number of semantic segmentation classes (21: background and the 20 VOC classes).</summary>
+    public int SemsegClassCount { get; set; } = DenseTask.SemanticSegmentation.OutputChannels();
+
+    /// <summary>The number of human part classes (7: background and six parts).</summary>
+    public int HumanPartsClassCount { get; set; } = DenseTask.HumanParts.OutputChannels();
+
+    /// <summary>The single-task baselines of Δm. Default <see cref="SingleTaskBaselines.Paper"/>; <see cref="SingleTaskBaselines.None"/> for no Δm.</summary>
+    public SingleTaskBaselines Baselines { get; set; } = SingleTaskBaselines.Paper;
+
+    internal string LabelColumn(DenseTask task) => task switch
+    {
+        DenseTask.SemanticSegmentation => SemsegLabelColumnName,
+        DenseTask.HumanParts => HumanPartsLabelColumnName,
+        DenseTask.Saliency => SaliencyLabelColumnName,
+        _ => NormalsLabelColumnName,
+    };
+
+    internal string PredictionColumn(DenseTask task) => task switch
+    {
+        DenseTask.SemanticSegmentation => SemsegPredictedLabelColumnName,
+        DenseTask.HumanParts => HumanPartsPredictedLabelColumnName,
+        DenseTask.Saliency => SaliencyProbabilityColumnName,
+        _ => NormalsPredictedColumnName,
+    };
+}

@@ -1,0 +1,129 @@
+using static TorchSharp.torch;
+
+namespace Microsoft.ML.MtLora.Evaluation;
+
+/// <summary>
+/// One meter per task (<see cref="SegmentationMeter"/>, <see cref="SaliencyMeter"/>, <see cref="NormalsMeter"/>),
+/// fed batch by batch with raw network outputs and targets (the trainer's validation, the CLI) and turned into
+/// <see cref="MultiTaskMetrics"/>. Memory stays constant however many batches are added.
+/// </summary>
+public sealed class MultiTaskMeter
+{
+    private readonly SegmentationMeter? _semseg;
+    private readonly SegmentationMeter? _humanParts;
+    private readonly SaliencyMeter? _saliency;
+    private readonly NormalsMeter? _normals;
+
+    /// <summary>Creates meters for the given tasks (21 semantic classes, 7 human-part classes).</summary>
+    /// <param name="tasks">The tasks to evaluate (at least one, no repeats).</param>
+    public MultiTaskMeter(IEnumerable<DenseTask> tasks)
+        : this(tasks, DenseTask.SemanticSegmentation.OutputChannels(), DenseTask.HumanParts.OutputChannels())
+    {
+    }
+
+    internal MultiTaskMeter(IEnumerable<DenseTask> tasks, int semsegClasses, int humanPartsClasses)
+    {
+        ArgumentNullException.ThrowIfNull(tasks);
+        var list = tasks.ToList();
+        if (list.Count == 0) throw new ArgumentException("At least one task is needed.", nameof(tasks));
+        if (list.Distinct().Count() != list.Count) throw new ArgumentException("A task is listed twice.", nameof(tasks));
+        foreach (var task in list)
+        {
+            switch (task)
+            {
+                case DenseTask.SemanticSegmentation: _semseg = new SegmentationMeter(semsegClasses); break;
+                case DenseTask.HumanParts: _humanParts = new SegmentationMeter(humanPartsClasses); break;
+                case DenseTask.Saliency: _saliency = new SaliencyMeter(); break;
+                case DenseTask.SurfaceNormals: _normals = new NormalsMeter(); break;
+                default: throw new ArgumentOutOfRangeException(nameof(tasks), task, "Unknown task.");
+            }
+        }
+        Tasks = DenseTasks.All.Where(list.Contains).ToArray();
+    }
+
+    /// <summary>The tasks evaluated, in the reference's order.</summary>
+    public IReadOnlyList<DenseTask> Tasks { get; }
+
+    /// <summary>Adds a batch of one task's raw outputs and targets.</summary>
+    /// <param name="task">The task.</param>
+    /// <param name="output">Raw outputs (B, C, H, W): logits for the class maps and saliency, unnormalised vectors for normals.</param>
+    /// <param name="target">Targets (B, 1, H, W), or (B, 3, H, W) for normals, with 255 = ignore.</param>
+    /// <exception cref="ArgumentException">The task is not evaluated by this meter, or the shapes or labels are wrong (the message names the task).</exception>
+    public void Update(DenseTask task, Tensor output, Tensor target)
+    {
+        try
+        {
+            switch (task)
+            {
+                case DenseTask.SemanticSegmentation when _semseg is not null: _semseg.Update(output, target); break;
+                case DenseTask.HumanParts when _humanParts is not null: _humanParts.Update(output, target); break;
+                case DenseTask.Saliency when _saliency is not null: _saliency.Update(output, target); break;
+                case DenseTask.SurfaceNormals when _normals is not null: _normals.Update(output, target); break;
+                default: throw new ArgumentException($"This meter does not evaluate task {task.ReferenceName()}; it evaluates {string.Join(", ", Tasks.Select(t => t.ReferenceName()))}.", nameof(task));
+            }
+        }
+        catch (ArgumentException e) when (e.ParamName is "logits" or "output" or "target")
+        {
+            throw new ArgumentException($"Task {task.ReferenceName()}: {e.Message}", e.ParamName, e);
+        }
+    }
+
+    /// <summary>Adds a batch of every evaluated task.</summary>
+    /// <param name="outputs">Raw outputs by task; must hold every task of <see cref="Tasks"/>.</param>
+    /// <param name="targets">Targets by task; must hold every task of <see cref="Tasks"/>.</param>
+    public void Update(IReadOnlyDictionary<DenseTask, Tensor> outputs, IReadOnlyDictionary<DenseTask, Tensor> targets)
+    {
+        ArgumentNullException.ThrowIfNull(outputs);
+        ArgumentNullException.ThrowIfNull(targets);
+        foreach (var task in Tasks)
+        {
+            if (!outputs.TryGetValue(task, out var output)) throw new ArgumentException($"No output for task {task.ReferenceName()}.", nameof(outputs));
+            if (!targets.TryGetValue(task, out var target)) throw new ArgumentException($"No target for task {task.ReferenceName()}.", nameof(targets));
+            Update(task, output, target);
+        }
+    }
+
+    /// <summary>The semantic segmentation meter, for row-by-row updates.</summary>
+    internal SegmentationMeter? SemanticSegmentation => _semseg;
+
+    /// <summary>The human parts meter, for row-by-row updates.</summary>
+    internal SegmentationMeter? HumanParts => _humanParts;
+
+    /// <summary>The saliency meter, for row-by-row updates.</summary>
+    internal SaliencyMeter? Saliency => _saliency;
+
+    /// <summary>The normals meter, for row-by-row updates.</summary>
+    internal NormalsMeter? SurfaceNormals => _normals;
+
+    /// <summary>Clears every meter.</summary>
+    public void Reset()
+    {
+        _semseg?.Reset();
+        _humanParts?.Reset();
+        _saliency?.Reset();
+        _normals?.Reset();
+    }
+
+    /// <summary>The metrics of everything added so far, and Δm against the baselines.</summary>
+    /// <param name="baselines">Single-task baselines; null for <see cref="SingleTaskBaselines.Paper"/>, <see cref="SingleTaskBaselines.None"/> for no Δm.</param>
+    /// <returns>The metrics.</returns>
+    /// <exception cref="InvalidOperationException">A task has received no data.</exception>
+    public MultiTaskMetrics GetMetrics(SingleTaskBaselines? baselines = null)
+    {
+        foreach (var task in Tasks)
+        {
+            long images = task switch
+            {
+                DenseTask.SemanticSegmentation => _semseg!.ImageCount,
+                DenseTask.HumanParts => _humanParts!.ImageCount,
+                DenseTask.Saliency => _saliency!.ImageCount,
+                _ => _normals!.ImageCount,
+            };
+            if (images == 0) throw new InvalidOperationException($"Task {task.ReferenceName()} has received no data to evaluate.");
+        }
+        if (_normals is { PixelCount: 0 })
+            throw new InvalidOperationException("Task normals has no valid pixel to evaluate: every label pixel is 255.");
+        return new MultiTaskMetrics(_semseg?.GetMetrics(), _humanParts?.GetMetrics(), _saliency?.GetMetrics(), _normals?.GetMetrics(),
+            baselines ?? SingleTaskBaselines.Paper);
+    }
+}

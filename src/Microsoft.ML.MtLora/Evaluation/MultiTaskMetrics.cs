@@ -1,0 +1,214 @@
+using System.Globalization;
+using System.Text;
+using System.Text.Json.Nodes;
+using Microsoft.Data.Analysis;
+
+namespace Microsoft.ML.MtLora.Evaluation;
+
+/// <summary>
+/// The result of a multi-task evaluation: each evaluated task's metrics and Δm against single-task baselines.
+/// Fractions in [0, 1] for the IoUs, accuracies and F-measures (ML.NET's convention); degrees for normals.
+/// </summary>
+public sealed class MultiTaskMetrics
+{
+    internal MultiTaskMetrics(
+        SegmentationMetrics? semanticSegmentation,
+        SegmentationMetrics? humanParts,
+        SaliencyMetrics? saliency,
+        NormalsMetrics? surfaceNormals,
+        SingleTaskBaselines baselines)
+    {
+        SemanticSegmentation = semanticSegmentation;
+        HumanParts = humanParts;
+        Saliency = saliency;
+        SurfaceNormals = surfaceNormals;
+        Baselines = baselines;
+        Tasks = DenseTasks.All.Where(HasTask).ToArray();
+        DeltaM = Evaluation.DeltaM.Compute(Tasks.Select(t => KeyValuePair.Create(t, GetPaperMetric(t))), baselines);
+    }
+
+    /// <summary>Semantic segmentation metrics (21 classes), or null when the task was not evaluated.</summary>
+    public SegmentationMetrics? SemanticSegmentation { get; }
+
+    /// <summary>Human parts metrics (7 classes), or null when the task was not evaluated.</summary>
+    public SegmentationMetrics? HumanParts { get; }
+
+    /// <summary>Saliency metrics, or null when the task was not evaluated.</summary>
+    public SaliencyMetrics? Saliency { get; }
+
+    /// <summary>Surface normals metrics, or null when the task was not evaluated.</summary>
+    public NormalsMetrics? SurfaceNormals { get; }
+
+    /// <summary>The evaluated tasks, in the reference's order.</summary>
+    public IReadOnlyList<DenseTask> Tasks { get; }
+
+    /// <summary>The single-task baselines Δm was computed against.</summary>
+    public SingleTaskBaselines Baselines { get; }
+
+    /// <summary>
+    /// Δm in percent (Equation 3 of the paper) over the evaluated tasks that have a baseline, or null when none has.
+    /// </summary>
+    public double? DeltaM { get; }
+
+    /// <summary>
+    /// The metric a task is ranked by in the paper, in the paper's units: mIoU ×100 for semantic segmentation, human parts
+    /// and saliency; the mean angular error in degrees for normals. These are the values Δm compares with the baselines.
+    /// </summary>
+    /// <param name="task">An evaluated task.</param>
+    /// <returns>The metric.</returns>
+    /// <exception cref="ArgumentException">The task was not evaluated.</exception>
+    public double GetPaperMetric(DenseTask task) => task switch
+    {
+        DenseTask.SemanticSegmentation when SemanticSegmentation is not null => SemanticSegmentation.MeanIoU * 100,
+        DenseTask.HumanParts when HumanParts is not null => HumanParts.MeanIoU * 100,
+        DenseTask.Saliency when Saliency is not null => Saliency.MeanIoU * 100,
+        DenseTask.SurfaceNormals when SurfaceNormals is not null => SurfaceNormals.Mean,
+        _ => throw new ArgumentException($"Task {task.ReferenceName()} was not evaluated.", nameof(task)),
+    };
+
+    private bool HasTask(DenseTask task) => task switch
+    {
+        DenseTask.SemanticSegmentation => SemanticSegmentation is not null,
+        DenseTask.HumanParts => HumanParts is not null,
+        DenseTask.Saliency => Saliency is not null,
+        DenseTask.SurfaceNormals => SurfaceNormals is not null,
+        _ => false,
+    };
+
+    /// <summary>A printable table: one line per task with its main metric, baseline and relative gain, then Δm.</summary>
+    /// <returns>The table, lines separated by <see cref="Environment.NewLine"/>.</returns>
+    public string ToTable()
+    {
+        var ci = CultureInfo.InvariantCulture;
+        var rows = new List<string[]> { new[] { "Task", "Metric", "Value", "Single-task", "Gain (%)", "Details" } };
+        foreach (var task in Tasks)
+        {
+            double value = GetPaperMetric(task);
+            bool hasBaseline = Baselines.TryGetValue(task, out double baseline);
+            string details = task switch
+            {
+                DenseTask.SemanticSegmentation => string.Format(ci, "pixel acc {0:F2} %", SemanticSegmentation!.PixelAccuracy * 100),
+                DenseTask.HumanParts => string.Format(ci, "pixel acc {0:F2} %", HumanParts!.PixelAccuracy * 100),
+                DenseTask.Saliency => string.Format(ci, "maxF {0:F2} %, best threshold {1:F2}", Saliency!.MaxF * 100, Saliency.BestThreshold),
+                _ => string.Format(ci, "median {0:F2}°, RMSE {1:F2}°, <11.25° {2:F2} %, <22.5° {3:F2} %, <30° {4:F2} %",
+                    SurfaceNormals!.Median, SurfaceNormals.Rmse, SurfaceNormals.Within11_25 * 100, SurfaceNormals.Within22_5 * 100, SurfaceNormals.Within30 * 100),
+            };
+            rows.Add(
+            [
+                task.ReferenceName(),
+                task == DenseTask.SurfaceNormals ? "mean angle (°)" : "mIoU (%)",
+                value.ToString("F2", ci),
+                hasBaseline ? baseline.ToString("F2", ci) : "-",
+                hasBaseline ? Evaluation.DeltaM.RelativeGain(task, value, baseline).ToString("+0.00;-0.00;0.00", ci) : "-",
+                details,
+            ]);
+        }
+        var widths = Enumerable.Range(0, rows[0].Length).Select(c => rows.Max(r => r[c].Length)).ToArray();
+        var sb = new StringBuilder();
+        foreach (var row in rows)
+            sb.AppendLine(string.Join("  ", row.Select((cell, c) => c == row.Length - 1 ? cell : cell.PadRight(widths[c]))).TrimEnd());
+        sb.Append(DeltaM is double dm
+            ? string.Format(ci, "Δm = {0:+0.00;-0.00;0.00} % over {1} task(s) with a baseline", dm, Tasks.Count(t => Baselines.TryGetValue(t, out _)))
+            : "Δm: no evaluated task has a single-task baseline");
+        return sb.ToString();
+    }
+
+    /// <summary>The same as <see cref="ToTable"/>.</summary>
+    /// <returns>The printable table.</returns>
+    public override string ToString() => ToTable();
+
+    /// <summary>
+    /// The metrics as a <see cref="DataFrame"/> with one row per evaluated task (for notebooks); a cell that does not
+    /// apply to a task is null. Columns: Task, MeanIoU, PixelAccuracy, MaxF, MaxFBeta, MeanAngle, MedianAngle, Rmse,
+    /// ReferenceRmse, Within11_25, Within22_5, Within30 (fractions and degrees as in the metric objects),
+    /// PaperMetric, Baseline, Gain (percent).
+    /// </summary>
+    /// <returns>A new data frame.</returns>
+    public DataFrame ToDataFrame()
+    {
+        double? Seg(DenseTask t, Func<SegmentationMetrics, double> f) =>
+            t == DenseTask.SemanticSegmentation ? f(SemanticSegmentation!) : t == DenseTask.HumanParts ? f(HumanParts!) : null;
+        double? Sal(DenseTask t, Func<SaliencyMetrics, double> f) => t == DenseTask.Saliency ? f(Saliency!) : null;
+        double? Nrm(DenseTask t, Func<NormalsMetrics, double> f) => t == DenseTask.SurfaceNormals ? f(SurfaceNormals!) : null;
+        double? MeanIoU(DenseTask t) => Seg(t, m => m.MeanIoU) ?? Sal(t, m => m.MeanIoU);
+        double? Baseline(DenseTask t) => Baselines.TryGetValue(t, out double b) ? b : null;
+        double? Gain(DenseTask t) => Baseline(t) is double b ? Evaluation.DeltaM.RelativeGain(t, GetPaperMetric(t), b) : null;
+
+        DoubleDataFrameColumn Column(string name, Func<DenseTask, double?> f) => new(name, Tasks.Select(f));
+        return new DataFrame(
+            new StringDataFrameColumn("Task", Tasks.Select(t => t.ReferenceName())),
+            Column("MeanIoU", MeanIoU),
+            Column("PixelAccuracy", t => Seg(t, m => m.PixelAccuracy)),
+            Column("MaxF", t => Sal(t, m => m.MaxF)),
+            Column("MaxFBeta", t => Sal(t, m => m.MaxFBeta)),
+            Column("MeanAngle", t => Nrm(t, m => m.Mean)),
+            Column("MedianAngle", t => Nrm(t, m => m.Median)),
+            Column("Rmse", t => Nrm(t, m => m.Rmse)),
+            Column("ReferenceRmse", t => Nrm(t, m => m.ReferenceRmse)),
+            Column("Within11_25", t => Nrm(t, m => m.Within11_25)),
+            Column("Within22_5", t => Nrm(t, m => m.Within22_5)),
+            Column("Within30", t => Nrm(t, m => m.Within30)),
+            Column("PaperMetric", t => GetPaperMetric(t)),
+            Column("Baseline", Baseline),
+            Column("Gain", Gain));
+    }
+
+    /// <summary>
+    /// The metrics as JSON, keyed by the reference's task names and, where the reference has them, its metric names and
+    /// units: <c>semseg</c>/<c>human_parts</c> {<c>mIoU</c> (fraction), <c>pixel_accuracy</c>, <c>per_class_iou</c>},
+    /// <c>sal</c> {<c>mIoU</c>, <c>maxF</c> (fractions), <c>best_threshold</c>, <c>maxF_threshold</c>, <c>max_f_beta</c>
+    /// (β² = 0.3, computed correctly)}, <c>normals</c> {<c>mean</c>, <c>median</c>, <c>rmse</c> (the reference's,
+    /// equal to the mean), <c>rmse_true</c> (degrees), <c>11.25</c>, <c>22.5</c>, <c>30</c> (percent of valid pixels,
+    /// as the reference reports them)}; then <c>delta_m</c> (percent) and <c>baselines</c> when Δm applies.
+    /// </summary>
+    /// <returns>A new JSON object.</returns>
+    public JsonObject ToJson()
+    {
+        var json = new JsonObject();
+        foreach (var task in Tasks)
+        {
+            json[task.ReferenceName()] = task switch
+            {
+                DenseTask.SemanticSegmentation => SegmentationJson(SemanticSegmentation!),
+                DenseTask.HumanParts => SegmentationJson(HumanParts!),
+                DenseTask.Saliency => new JsonObject
+                {
+                    ["mIoU"] = Saliency!.MeanIoU,
+                    ["maxF"] = Saliency.MaxF,
+                    ["best_threshold"] = Saliency.BestThreshold,
+                    ["maxF_threshold"] = Saliency.MaxFThreshold,
+                    ["max_f_beta"] = Saliency.MaxFBeta,
+                    ["images"] = Saliency.ImageCount,
+                },
+                _ => new JsonObject
+                {
+                    ["mean"] = SurfaceNormals!.Mean,
+                    ["median"] = SurfaceNormals.Median,
+                    ["rmse"] = SurfaceNormals.ReferenceRmse,
+                    ["rmse_true"] = SurfaceNormals.Rmse,
+                    ["11.25"] = SurfaceNormals.Within11_25 * 100,
+                    ["22.5"] = SurfaceNormals.Within22_5 * 100,
+                    ["30"] = SurfaceNormals.Within30 * 100,
+                    ["pixels"] = SurfaceNormals.PixelCount,
+                },
+            };
+        }
+        if (DeltaM is double dm)
+        {
+            json["delta_m"] = dm;
+            var baselines = new JsonObject();
+            foreach (var task in Tasks)
+                if (Baselines.TryGetValue(task, out double b)) baselines[task.ReferenceName()] = b;
+            json["baselines"] = baselines;
+        }
+        return json;
+    }
+
+    private static JsonObject SegmentationJson(SegmentationMetrics m) => new()
+    {
+        ["mIoU"] = m.MeanIoU,
+        ["pixel_accuracy"] = m.PixelAccuracy,
+        ["per_class_iou"] = new JsonArray(m.PerClassIoU.Select(v => (JsonNode?)JsonValue.Create(v)).ToArray()),
+        ["pixels"] = m.PixelCount,
+    };
+}

@@ -1,0 +1,126 @@
+using System.CommandLine;
+using System.Text.Json;
+using Microsoft.ML.MtLora;
+using Microsoft.ML.MtLora.Checkpoints;
+using Microsoft.ML.MtLora.Evaluation;
+using static TorchSharp.torch;
+
+namespace MtLora.Cli.Commands;
+
+/// <summary>
+/// <c>mtlora evaluate --predictions &lt;file.safetensors&gt;</c>: scores raw network outputs <c>out.&lt;task&gt;</c>
+/// against targets <c>target.&lt;task&gt;</c> with the reference's metrics and prints one JSON object on stdout.
+/// </summary>
+/// <remarks>
+/// Each input mode computes a <see cref="MultiTaskMetrics"/> and hands it to <see cref="WriteJson"/>, so another mode
+/// (a model and a data set) can be added beside <see cref="EvaluateTensorFile"/>.
+/// </remarks>
+public static class EvaluateCommand
+{
+    /// <summary>Images scored per step: bounds the memory of the temporaries (argmax, masks) whatever the file size.</summary>
+    private const int BatchSize = 8;
+
+    /// <summary>Builds the <c>evaluate</c> verb.</summary>
+    public static Command Create()
+    {
+        var cmd = new Command("evaluate",
+            "Score dense multi-task predictions and print one JSON object: per task its metrics (mIoU and maxF as fractions, " +
+            "normals angles in degrees, normals 11.25/22.5/30 in percent) and delta_m (percent) when the tasks have baselines.");
+        var predictions = new Option<string>("--predictions")
+        {
+            Description = "A safetensors file with raw outputs out.<task> (N, C, H, W) and targets target.<task> (N, 1, H, W), " +
+                          "or (N, 3, H, W) for normals, 255 = ignore; tasks semseg, human_parts, sal, normals (any subset).",
+        };
+        var baselines = new Option<string>("--baselines")
+        {
+            Description = "Single-task baselines for delta_m: task=value pairs (mIoU in percent, normals mean angle in degrees), " +
+                          "e.g. semseg=67.21,human_parts=61.93,sal=62.35,normals=17.97; 'paper' (the default) or 'none'.",
+            DefaultValueFactory = _ => "paper",
+        };
+        cmd.Options.Add(predictions);
+        cmd.Options.Add(baselines);
+        cmd.SetAction(parseResult => Run(parseResult.GetValue(predictions), parseResult.GetValue(baselines), Console.Out, Console.Error));
+        return cmd;
+    }
+
+    /// <summary>Runs the verb: 0 on success, 1 on bad input (one line on <paramref name="stderr"/>), 2 on a usage error.</summary>
+    public static int Run(string? predictionsPath, string? baselinesText, TextWriter stdout, TextWriter stderr)
+    {
+        if (string.IsNullOrWhiteSpace(predictionsPath))
+        {
+            stderr.WriteLine("mtlora evaluate: give --predictions <file.safetensors>.");
+            return 2;
+        }
+        SingleTaskBaselines baselines;
+        try
+        {
+            baselines = SingleTaskBaselines.Parse(baselinesText ?? "paper");
+        }
+        catch (FormatException e)
+        {
+            stderr.WriteLine($"mtlora evaluate: --baselines: {e.Message}");
+            return 2;
+        }
+        try
+        {
+            var metrics = EvaluateTensorFile(predictionsPath, baselines);
+            WriteJson(metrics, stdout);
+            return 0;
+        }
+        catch (Exception e) when (e is FileNotFoundException or InvalidDataException or ArgumentException or InvalidOperationException)
+        {
+            stderr.WriteLine($"mtlora evaluate: {e.Message}");
+            return 1;
+        }
+    }
+
+    /// <summary>Scores every task that has both <c>out.&lt;task&gt;</c> and <c>target.&lt;task&gt;</c> in the file, a few images at a time.</summary>
+    public static MultiTaskMetrics EvaluateTensorFile(string path, SingleTaskBaselines baselines)
+    {
+        var tensors = SafeTensors.Load(path);
+        try
+        {
+            var tasks = new List<DenseTask>();
+            foreach (var task in DenseTasks.All)
+            {
+                bool hasOut = tensors.ContainsKey($"out.{task.ReferenceName()}");
+                bool hasTarget = tensors.ContainsKey($"target.{task.ReferenceName()}");
+                if (hasOut != hasTarget)
+                    throw new InvalidDataException($"'{path}' has '{(hasOut ? "out" : "target")}.{task.ReferenceName()}' but not '{(hasOut ? "target" : "out")}.{task.ReferenceName()}'.");
+                if (hasOut) tasks.Add(task);
+            }
+            if (tasks.Count == 0)
+                throw new InvalidDataException($"'{path}' holds no out.<task>/target.<task> pair (tasks: semseg, human_parts, sal, normals). Keys: {string.Join(", ", tensors.Keys)}.");
+
+            var meter = new MultiTaskMeter(tasks);
+            foreach (var task in tasks)
+            {
+                var output = tensors[$"out.{task.ReferenceName()}"];
+                var target = tensors[$"target.{task.ReferenceName()}"];
+                long channels = task.OutputChannels(), targetChannels = task == DenseTask.SurfaceNormals ? 3 : 1;
+                if (output.dim() != 4 || output.size(1) != channels)
+                    throw new InvalidDataException($"'{path}': out.{task.ReferenceName()} has shape ({string.Join(", ", output.shape)}); expected (N, {channels}, H, W).");
+                long[] expected = [output.size(0), targetChannels, output.size(2), output.size(3)];
+                if (!target.shape.SequenceEqual(expected))
+                    throw new InvalidDataException($"'{path}': target.{task.ReferenceName()} has shape ({string.Join(", ", target.shape)}) but out.{task.ReferenceName()} is ({string.Join(", ", output.shape)}); expected ({string.Join(", ", expected)}).");
+                for (long start = 0; start < output.size(0); start += BatchSize)
+                {
+                    using var scope = NewDisposeScope();
+                    long n = Math.Min(BatchSize, output.size(0) - start);
+                    meter.Update(task, output.narrow(0, start, n), target.narrow(0, start, n)); // (n, C, H, W), (n, 1|3, H, W)
+                }
+            }
+            return meter.GetMetrics(baselines);
+        }
+        finally
+        {
+            foreach (var t in tensors.Values) t.Dispose();
+        }
+    }
+
+    /// <summary>Writes the metrics as one indented JSON object (see <see cref="MultiTaskMetrics.ToJson"/>).</summary>
+    public static void WriteJson(MultiTaskMetrics metrics, TextWriter stdout)
+    {
+        stdout.WriteLine(metrics.ToJson().ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+    }
+}
