@@ -9,7 +9,7 @@ namespace Microsoft.ML.MtLora;
 
 /// <summary>
 /// A trained MTLoRA multi-task network as an ML.NET transformer: it reads an image column and adds, per task, the
-/// dense predictions at the image's own size. Returned by the MTLoRA estimator's <c>Fit</c>, loaded by
+/// dense predictions at the image's own size. Returned by <see cref="MtLoraEstimator.Fit(IDataView)"/>, loaded by
 /// <c>mlContext.Model.Load</c> from a model.zip it was saved into (alone or inside a chain), or rebuilt from an
 /// adapters file with <see cref="LoadFromAdapters"/>.
 /// </summary>
