@@ -76,9 +76,39 @@ using (var pe = new PEReader(new MemoryStream(bytes, writable: false)))
     Patch(TableIndex.Field, 0, 2, Member);         // row: Flags (2), ...
 }
 
+// Several builds of the same project (e.g. through different project references) can run this at once: each writes
+// its own temporary file and renames it over the output, an atomic replace, so readers see the old or the new file.
 Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(output))!);
-if (File.Exists(output) && File.ReadAllBytes(output).AsSpan().SequenceEqual(bytes)) return 0;
-var tmp = output + ".tmp";
-File.WriteAllBytes(tmp, bytes);
-File.Move(tmp, output, overwrite: true);
+if (SameContent(output, bytes)) return 0;
+var tmp = $"{output}.{Environment.ProcessId}.{Guid.NewGuid():N}.tmp";
+try
+{
+    File.WriteAllBytes(tmp, bytes);
+    File.Move(tmp, output, overwrite: true);
+}
+catch (IOException) when (SameContent(output, bytes))
+{
+    // Another run wrote the same bytes first.
+}
+catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+{
+    Console.Error.WriteLine($"Publicize: cannot write '{output}': {e.Message}");
+    return 1;
+}
+finally
+{
+    if (File.Exists(tmp)) File.Delete(tmp);
+}
 return 0;
+
+static bool SameContent(string path, byte[] bytes)
+{
+    try
+    {
+        return File.Exists(path) && File.ReadAllBytes(path).AsSpan().SequenceEqual(bytes);
+    }
+    catch (IOException)
+    {
+        return false;
+    }
+}

@@ -56,7 +56,7 @@ public sealed partial class MtLoraTransformer
         w.Write(Preprocessing.Interpolation);
         foreach (var v in Preprocessing.Mean) w.Write(v);
         foreach (var v in Preprocessing.Std) w.Write(v);
-        w.Write(NetworkOptions.ToJson());
+        w.Write(_networkOptions.ToJson());
         ctx.SaveBinaryStream(WeightsStreamName, bw =>
         {
             bw.Flush();
@@ -129,6 +129,45 @@ public sealed partial class MtLoraTransformer
     }
 
     /// <summary>
+    /// Makes a transformer from a trained MTLoRA checkpoint: one written by the reference PyTorch implementation
+    /// (<c>torch.save</c> .pth, with or without the <c>{"model": ...}</c> wrapper) or any full state dict of the network as
+    /// .pth or .safetensors, e.g. for inference with weights trained elsewhere.
+    /// </summary>
+    /// <param name="mlContext">The ML.NET context (its <c>GpuDeviceId</c>/<c>FallbackToCpu</c> choose the device).</param>
+    /// <param name="networkOptions">The architecture the checkpoint was trained with (tasks, Swin size, ranks).</param>
+    /// <param name="checkpointPath">The checkpoint file.</param>
+    /// <param name="imageColumnName">The input image column. Default <c>Image</c>.</param>
+    /// <param name="batchSize">Rows per forward pass in <see cref="Transform"/>. Default 8.</param>
+    /// <returns>The transformer; dispose it when done.</returns>
+    /// <exception cref="FileNotFoundException">The file does not exist.</exception>
+    /// <exception cref="InvalidDataException">The file is not a full MTLoRA state dict for these options (the message names the keys or shapes at fault).</exception>
+    public static MtLoraTransformer LoadFromCheckpoint(MLContext mlContext, MtLoraNetworkOptions networkOptions, string checkpointPath,
+        string imageColumnName = MtLoraColumnNames.Image, int batchSize = 8)
+    {
+        ArgumentNullException.ThrowIfNull(mlContext);
+        ArgumentNullException.ThrowIfNull(networkOptions);
+        ArgumentException.ThrowIfNullOrWhiteSpace(checkpointPath);
+        networkOptions.Validate();
+        var weights = PretrainedWeights.Load(checkpointPath, networkOptions, out bool whole);
+        try
+        {
+            if (!whole)
+                throw new InvalidDataException($"'{checkpointPath}' is a Swin backbone checkpoint, not a trained MTLoRA model (it has no downsampler or decoder weights). Train from it with MtLoraOptions.PretrainedWeightsPath.");
+            return new MtLoraTransformer(mlContext, networkOptions, weights, ImagePreprocessing.Reference(networkOptions.ImageSize), imageColumnName, batchSize, DeviceFor(mlContext));
+        }
+        catch (InvalidDataException e) when (!e.Message.Contains(checkpointPath, StringComparison.Ordinal))
+        {
+            foreach (var t in weights.Values) t.Dispose();
+            throw new InvalidDataException($"'{checkpointPath}': {e.Message}", e);
+        }
+        catch
+        {
+            foreach (var t in weights.Values) t.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>
     /// Writes only what training changed on top of the pretrained backbone: every tensor of the state dict except the
     /// frozen backbone parameters (so LoRA matrices, task adapters, decoders and heads, norms and patch embedding when
     /// trained, batch-norm statistics), as a small safetensors file whose metadata holds the network settings and the
@@ -143,7 +182,7 @@ public sealed partial class MtLoraTransformer
         {
             ["format"] = AdaptersFormat,
             ["format_version"] = AdaptersFormatVersion.ToString(CultureInfo.InvariantCulture),
-            ["network_options"] = NetworkOptions.ToJson(),
+            ["network_options"] = _networkOptions.ToJson(),
             ["image_column"] = ImageColumnName,
             ["batch_size"] = BatchSize.ToString(CultureInfo.InvariantCulture),
             ["image_size"] = Preprocessing.Size.ToString(CultureInfo.InvariantCulture),

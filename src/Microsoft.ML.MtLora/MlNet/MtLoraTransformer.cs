@@ -67,7 +67,7 @@ public sealed partial class MtLoraTransformer : ITransformer, IDisposable
         ArgumentNullException.ThrowIfNull(weights);
         if (preprocessing.Size != networkOptions.ImageSize)
             throw new ArgumentException($"The preprocessing resizes to {preprocessing.Size} px but the network takes {networkOptions.ImageSize} px images.", nameof(preprocessing));
-        NetworkOptions = networkOptions.Clone();
+        _networkOptions = networkOptions.Clone();
         Tasks = networkOptions.Tasks.ToArray();
         ImageColumnName = imageColumnName;
         BatchSize = batchSize;
@@ -107,8 +107,10 @@ public sealed partial class MtLoraTransformer : ITransformer, IDisposable
     /// <summary>The device the network runs on.</summary>
     public Device Device { get; }
 
-    /// <summary>The network's architecture settings (a copy is safe to read; changing it has no effect on the model).</summary>
-    internal MtLoraNetworkOptions NetworkOptions { get; }
+    /// <summary>The network's architecture settings (tasks, Swin size, ranks, ...), as a copy: changing it has no effect on the model.</summary>
+    public MtLoraNetworkOptions NetworkOptions => _networkOptions.Clone();
+
+    private readonly MtLoraNetworkOptions _networkOptions;
 
     internal ImagePreprocessing Preprocessing { get; }
 

@@ -254,4 +254,26 @@ public class MtLoraModelZipTests
         var e2 = Assert.Throws<InvalidDataException>(() => MtLoraTransformer.LoadFromAdapters(ml, empty, adapters));
         Assert.Contains("not an MTLoRA adapters file", e2.Message);
     }
+
+    [Fact]
+    public void ReferenceCheckpointLoadsForInference()
+    {
+        var ml = new MLContext(seed: 1);
+        using var model = MtLoraTestModel.Create(ml, batchSize: 2);
+        var data = ml.Data.LoadFromEnumerable(MtLoraTestModel.Rows(2));
+        // The reference's own torch.save output, wrapped as its training script writes checkpoints.
+        using var fromPth = MtLoraTransformer.LoadFromCheckpoint(ml, MtLoraTestModel.Options(), Fixture.Path("tiny4", "checkpoint_wrapped.pth"), batchSize: 2);
+        MtLoraTransformerTests.AssertSame(
+            MtLoraTransformerTests.ReadPredictions(model.Transform(data)),
+            MtLoraTransformerTests.ReadPredictions(fromPth.Transform(data)));
+        Assert.Equal(128, fromPth.NetworkOptions.ImageSize);
+
+        var e = Assert.Throws<InvalidDataException>(() => MtLoraTransformer.LoadFromCheckpoint(ml, MtLoraTestModel.Options(), Fixture.Path("swin_ms", "swin_ms_format.pth")));
+        Assert.Contains("backbone checkpoint", e.Message);
+        var other = MtLoraTestModel.Options();
+        other.SharedRank = 16;
+        var e2 = Assert.Throws<InvalidDataException>(() => MtLoraTransformer.LoadFromCheckpoint(ml, other, Fixture.Path("tiny4", "model.safetensors")));
+        Assert.Contains("model.safetensors", e2.Message);
+        Assert.Contains("lora_shared_A", e2.Message);
+    }
 }
