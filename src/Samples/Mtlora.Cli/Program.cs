@@ -21,6 +21,7 @@ public static class Program
         yield return EvaluateCommand.Create();
         yield return MakeSyntheticCommand.Create();
         yield return ConvertCommand.Create();
+        yield return InspectDataCommand.Create();
     }
 
     /// <summary>Entry point. User errors (bad files, options, data) print one clear line on stderr and exit with 2.</summary>

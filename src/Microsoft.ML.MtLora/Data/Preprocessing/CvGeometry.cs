@@ -1,0 +1,177 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Microsoft.ML.MtLora.Data.Preprocessing;
+
+/// <summary>
+/// OpenCV's geometric operations (<c>cv2.resize</c>, <c>cv2.getRotationMatrix2D</c>, <c>cv2.warpAffine</c>, <c>cv2.flip</c>)
+/// as tensor operations over (C, H, W) float32 CPU tensors, reproducing OpenCV's sampling rules rather than PyTorch's,
+/// because the reference pre-processes with OpenCV.
+/// </summary>
+/// <remarks>
+/// <list type="bullet">
+/// <item>Nearest resize: OpenCV's <c>INTER_NEAREST</c> takes source index <c>min(floor(x·src/dst), src−1)</c> (no half-pixel
+/// shift); the indices are computed in double precision here exactly as OpenCV does.</item>
+/// <item>Bicubic resize: OpenCV's <c>INTER_CUBIC</c> on float data (Keys kernel a = −0.75, half-pixel centres, replicated
+/// border) is the same computation as PyTorch's <c>interpolate(mode=bicubic, align_corners=False)</c>.</item>
+/// <item>Affine warp: OpenCV inverts the matrix, maps each destination pixel in 10-bit fixed point, rounds the source position
+/// to 1/32 pixel (bicubic) or to the nearest pixel (nearest), and reads 0 for every tap outside the source
+/// (<c>BORDER_CONSTANT</c>, value 0). This is reproduced tap by tap.</item>
+/// </list>
+/// </remarks>
+internal static class CvGeometry
+{
+    private const int AbBits = 10;           // OpenCV's AB_BITS: fixed-point bits of the mapped coordinates
+    private const int InterBits = 5;         // OpenCV's INTER_BITS: 1/32-pixel interpolation table
+    private const int InterTabSize = 1 << InterBits;
+    private const double CubicA = -0.75;
+
+    /// <summary>Bicubic weights of the 4 taps for each of the 32 fractional positions, as OpenCV's float table.</summary>
+    private static readonly float[] CubicTable = BuildCubicTable();
+
+    /// <summary>OpenCV's <c>getRotationMatrix2D(center, angle, scale)</c>: a 2x3 affine matrix, row-major.</summary>
+    /// <param name="centerX">Rotation centre x (OpenCV's reference passes w/2).</param>
+    /// <param name="centerY">Rotation centre y (h/2).</param>
+    /// <param name="angleDegrees">Angle in degrees; positive is counter-clockwise on screen (y down).</param>
+    /// <param name="scale">Isotropic scale.</param>
+    public static double[] RotationMatrix2D(double centerX, double centerY, double angleDegrees, double scale)
+    {
+        double angle = angleDegrees * Math.PI / 180.0;
+        double alpha = Math.Cos(angle) * scale;
+        double beta = Math.Sin(angle) * scale;
+        return
+        [
+            alpha, beta, (1 - alpha) * centerX - beta * centerY,
+            -beta, alpha, beta * centerX + (1 - alpha) * centerY,
+        ];
+    }
+
+    /// <summary>OpenCV's <c>invertAffineTransform</c>.</summary>
+    public static double[] InvertAffine(double[] m)
+    {
+        double d = m[0] * m[4] - m[1] * m[3];
+        d = d != 0 ? 1.0 / d : 0;
+        double a11 = m[4] * d, a22 = m[0] * d, a12 = -m[1] * d, a21 = -m[3] * d;
+        double b1 = -a11 * m[2] - a12 * m[5];
+        double b2 = -a21 * m[2] - a22 * m[5];
+        return [a11, a12, b1, a21, a22, b2];
+    }
+
+    /// <summary><c>cv2.flip(x, 1)</c>: mirror along the width.</summary>
+    /// <param name="input">A (C, H, W) tensor.</param>
+    public static Tensor FlipHorizontal(Tensor input) => input.flip(-1);
+
+    /// <summary><c>cv2.resize(..., INTER_NEAREST)</c> of a (C, H, W) tensor to (C, height, width).</summary>
+    public static Tensor ResizeNearest(Tensor input, int height, int width)
+    {
+        long srcH = input.shape[1], srcW = input.shape[2];
+        if (srcH == height && srcW == width) return input.alias();
+        using var scope = NewDisposeScope();
+        using var rows = NearestIndices(srcH, height);
+        using var cols = NearestIndices(srcW, width);
+        return input.index_select(1, rows).index_select(2, cols).MoveToOuterDisposeScope(); // (C, height, width)
+    }
+
+    private static Tensor NearestIndices(long src, int dst)
+    {
+        // OpenCV: ifx = 1 / (dst / src); sx = min(floor(x * ifx), src - 1), in double.
+        double inv = 1.0 / ((double)dst / src);
+        var idx = new long[dst];
+        for (int x = 0; x < dst; x++) idx[x] = Math.Min((long)Math.Floor(x * inv), src - 1);
+        return torch.tensor(idx, ScalarType.Int64);
+    }
+
+    /// <summary><c>cv2.resize(..., INTER_CUBIC)</c> of a (C, H, W) float tensor to (C, height, width).</summary>
+    public static Tensor ResizeBicubic(Tensor input, int height, int width)
+    {
+        if (input.shape[1] == height && input.shape[2] == width) return input.alias();
+        using var batch = input.unsqueeze(0);                                           // (1, C, H, W)
+        using var resized = nn.functional.interpolate(batch, size: [height, width], mode: InterpolationMode.Bicubic, align_corners: false);
+        return resized.squeeze(0);                                                      // (C, height, width)
+    }
+
+    /// <summary>
+    /// <c>cv2.warpAffine(x, m, (W, H), flags=INTER_NEAREST or INTER_CUBIC)</c> with the default constant-0 border,
+    /// on a (C, H, W) float tensor; the output keeps the input size.
+    /// </summary>
+    /// <param name="input">The (C, H, W) float32 tensor.</param>
+    /// <param name="m">The forward 2x3 matrix (destination = M · source), as OpenCV takes it without WARP_INVERSE_MAP.</param>
+    /// <param name="bicubic">Bicubic (true) or nearest (false).</param>
+    public static Tensor WarpAffine(Tensor input, double[] m, bool bicubic)
+    {
+        using var scope = NewDisposeScope();
+        long c = input.shape[0], h = input.shape[1], w = input.shape[2];
+        var inv = InvertAffine(m);
+        // OpenCV maps in 10-bit fixed point: adelta[x] = round(iM00·x·1024), X0[y] = round((iM01·y + iM02)·1024) + round_delta.
+        var xs = torch.arange(w, ScalarType.Float64);
+        var ys = torch.arange(h, ScalarType.Float64);
+        double abScale = 1 << AbBits;
+        long roundDelta = bicubic ? (1 << AbBits) / InterTabSize / 2 : (1 << AbBits) / 2;
+        var adelta = (xs * (inv[0] * abScale)).round().to(ScalarType.Int64);            // (W)
+        var bdelta = (xs * (inv[3] * abScale)).round().to(ScalarType.Int64);            // (W)
+        var x0 = ((ys * inv[1] + inv[2]) * abScale).round().to(ScalarType.Int64) + roundDelta; // (H)
+        var y0 = ((ys * inv[4] + inv[5]) * abScale).round().to(ScalarType.Int64) + roundDelta; // (H)
+        var fx = x0.unsqueeze(1) + adelta.unsqueeze(0);                                 // (H, W) fixed point
+        var fy = y0.unsqueeze(1) + bdelta.unsqueeze(0);                                 // (H, W)
+        var flat = input.reshape(c, h * w);                                             // (C, H*W)
+
+        if (!bicubic)
+        {
+            var sx = fx.bitwise_right_shift(AbBits);                                     // floor division
+            var sy = fy.bitwise_right_shift(AbBits);
+            var inside = sx.ge(0).logical_and(sx.lt(w)).logical_and(sy.ge(0)).logical_and(sy.lt(h)); // (H, W)
+            var index = (sy.clamp(0, h - 1) * w + sx.clamp(0, w - 1)).reshape(-1);       // (H*W)
+            var gathered = flat.index_select(1, index).reshape(c, h, w);                 // (C, H, W)
+            return gathered.mul(inside.unsqueeze(0).to(input.dtype)).MoveToOuterDisposeScope();
+        }
+
+        var qx = fx.bitwise_right_shift(AbBits - InterBits);                             // position in 1/32 pixel
+        var qy = fy.bitwise_right_shift(AbBits - InterBits);
+        var ix = qx.bitwise_right_shift(InterBits);                                      // integer part
+        var iy = qy.bitwise_right_shift(InterBits);
+        var tx = qx.bitwise_and(InterTabSize - 1).reshape(-1);                           // (H*W) table index
+        var ty = qy.bitwise_and(InterTabSize - 1).reshape(-1);
+        var table = torch.tensor(CubicTable, [InterTabSize, 4], ScalarType.Float32);
+        var wx = table.index_select(0, tx);                                              // (H*W, 4)
+        var wy = table.index_select(0, ty);                                              // (H*W, 4)
+
+        // Zero padding of 2 on every side: a tap outside the source reads 0 (constant border); clamping the tap into the
+        // padding keeps it at 0 however far outside it falls.
+        var padded = nn.functional.pad(input.unsqueeze(0), [2, 2, 2, 2]).squeeze(0);     // (C, H+4, W+4)
+        long pw = w + 4;
+        var pflat = padded.reshape(c, (h + 4) * pw);
+        var result = torch.zeros(c, h * w, ScalarType.Float32);
+        var ixf = ix.reshape(-1);
+        var iyf = iy.reshape(-1);
+        for (int i = 0; i < 4; i++)
+        {
+            var row = (iyf + (i - 1)).clamp(-2, h + 1) + 2;                               // (H*W)
+            var wyi = wy[.., i];                                                          // (H*W)
+            for (int j = 0; j < 4; j++)
+            {
+                var col = (ixf + (j - 1)).clamp(-2, w + 1) + 2;
+                var taps = pflat.index_select(1, row * pw + col);                         // (C, H*W)
+                result.add_(taps * (wyi * wx[.., j]).unsqueeze(0));
+            }
+        }
+        return result.reshape(c, h, w).to(input.dtype).MoveToOuterDisposeScope();       // (C, H, W)
+    }
+
+    /// <summary>OpenCV's <c>interpolateCubic</c> at the 32 table positions (float coefficients, a = −0.75).</summary>
+    private static float[] BuildCubicTable()
+    {
+        var table = new float[InterTabSize * 4];
+        for (int i = 0; i < InterTabSize; i++)
+        {
+            float x = 1.0f / InterTabSize * i;
+            // OpenCV computes these in float.
+            float a = (float)CubicA;
+            float x0 = x + 1, x1 = x, x2 = 1 - x;
+            table[i * 4 + 0] = ((a * x0 - 5 * a) * x0 + 8 * a) * x0 - 4 * a;
+            table[i * 4 + 1] = ((a + 2) * x1 - (a + 3)) * x1 * x1 + 1;
+            table[i * 4 + 2] = ((a + 2) * x2 - (a + 3)) * x2 * x2 + 1;
+            table[i * 4 + 3] = 1f - table[i * 4 + 0] - table[i * 4 + 1] - table[i * 4 + 2];
+        }
+        return table;
+    }
+}

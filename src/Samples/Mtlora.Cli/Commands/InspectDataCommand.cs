@@ -1,0 +1,67 @@
+using System.CommandLine;
+using System.Text.Json;
+using Microsoft.ML;
+using Microsoft.ML.MtLora;
+using Microsoft.ML.MtLora.Data.Pascal;
+
+namespace MtLora.Cli.Commands;
+
+/// <summary>
+/// <c>mtlora inspect-data --data &lt;root&gt; --split &lt;split&gt;</c>: reads every sample of a PASCAL-Context split with the loader's
+/// rules at the original resolution and prints one JSON object of label statistics on stdout (progress on stderr).
+/// </summary>
+internal static class InspectDataCommand
+{
+    public static Command Create()
+    {
+        var data = new Option<string>("--data") { Description = "The PASCAL_MT root folder (JPEGImages/, ImageSets/, semseg/, ...).", Required = true };
+        var split = new Option<string>("--split") { Description = "The split: train or val.", DefaultValueFactory = _ => "val" };
+        var tasks = new Option<string>("--tasks") { Description = "Comma-separated tasks to read: semseg, human_parts, sal, normals.", DefaultValueFactory = _ => "semseg,human_parts,sal,normals" };
+        var skipBad = new Option<bool>("--skip-bad") { Description = "Leave out unreadable samples (listed in the output) instead of failing." };
+        var strictSizes = new Option<bool>("--strict-sizes") { Description = "Treat a label whose size differs from its image as an error instead of resizing it." };
+        var cmd = new Command("inspect-data", "Read every sample of a PASCAL-Context split and print label statistics as JSON.");
+        cmd.Options.Add(data);
+        cmd.Options.Add(split);
+        cmd.Options.Add(tasks);
+        cmd.Options.Add(skipBad);
+        cmd.Options.Add(strictSizes);
+        cmd.SetAction(parseResult => Run(
+            parseResult.GetValue(data)!, parseResult.GetValue(split)!, parseResult.GetValue(tasks)!,
+            parseResult.GetValue(skipBad), parseResult.GetValue(strictSizes),
+            parseResult.InvocationConfiguration.Output, parseResult.InvocationConfiguration.Error));
+        return cmd;
+    }
+
+    /// <summary>Runs the verb; returns the exit code (0 success, 1 bad input).</summary>
+    internal static int Run(string root, string split, string tasks, bool skipBad, bool strictSizes, TextWriter stdout, TextWriter stderr)
+    {
+        try
+        {
+            var options = new PascalContextOptions
+            {
+                SkipBadSamples = skipBad,
+                LabelSizeMismatch = strictSizes ? LabelSizeMismatchHandling.Error : LabelSizeMismatchHandling.ResizeToImage,
+                HumanPartsOnlyKeepsAnnotatedImages = false,
+            };
+            var view = new MLContext().Data.LoadPascalContext(root, split, tasks, options);
+            stderr.WriteLine($"inspect-data: {view.Ids.Count} samples in '{view.Root}' split '{split}', tasks {string.Join(",", view.Tasks.Select(t => t.ReferenceName()))}");
+            long total = view.Ids.Count;
+            var progress = new SynchronousProgress(n => stderr.WriteLine($"inspect-data: {n}/{total}"));
+            var stats = PascalContextStatistics.Compute(view, progress);
+            if (stats.Skipped.Count > 0) stderr.WriteLine($"inspect-data: skipped {stats.Skipped.Count} bad sample(s)");
+            stdout.WriteLine(stats.ToJson().ToJsonString(new JsonSerializerOptions { WriteIndented = false }));
+            return 0;
+        }
+        catch (Exception e) when (e is IOException or InvalidDataException or ArgumentException or NotSupportedException or UnauthorizedAccessException)
+        {
+            stderr.WriteLine($"inspect-data: error: {e.Message}");
+            return 1;
+        }
+    }
+
+    /// <summary>Reports on the caller's thread (Progress&lt;T&gt; would post to the thread pool and interleave with the JSON).</summary>
+    private sealed class SynchronousProgress(Action<long> report) : IProgress<long>
+    {
+        public void Report(long value) => report(value);
+    }
+}
