@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.IO.Compression;
 using System.Text.Json;
 using System.Xml.Linq;
+using Microsoft.ML.Data;
 
 namespace Microsoft.ML.MtLora.Tests.Packaging;
 
@@ -125,14 +126,24 @@ public class PackageConsumerTests
         using (var zip = ZipFile.OpenRead(modelZip))
             Assert.Contains(zip.Entries, e => e.FullName.EndsWith("Weights.safetensors", StringComparison.Ordinal) && e.Length > 0);
 
-        // The model.zip of the packaged library loads in this build of the library too.
+        // The model.zip of the packaged library loads and predicts in this build of the library too.
         var ml = new MLContext(seed: 1);
-        var loaded = ml.Model.Load(modelZip, out var schema);
+        var loaded = ml.Model.Load(modelZip, out _);
         try
         {
-            var scored = loaded.GetOutputSchema(schema);
+            var val = ml.Data.LoadPascalContext(Path.Combine(work, "PASCAL_MT"), "val");
+            var scored = loaded.Transform(val);
             foreach (var task in DenseTasks.All)
-                Assert.NotNull(scored.GetColumnOrNull(task.PredictionColumnName()));
+                Assert.NotNull(scored.Schema.GetColumnOrNull(task.PredictionColumnName()));
+            var heights = scored.GetColumn<int>(MtLoraColumnNames.Height).ToArray();
+            var widths = scored.GetColumn<int>(MtLoraColumnNames.Width).ToArray();
+            var semseg = scored.GetColumn<byte[]>(DenseTask.SemanticSegmentation.PredictionColumnName()).ToArray();
+            Assert.Equal(2, semseg.Length);
+            for (int i = 0; i < semseg.Length; i++)
+            {
+                Assert.Equal(heights[i] * widths[i], semseg[i].Length);
+                Assert.All(semseg[i], c => Assert.InRange(c, 0, 20));
+            }
         }
         finally { (loaded as IDisposable)?.Dispose(); }
     }
@@ -143,24 +154,24 @@ public class PackageConsumerTests
         using var zip = ZipFile.OpenRead(nupkg);
         var files = zip.Entries.Select(e => e.FullName).Where(n => !n.StartsWith("_rels/", StringComparison.Ordinal)
             && !n.StartsWith("package/", StringComparison.Ordinal) && n != "[Content_Types].xml").Order(StringComparer.Ordinal).ToArray();
+        // The build logic ships as written in build/, in buildTransitive/ (and build/ for older NuGet clients).
+        var buildLogic = Directory.GetFiles(Path.Combine(repo, "build")).Select(Path.GetFileName).ToArray();
+        Assert.Contains("Microsoft.ML.MtLora.targets", buildLogic);
+        Assert.Contains("PatchLibTorchSharp.cs", buildLogic);
         string[] expected =
         [
             "LICENSE",
             "README.md",
-            "build/Microsoft.ML.MtLora.targets",
-            "build/PatchLibTorchSharp.cs",
-            "buildTransitive/Microsoft.ML.MtLora.targets",
-            "buildTransitive/PatchLibTorchSharp.cs",
             "lib/net10.0/Microsoft.ML.MtLora.dll",
             "lib/net10.0/Microsoft.ML.MtLora.xml",
             "Microsoft.ML.MtLora.nuspec",
+            .. buildLogic.Select(f => "build/" + f),
+            .. buildLogic.Select(f => "buildTransitive/" + f),
         ];
         Assert.Equal(expected.Order(StringComparer.Ordinal), files);
-
-        // The build logic ships as written in build/.
         foreach (var dir in new[] { "build", "buildTransitive" })
-            foreach (var name in new[] { "Microsoft.ML.MtLora.targets", "PatchLibTorchSharp.cs" })
-                Assert.Equal(File.ReadAllText(Path.Combine(repo, "build", name)), ReadEntry(zip, $"{dir}/{name}"));
+            foreach (var name in buildLogic)
+                Assert.Equal(File.ReadAllText(Path.Combine(repo, "build", name!)), ReadEntry(zip, $"{dir}/{name}"));
         Assert.Equal(File.ReadAllText(Path.Combine(repo, "LICENSE")), ReadEntry(zip, "LICENSE"));
         Assert.Contains("<member name=\"T:Microsoft.ML.MtLora.MtLoraEstimator\">", ReadEntry(zip, "lib/net10.0/Microsoft.ML.MtLora.xml"));
 
