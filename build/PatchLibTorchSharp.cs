@@ -4,22 +4,21 @@
 using System;
 using System.IO;
 using System.Text;
+
+#if !MTLORA_ELF_PATCH_ONLY
 using Microsoft.Build.Framework;
 using Microsoft.Build.Utilities;
 
 public sealed class MtLoraPatchLibTorchSharpTask : Task
 {
-    private const string Version = "GLIBCXX_3.4.32";
-    private const string Symbol = "_ZSt21ios_base_library_initv";
-
     [Required] public ITaskItem[] Files { get; set; }
     [Required] public string Mode { get; set; }
 
     public override bool Execute()
     {
-        if (!string.Equals(Mode, "true", StringComparison.OrdinalIgnoreCase) && HostHasVersion())
+        if (!string.Equals(Mode, "true", StringComparison.OrdinalIgnoreCase) && LibTorchSharpElfPatch.HostHasVersion())
         {
-            Log.LogMessage(MessageImportance.Low, "libstdc++ on this host provides " + Version + "; libLibTorchSharp.so left as shipped.");
+            Log.LogMessage(MessageImportance.Low, "libstdc++ on this host provides " + LibTorchSharpElfPatch.Version + "; libLibTorchSharp.so left as shipped.");
             return true;
         }
         foreach (var item in Files)
@@ -29,7 +28,7 @@ public sealed class MtLoraPatchLibTorchSharpTask : Task
             {
                 var stamp = File.GetLastWriteTimeUtc(path);
                 var bytes = File.ReadAllBytes(path);
-                var changed = Patch(bytes, out var report);
+                var changed = LibTorchSharpElfPatch.Patch(bytes, out var report);
                 if (changed)
                 {
                     var tmp = path + ".mtlora-tmp";
@@ -47,8 +46,16 @@ public sealed class MtLoraPatchLibTorchSharpTask : Task
         }
         return !Log.HasLoggedErrors;
     }
+}
+#endif
 
-    private static bool HostHasVersion()
+/// <summary>The ELF edit itself, kept free of MSBuild types so tests can run it.</summary>
+public static class LibTorchSharpElfPatch
+{
+    public const string Version = "GLIBCXX_3.4.32";
+    public const string Symbol = "_ZSt21ios_base_library_initv";
+
+    public static bool HostHasVersion()
     {
         string[] candidates =
         {
@@ -78,7 +85,7 @@ public sealed class MtLoraPatchLibTorchSharpTask : Task
     }
 
     /// <summary>Marks the GLIBCXX_3.4.32 version need weak and the one symbol bound to it STB_WEAK (ELF64, little endian).</summary>
-    private static bool Patch(byte[] b, out string report)
+    public static bool Patch(byte[] b, out string report)
     {
         if (b.Length < 64 || b[0] != 0x7f || b[1] != (byte)'E' || b[2] != (byte)'L' || b[3] != (byte)'F')
             throw new InvalidDataException("not an ELF file");

@@ -103,7 +103,7 @@ public sealed class PyTorchCheckpoint : IDisposable
             CheckByteOrder(zip, archive, name);
             byte[] pickle = ReadEntry(pickleEntry, name, MaxPickleBytes);
 
-            var host = new TorchHost(zip, archive, name);
+            var host = new TorchHost(zip, archive, name, stream.Length);
             using var scope = torch.NewDisposeScope();
             try
             {
@@ -123,7 +123,8 @@ public sealed class PyTorchCheckpoint : IDisposable
     /// entry of a wrapper dict (the reference MTLoRA checkpoints and Microsoft's Swin releases:
     /// <c>{"model": state_dict, "epoch": ..., "optimizer": ..., ...}</c>; other entries are ignored).
     /// </summary>
-    /// <returns>The state dict as it is in the file (keys unchanged).</returns>
+    /// <returns>The state dict as it is in the file (keys unchanged). The tensors still belong to this checkpoint and die
+    /// with it; see <see cref="TakeStateDict"/>.</returns>
     /// <exception cref="InvalidDataException">No state dict is found, or one of its values is not a tensor.</exception>
     public IReadOnlyDictionary<string, Tensor> GetStateDict()
     {
@@ -261,8 +262,11 @@ public sealed class PyTorchCheckpoint : IDisposable
         public long Numel => Flat.shape[0];
     }
 
-    private sealed class TorchHost(ZipArchive zip, string archive, string file) : IPickleHost
+    private sealed class TorchHost(ZipArchive zip, string archive, string file, long fileBytes) : IPickleHost
     {
+        // torch.save stores storages uncompressed, so together they cannot exceed the file; this bounds what a
+        // crafted archive (a zip bomb, entries sharing their data) can make us allocate.
+        private long _storageBytes;
         private readonly Dictionary<string, TorchStorage> _storages = new(StringComparer.Ordinal);
 
         public List<Tensor> Tensors { get; } = [];
@@ -320,6 +324,9 @@ public sealed class PyTorchCheckpoint : IDisposable
                 throw Bad($"storage '{key}' ({type.FullName}, {numel} elements) needs {expected} bytes but zip entry '{entryName}' has {entry.Length}");
             if (expected > int.MaxValue)
                 throw Bad($"storage '{key}' has {expected} bytes; storages over 2 GiB are not supported");
+            _storageBytes += expected;
+            if (_storageBytes > fileBytes)
+                throw Bad($"the storages declare {_storageBytes} bytes in all, more than the file's {fileBytes}");
 
             var flat = torch.empty([numel], type.DType);
             var storage = new TorchStorage(key, type.DType, flat);

@@ -53,9 +53,10 @@ public static class SafeTensors
         JsonObject header;
         try
         {
-            header = JsonNode.Parse(headerBytes)?.AsObject() ?? throw new InvalidDataException($"'{name}': the safetensors header is not a JSON object.");
+            header = JsonNode.Parse(headerBytes) as JsonObject ?? throw new InvalidDataException($"'{name}': the safetensors header is not a JSON object.");
+            _ = header.Count; // materialises the properties, so duplicate names surface here
         }
-        catch (JsonException e)
+        catch (Exception e) when (e is JsonException or ArgumentException or InvalidOperationException)
         {
             throw new InvalidDataException($"'{name}': the safetensors header is not valid JSON ({e.Message}).", e);
         }
@@ -63,25 +64,47 @@ public static class SafeTensors
         long dataLen = length - 8 - headerLen;
         var meta = new Dictionary<string, string>();
         var entries = new List<(string Name, ScalarType Type, long[] Shape, long Begin, long End)>();
-        foreach (var (key, node) in header)
+        try
         {
-            if (key == "__metadata__")
+            foreach (var (key, node) in header)
             {
-                if (node is JsonObject m)
-                    foreach (var (mk, mv) in m) meta[mk] = mv?.ToString() ?? "";
-                continue;
+                if (key == "__metadata__")
+                {
+                    if (node is JsonObject m)
+                        foreach (var (mk, mv) in m) meta[mk] = mv?.ToString() ?? "";
+                    continue;
+                }
+                if (node is not JsonObject o || o["dtype"] is not JsonValue || o["shape"] is not JsonArray shapeNode || o["data_offsets"] is not JsonArray offs || offs.Count != 2
+                    || shapeNode.Any(n => n is not JsonValue) || offs.Any(n => n is not JsonValue))
+                    throw new InvalidDataException($"'{name}': header entry '{key}' must have dtype, shape and data_offsets [begin, end].");
+                ScalarType type;
+                long[] shape;
+                long begin, end, expected;
+                try
+                {
+                    type = ParseDType(o["dtype"]!.GetValue<string>(), name, key);
+                    shape = shapeNode.Select(s => s!.GetValue<long>()).ToArray();
+                    begin = offs[0]!.GetValue<long>();
+                    end = offs[1]!.GetValue<long>();
+                    if (shape.Any(d => d < 0)) throw new InvalidDataException($"'{name}': tensor '{key}' has a negative dimension in shape [{string.Join(", ", shape)}].");
+                    expected = checked(shape.Aggregate(1L, (a, b) => checked(a * b)) * ElementSize(type));
+                }
+                catch (Exception e) when (e is InvalidOperationException or FormatException or OverflowException)
+                {
+                    // A header written by hand or damaged: wrong JSON types, nulls, numbers out of range.
+                    throw new InvalidDataException($"'{name}': header entry '{key}' has a malformed dtype, shape or data_offsets ({e.Message}).", e);
+                }
+                if (begin < 0 || end < begin || end - begin != expected)
+                    throw new InvalidDataException($"'{name}': tensor '{key}' has data_offsets [{begin}, {end}] but dtype {o["dtype"]} and shape [{string.Join(", ", shape)}] need {expected} bytes.");
+                if (end > dataLen)
+                    throw new InvalidDataException($"'{name}' is truncated: tensor '{key}' ends at byte {end} of the data section, which has only {dataLen} bytes.");
+                entries.Add((key, type, shape, begin, end));
             }
-            if (node is not JsonObject o || o["dtype"] is null || o["shape"] is not JsonArray shapeNode || o["data_offsets"] is not JsonArray offs || offs.Count != 2)
-                throw new InvalidDataException($"'{name}': header entry '{key}' must have dtype, shape and data_offsets [begin, end].");
-            var type = ParseDType(o["dtype"]!.GetValue<string>(), name, key);
-            var shape = shapeNode.Select(s => s!.GetValue<long>()).ToArray();
-            long begin = offs[0]!.GetValue<long>(), end = offs[1]!.GetValue<long>();
-            long expected = shape.Aggregate(1L, (a, b) => a * b) * ElementSize(type);
-            if (begin < 0 || end < begin || end - begin != expected)
-                throw new InvalidDataException($"'{name}': tensor '{key}' has data_offsets [{begin}, {end}] but dtype {o["dtype"]} and shape [{string.Join(", ", shape)}] need {expected} bytes.");
-            if (end > dataLen)
-                throw new InvalidDataException($"'{name}' is truncated: tensor '{key}' ends at byte {end} of the data section, which has only {dataLen} bytes.");
-            entries.Add((key, type, shape, begin, end));
+        }
+        catch (Exception e) when (e is InvalidOperationException or ArgumentException or FormatException)
+        {
+            // System.Text.Json reports invalid UTF-8 and duplicate names lazily, when a nested object is first read.
+            throw new InvalidDataException($"'{name}': the safetensors header is malformed ({e.Message}).", e);
         }
 
         long dataStart = stream.Position;

@@ -18,11 +18,30 @@ public static class Program
     {
         // Keep one line per verb.
         yield return VersionCommand.Create();
-        yield return ConvertCommand.Create();
-        yield return InspectDataCommand.Create();
         yield return EvaluateCommand.Create();
+        yield return MakeSyntheticCommand.Create();
+        yield return ConvertCommand.Create();
+        yield return DescribeCommand.Create();
+        yield return CheckReferenceCommand.Create();
+        yield return InspectDataCommand.Create();
     }
 
-    /// <summary>Entry point.</summary>
-    public static int Main(string[] args) => BuildRoot().Parse(args).Invoke();
+    /// <summary>Entry point. User errors (bad files, options, data) print one clear line on stderr and exit with 2.</summary>
+    public static int Main(string[] args)
+    {
+        try
+        {
+            return BuildRoot().Parse(args).Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false });
+        }
+        catch (Exception e) when (IsUserError(e))
+        {
+            Console.Error.WriteLine($"mtlora: error: {e.Message}");
+            return 2;
+        }
+    }
+
+    /// <summary>Errors caused by input (files, options, data), as opposed to bugs, which keep their stack trace.</summary>
+    internal static bool IsUserError(Exception e) => e is ArgumentException or FileNotFoundException or DirectoryNotFoundException
+        or InvalidDataException or DllNotFoundException or FormatException or NotSupportedException or InvalidOperationException
+        or UnauthorizedAccessException or OperationCanceledException;
 }

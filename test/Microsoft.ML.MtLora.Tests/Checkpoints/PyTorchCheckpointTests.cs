@@ -139,6 +139,29 @@ public class PyTorchCheckpointTests
         Assert.Equal(0.1, group["lr"]);
     }
 
+    [Fact]
+    public void ParametersAndTorchSizeAreRebuilt()
+    {
+        // {'p': _rebuild_parameter(_rebuild_tensor_v2(..., size=torch.Size((2,)), ...), True, OrderedDict()), 'shape': torch.Size((3, 4))}
+        var w = new PickleWriter().Proto().EmptyDict().Mark();
+        w.Str("p").Global("torch._utils", "_rebuild_parameter").Mark().Tensor("HalfStorage", "0", 2, 0, [2], [1]).Op(0x88).OrderedDict().Tuple().Reduce();
+        w.Str("shape").Global("torch", "Size").IntTuple(3, 4).Op(0x85).Reduce();
+        w.SetItems().Stop();
+        using var dir = Fixture.TempDir();
+        var file = dir.File("param.pth");
+        File.WriteAllBytes(file, TorchZip.Build(w.ToArray(), new Dictionary<string, byte[]> { ["0"] = [0x00, 0x3c, 0x00, 0xc0] })); // 1.0, -2.0 in fp16
+
+        using var ckpt = PyTorchCheckpoint.Load(file);
+        var root = (PickleDictionary)ckpt.Root!;
+        var p = Assert.IsType<Tensor>(root["p"]);
+        Assert.Equal(ScalarType.Float16, p.dtype);
+        using var pf = p.to(ScalarType.Float32);
+        Assert.Equal(new[] { 1f, -2f }, pf.data<float>().ToArray());
+        Assert.Equal(new object[] { 3L, 4L }, ((PickleSequence)root["shape"]!).ToArray());
+        var e = Assert.Throws<InvalidDataException>(() => ckpt.GetStateDict());
+        Assert.Contains("state dict entry 'shape' holds a tuple, not a tensor", e.Message);
+    }
+
     public static TheoryData<string, string> EvilGlobals => new()
     {
         { "posix", "system" },
@@ -217,6 +240,9 @@ public class PyTorchCheckpointTests
         Expect(TorchZip.Build(past, new Dictionary<string, byte[]> { ["0"] = TorchZip.Floats(1, 2) }), "reaches past storage '0'");
         var notTensor = new PickleWriter().Proto().OrderedDict().Mark().Str("w").Int(3).SetItems().Stop().ToArray();
         Expect(TorchZip.Build(notTensor), "state dict entry 'w' holds an int, not a tensor");
+        // A zip bomb: 4 MB of zeros deflated into a few kB.
+        var bomb = new PickleWriter().Proto().OrderedDict().Mark().Str("w").Tensor("FloatStorage", "0", 1 << 20, 0, [1 << 20], [1]).SetItems().Stop().ToArray();
+        Expect(TorchZip.Build(bomb, new Dictionary<string, byte[]> { ["0"] = new byte[4 << 20] }, storageCompression: System.IO.Compression.CompressionLevel.Optimal), "more than the file's");
         Expect(TorchZip.Rewrite(TorchZip.Build(ok, new Dictionary<string, byte[]> { ["0"] = TorchZip.Floats(1, 2) }), (n, b) => n.EndsWith("data.pkl") ? null : b), "without '<archive>/data.pkl'");
     }
 

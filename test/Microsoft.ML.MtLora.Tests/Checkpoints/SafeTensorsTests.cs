@@ -74,4 +74,52 @@ public class SafeTensorsTests
         File.WriteAllBytes(file, [0xff, 0xff, 0, 0, 0, 0, 0, 0, 1, 2]);
         Assert.Throws<InvalidDataException>(() => SafeTensors.Load(file));
     }
+
+    [Fact]
+    public void RandomByteFlipsInTheHeaderOnlyEverGiveInvalidData()
+    {
+        var bytes = File.ReadAllBytes(Fixture.Path("tiny4", "model.safetensors"));
+        int headerEnd = 8 + (int)BitConverter.ToInt64(bytes, 0);
+        var rng = new Random(4321);
+        const string file = "flip.safetensors";
+        int refused = 0;
+        for (int iter = 0; iter < 200; iter++)
+        {
+            var bad = (byte[])bytes.Clone();
+            for (int f = 1 + rng.Next(3); f > 0; f--) bad[rng.Next(headerEnd)] ^= (byte)(1 << rng.Next(8));
+            try
+            {
+                using var stream = new MemoryStream(bad);
+                foreach (var t in SafeTensors.Read(stream, file, out _).Values) t.Dispose();
+            }
+            catch (InvalidDataException e)
+            {
+                Assert.Contains(file, e.Message);
+                refused++;
+            }
+        }
+        Assert.True(refused > 100, $"only {refused} of 200 damaged headers were refused");
+    }
+
+    [Fact]
+    public void WrongJsonTypesAreInvalidData()
+    {
+        using var dir = Fixture.TempDir();
+        var file = dir.File("types.safetensors");
+        foreach (var header in new[]
+        {
+            """{"a":{"dtype":3,"shape":[1],"data_offsets":[0,4]}}""",
+            """{"a":{"dtype":"F32","shape":["x"],"data_offsets":[0,4]}}""",
+            """{"a":{"dtype":"F32","shape":[null],"data_offsets":[0,4]}}""",
+            """{"a":{"dtype":"F32","shape":[-1],"data_offsets":[0,4]}}""",
+            """{"a":{"dtype":"F32","shape":[4611686018427387904,4],"data_offsets":[0,0]}}""",
+            """{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}""",
+        })
+        {
+            var json = System.Text.Encoding.UTF8.GetBytes(header);
+            File.WriteAllBytes(file, [.. BitConverter.GetBytes((long)json.Length), .. json, 0, 0, 0, 0]);
+            var e = Assert.Throws<InvalidDataException>(() => SafeTensors.Load(file));
+            Assert.Contains(file, e.Message);
+        }
+    }
 }

@@ -80,14 +80,14 @@ internal sealed class PickleWriter
 /// <summary>Packs a pickle and storages the way torch.save lays out its zip.</summary>
 internal static class TorchZip
 {
-    public static byte[] Build(byte[] pickle, IReadOnlyDictionary<string, byte[]>? storages = null, string archive = "archive", string? byteOrder = "little")
+    public static byte[] Build(byte[] pickle, IReadOnlyDictionary<string, byte[]>? storages = null, string archive = "archive", string? byteOrder = "little", CompressionLevel storageCompression = CompressionLevel.NoCompression)
     {
         using var ms = new MemoryStream();
         using (var zip = new ZipArchive(ms, ZipArchiveMode.Create, leaveOpen: true))
         {
             Add(zip, $"{archive}/data.pkl", pickle);
             if (byteOrder is not null) Add(zip, $"{archive}/byteorder", Encoding.ASCII.GetBytes(byteOrder));
-            foreach (var (k, v) in storages ?? new Dictionary<string, byte[]>()) Add(zip, $"{archive}/data/{k}", v);
+            foreach (var (k, v) in storages ?? new Dictionary<string, byte[]>()) Add(zip, $"{archive}/data/{k}", v, storageCompression);
             Add(zip, $"{archive}/version", "3\n"u8.ToArray());
         }
         return ms.ToArray();
@@ -122,9 +122,9 @@ internal static class TorchZip
         return buf.ToArray();
     }
 
-    private static void Add(ZipArchive zip, string name, byte[] data)
+    private static void Add(ZipArchive zip, string name, byte[] data, CompressionLevel level = CompressionLevel.NoCompression)
     {
-        var e = zip.CreateEntry(name, CompressionLevel.NoCompression);
+        var e = zip.CreateEntry(name, level);
         using var s = e.Open();
         s.Write(data);
     }

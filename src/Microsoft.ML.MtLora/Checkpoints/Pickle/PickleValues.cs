@@ -27,12 +27,15 @@ public enum PickleSequenceKind
 /// </summary>
 public sealed class PickleSequence : IReadOnlyList<object?>
 {
-    private readonly List<object?> _items;
+    private readonly List<object?> _items = [];
+    private readonly HashSet<object?>? _members; // sets only: keeps Add linear for large sets
 
     internal PickleSequence(PickleSequenceKind kind, IEnumerable<object?>? items = null)
     {
         Kind = kind;
-        _items = items is null ? [] : [.. items];
+        if (kind is PickleSequenceKind.Set or PickleSequenceKind.FrozenSet) _members = [];
+        if (items is not null)
+            foreach (var it in items) Add(it);
     }
 
     /// <summary>Whether this was a list, a tuple or a set.</summary>
@@ -54,7 +57,7 @@ public sealed class PickleSequence : IReadOnlyList<object?>
 
     internal void Add(object? item)
     {
-        if (Kind is PickleSequenceKind.Set or PickleSequenceKind.FrozenSet && _items.Contains(item)) return;
+        if (_members is not null && !_members.Add(item)) return;
         _items.Add(item);
     }
 }

@@ -111,7 +111,10 @@ internal sealed class SafeUnpickler
 
                 // ----- stack manipulation
                 case (byte)'(': _marks.Push(_stack.Count); break; // MARK
-                case (byte)'0': Pop(); break; // POP
+                case (byte)'0': // POP: as CPython, an empty segment pops its MARK instead
+                    if (_marks.Count > 0 && _stack.Count == _marks.Peek()) _marks.Pop();
+                    else Pop();
+                    break;
                 case (byte)'1': PopMark(); break; // POP_MARK
                 case (byte)'2': Push(Peek()); break; // DUP
 
@@ -311,8 +314,18 @@ internal sealed class SafeUnpickler
         switch (c)
         {
             case BuiltinGlobal { Kind: Builtin.OrderedDict }:
-                if (args.Count != 0) throw Bad("OrderedDict() is rebuilt with no arguments in a state dict");
-                return new PickleDictionary(isOrdered: true);
+                {
+                    var od = new PickleDictionary(isOrdered: true);
+                    if (args.Count == 0) return od;
+                    // Python 2 pickled OrderedDict((k, v) pairs) with the pairs as its argument.
+                    if (args.Count != 1 || args[0] is not PickleSequence pairs) throw Bad("OrderedDict() takes no argument or one list of (key, value) pairs");
+                    foreach (var pair in pairs)
+                    {
+                        if (pair is not PickleSequence { Count: 2 } kv) throw Bad("OrderedDict(pairs): an item is not a (key, value) pair");
+                        od.Set(Hashable(kv[0]), kv[1]);
+                    }
+                    return od;
+                }
             case BuiltinGlobal { Kind: Builtin.Set or Builtin.FrozenSet } b:
                 {
                     var kind = b.Kind == Builtin.Set ? PickleSequenceKind.Set : PickleSequenceKind.FrozenSet;
@@ -337,7 +350,8 @@ internal sealed class SafeUnpickler
             case InertClass inert:
                 return new PickleObject(inert.FullName, args);
             default:
-                return _host!.Call(c, args);
+                if (_host is null) throw Refused(c, "REDUCE");
+                return _host.Call(c, args);
         }
     }
 
@@ -369,9 +383,9 @@ internal sealed class SafeUnpickler
                 obj.State = state;
                 return;
             case TorchSharp.torch.Tensor:
-                // torch's weights-only loader accepts BUILD on a rebuilt tensor only to restore Python attributes; none matter here.
-                if (state is null || state is PickleDictionary { Count: 0 } || state is PickleSequence { Count: 0 }) return;
-                if (state is PickleSequence { Kind: PickleSequenceKind.Tuple } or PickleDictionary) return;
+                // torch's weights-only loader accepts BUILD on a rebuilt tensor to restore its Python attributes
+                // (a dict, or a (dict, slots) tuple); they carry no weights, so they are dropped.
+                if (state is null or PickleDictionary or PickleSequence { Kind: PickleSequenceKind.Tuple }) return;
                 throw Bad($"BUILD on a tensor with {Describe(state)}");
             default:
                 throw PickleRefusal.Create("BUILD", $"'{_file}': refusing BUILD on {Describe(target)} at byte {_opStart} ({AllowedSummary}).");

@@ -73,6 +73,7 @@ internal sealed class MatFileReader
     // The variable and the element last entered, to say where damaged data stops.
     private string? _lastRoot;
     private string? _lastPath;
+    private bool _locating;
 
     private MatFileReader(string file, bool bigEndian)
     {
@@ -168,6 +169,7 @@ internal sealed class MatFileReader
                 string detail = $"truncated: the variable's element declares {bytes} bytes, only {available} remain";
                 var clipped = new Tag(type, pos + 8, available, data.Length);
                 _lastPath = null;
+                _locating = true;
                 try
                 {
                     if (type == MiType.Matrix) ReadMatrix(data, clipped, null, where);
@@ -180,6 +182,7 @@ internal sealed class MatFileReader
                 }
                 catch (InvalidDataException) { }
                 catch (NotSupportedException) { }
+                finally { _locating = false; }
                 throw Bad(_lastPath is null ? where : $"variable '{_lastRoot}' (data ends inside element {_lastPath})", detail + ".");
             }
         }
@@ -201,7 +204,11 @@ internal sealed class MatFileReader
         }
         uint bytes = U32(buf, pos + 4);
         if (bytes > (uint)(end - pos - 8))
-            throw Bad(where, $"truncated: a {MiType.Describe(first)} element at byte {pos} declares {bytes} bytes, only {end - pos - 8} remain.");
+        {
+            // While locating where damaged data stops, follow truncated matrices inwards instead of stopping here.
+            if (_locating && first == MiType.Matrix) bytes = (uint)(end - pos - 8);
+            else throw Bad(where, $"truncated: a {MiType.Describe(first)} element at byte {pos} declares {bytes} bytes, only {end - pos - 8} remain.");
+        }
         int dataStart = pos + 8;
         long next = dataStart + (long)bytes;
         // Elements are padded to 8 bytes, except compressed ones (MATLAB and scipy write them back to back).
@@ -220,12 +227,14 @@ internal sealed class MatFileReader
         if (error is null) return output;
         // Parse what did decompress, to name the variable and the element where the damage starts.
         _lastPath = null;
+        _locating = true;
         try
         {
             if (output.Length >= 8) ReadMatrix(output, new Tag(MiType.Matrix, 8, output.Length - 8, output.Length), null, where);
         }
         catch (InvalidDataException) { }
         catch (NotSupportedException) { }
+        finally { _locating = false; }
         throw Bad(_lastPath is null ? where : $"variable '{_lastRoot}' (readable up to element {_lastPath})", $"corrupt compressed data ({error}).");
     }
 
@@ -376,6 +385,7 @@ internal sealed class MatFileReader
     private MatArray ReadChild(byte[] buf, ref int pos, int end, string path)
     {
         string here = $"element {path}";
+        _lastPath = path;
         var tag = ReadTag(buf, pos, end, here);
         if (tag.Type != MiType.Matrix)
             throw Bad(here, $"a {MiType.Describe(tag.Type)} element where a miMATRIX was expected.");

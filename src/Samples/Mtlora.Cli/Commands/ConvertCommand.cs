@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using Microsoft.ML.MtLora;
 using Microsoft.ML.MtLora.Checkpoints;
 
 namespace MtLora.Cli.Commands;
@@ -40,6 +41,7 @@ internal static class ConvertCommand
         Dictionary<string, TorchSharp.torch.Tensor> tensors;
         try
         {
+            TorchRuntime.Initialize(); // honours MTLORA_LIBTORCH
             tensors = StateDictFile.Load(input);
         }
         catch (Exception e) when (e is FileNotFoundException or InvalidDataException or UnauthorizedAccessException or IOException)

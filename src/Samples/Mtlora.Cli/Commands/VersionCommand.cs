@@ -12,6 +12,7 @@ internal static class VersionCommand
         var cmd = new Command("version", "Print the library, TorchSharp and libtorch versions, and the devices available.");
         cmd.SetAction(_ =>
         {
+            TorchRuntime.Initialize();
             var lib = typeof(TorchRuntime).Assembly.GetName().Version;
             Console.WriteLine($"Microsoft.ML.MtLora {lib}");
             Console.WriteLine($"libtorch {torch.__version__} (from {TorchRuntime.LibTorchDirectory ?? "the application's backend package"})");

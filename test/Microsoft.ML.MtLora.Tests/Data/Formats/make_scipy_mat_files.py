@@ -1,5 +1,5 @@
 # Generates the base64 MAT files in ScipyMatFiles.cs (scipy 1.10.1, numpy 1.24, Debian 12 python3-scipy).
-# Run: python3 make_scipy_mat_files.py; then paste bytes.txt into ScipyMatFiles.cs.
+# Run: python3 make_scipy_mat_files.py; it writes bytes.txt (name, base64 per line), whose lines are the constants of ScipyMatFiles.cs.
 import numpy as np, scipy.io as sio, base64, io
 out = {}
 def save(key, d, **kw):
@@ -35,7 +35,7 @@ numerics = {
 }
 save('numerics_u', numerics, do_compression=False)
 save('numerics_c', numerics, do_compression=True)
-with open('/tmp/scipymat/bytes.txt','w') as f:
+with open('bytes.txt','w') as f:
     for k,v in out.items(): f.write(k + ' ' + base64.b64encode(v).decode() + '\n')
 for k,v in out.items(): print(k, len(v))
 r = sio.loadmat(io.BytesIO(out['parts_c']))
