@@ -3,13 +3,19 @@ using Microsoft.ML.Data;
 using Microsoft.ML.MtLora.Checkpoints;
 using TorchSharp;
 
-// Usage: ModelLoadProbe <model.zip> <out.safetensors> <image file>...
+// Usage: ModelLoadProbe [--threads N] <model.zip> <out.safetensors> <image file>...
 // Loads the model with mlContext.Model.Load only (no registration call of any kind), runs Transform over a view of
 // image paths (text column "Name"), and writes every Single/Byte/Int32 vector or scalar column the model adds, row by row,
 // as tensors "<row>.<column>" to a safetensors file. Exit code 0 on success; 1 with the error on stderr otherwise.
+// --threads: libtorch's intra-op threads; bit-identical results need the same count as the process compared with.
+if (args.Length >= 2 && args[0] == "--threads")
+{
+    torch.set_num_threads(int.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture));
+    args = args[2..];
+}
 if (args.Length < 3)
 {
-    Console.Error.WriteLine("usage: ModelLoadProbe <model.zip> <out.safetensors> <image file>...");
+    Console.Error.WriteLine("usage: ModelLoadProbe [--threads N] <model.zip> <out.safetensors> <image file>...");
     return 2;
 }
 try

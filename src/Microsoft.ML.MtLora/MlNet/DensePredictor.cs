@@ -56,6 +56,9 @@ internal sealed class DensePredictor
 
     private long _forwardPasses;
 
+    /// <summary>Set (under the gate) when the owning transformer frees the network; a later forward pass is refused.</summary>
+    public bool NetworkDisposed { get; set; }
+
     /// <summary>Predicts a batch of images; only the columns named in <paramref name="columns"/> are filled.</summary>
     /// <param name="images">The images, any size each.</param>
     /// <param name="columns">The output columns wanted (names from <see cref="DenseTasks"/>).</param>
@@ -82,6 +85,7 @@ internal sealed class DensePredictor
         Dictionary<string, Tensor> outputs;
         lock (_gate)
         {
+            ObjectDisposedException.ThrowIf(NetworkDisposed, typeof(MtLoraTransformer));
             using var noGrad = no_grad();
             outputs = _network.forward(batch);
             _forwardPasses++;

@@ -155,7 +155,8 @@ public sealed class MtLoraEstimator : IEstimator<MtLoraTransformer>
             Progress = new ChannelProgress(ch, o.Progress),
             CheckAlive = _host.CheckAlive,
         };
-        var source = new DelegateBatchSource(checked((int)batchesPerEpoch), (epoch, skip) => Batches(ch, reader, network, device, epoch, skip, batchesPerEpoch));
+        bool firstCall = true;
+        var source = new DelegateBatchSource(checked((int)batchesPerEpoch), (epoch, skip) => Batches(ch, reader, network, device, epoch, skip, batchesPerEpoch, ref firstCall));
         TrainingResult result;
         using (var trainer = new MultiTaskTrainer(network, source, settings))
             result = trainer.Train(o.CancellationToken);
@@ -193,19 +194,33 @@ public sealed class MtLoraEstimator : IEstimator<MtLoraTransformer>
         }
     }
 
-    // The trainer's batches, by reference task name; after each complete epoch, the validation when one is due.
-    private IEnumerable<TrainingBatch> Batches(IChannel ch, DenseBatchReader reader, MultiTaskSwin network, Device device, int epoch, int skip, long batchesPerEpoch)
+    // The trainer's batches, by reference task name. The trainer stops reading an epoch after its last batch, so a
+    // validation that is due after epoch e runs when epoch e + 1 asks for its first batch (the one after the end of the
+    // run is done by Fit). Not on the first call of a run: a resumed run does not repeat the validation of its epoch.
+    private IEnumerable<TrainingBatch> Batches(IChannel ch, DenseBatchReader reader, MultiTaskSwin network, Device device, int epoch, int skip, long batchesPerEpoch, ref bool firstCall)
     {
+        bool validate = !firstCall && skip == 0 && epoch > 0 && _options.ValidationSet is not null && _options.ValidationEveryEpochs > 0
+            && epoch % _options.ValidationEveryEpochs == 0;
+        firstCall = false;
+        return BatchesCore(ch, reader, network, device, epoch, skip, batchesPerEpoch, validate);
+    }
+
+    private IEnumerable<TrainingBatch> BatchesCore(IChannel ch, DenseBatchReader reader, MultiTaskSwin network, Device device, int epoch, int skip, long batchesPerEpoch, bool validate)
+    {
+        if (validate)
+        {
+            // Its own dispose scope: the trainer reads batches inside the step's scope, and the validation's tensors
+            // (a whole inference network) must neither leak into it nor be freed by it.
+            bool wasTraining = network.training;
+            using (var scope = torch.NewDisposeScope())
+            using (var model = Snapshot(network, device))
+                Validate(ch, model, epoch, epoch * batchesPerEpoch);
+            network.train(wasTraining);
+        }
         foreach (var batch in reader.ReadEpoch(epoch, skip))
         {
             // The trainer takes the tensors over and disposes them after the step.
             yield return new TrainingBatch(batch.Images, batch.Targets.ToDictionary(kv => kv.Key.ReferenceName(), kv => kv.Value));
-        }
-        int done = epoch + 1;
-        if (_options.ValidationSet is not null && _options.ValidationEveryEpochs > 0 && done % _options.ValidationEveryEpochs == 0 && done < _options.Epochs)
-        {
-            using var model = Snapshot(network, device);
-            Validate(ch, model, done, done * batchesPerEpoch);
         }
     }
 

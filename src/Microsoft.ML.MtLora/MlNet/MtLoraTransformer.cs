@@ -154,6 +154,7 @@ public sealed partial class MtLoraTransformer : ITransformer, IDisposable
         {
             if (_disposed) return;
             _disposed = true;
+            _predictor.NetworkDisposed = true; // cursors still open fail cleanly instead of touching freed native memory
             _network.Dispose();
             foreach (var t in _weights.Values) t.Dispose();
             _weights.Clear();

@@ -52,6 +52,8 @@ internal sealed class MultiTaskTrainer : IDisposable
     private int _epoch;
     private int _batchInEpoch;
     private bool _disposed;
+    private bool _resumed;
+    private long _lastCheckpointStep = -1;
 
     /// <summary>Creates a trainer: moves the model to the device and builds AdamW over its trainable parameters.</summary>
     /// <param name="model">The network: (B, 3, H, W) images → outputs by reference task name. Parameters with
@@ -121,7 +123,11 @@ internal sealed class MultiTaskTrainer : IDisposable
     public TrainingResult Train(CancellationToken cancellationToken = default)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
-        if (_settings.ResumeFrom is { } resume) Resume(resume);
+        if (_settings.ResumeFrom is { } resume && !_resumed)
+        {
+            Resume(resume);
+            _resumed = true;
+        }
 
         long totalSteps = Math.Min(_schedule.TotalSteps, _settings.MaxSteps ?? long.MaxValue);
         var run = Stopwatch.StartNew();
@@ -134,16 +140,16 @@ internal sealed class MultiTaskTrainer : IDisposable
         while (_globalStep < totalSteps && _epoch < _settings.Epochs && !cancelled)
         {
             using var batches = _data.GetBatches(_epoch, _batchInEpoch).GetEnumerator();
-            while (_globalStep < totalSteps)
+            // A source that yields more than it declares is cut at BatchesPerEpoch, so positions stay meaningful.
+            while (_globalStep < totalSteps && _batchInEpoch < _data.BatchesPerEpoch)
             {
                 if (cancellationToken.IsCancellationRequested) { cancelled = true; break; }
                 _settings.CheckAlive?.Invoke();
 
-                bool more;
+                // The batch is made inside the step's scope, so whatever the source allocates is freed with the step.
                 using (var scope = torch.NewDisposeScope())
                 {
-                    more = batches.MoveNext();
-                    if (!more) break;
+                    if (!batches.MoveNext()) break;
                     var batch = batches.Current;
                     try
                     {
@@ -171,7 +177,7 @@ internal sealed class MultiTaskTrainer : IDisposable
         }
 
         if (window.Steps > 0) Report(window, run, totalSteps);
-        if (_settings.CheckpointDirectory != null && (!cancelled || _settings.CheckpointOnCancel))
+        if (_settings.CheckpointDirectory != null && (!cancelled || _settings.CheckpointOnCancel) && _lastCheckpointStep != _globalStep)
             lastCheckpoint = SaveCheckpoint();
 
         return new TrainingResult(
@@ -300,7 +306,9 @@ internal sealed class MultiTaskTrainer : IDisposable
             optimizerState.Add(new($"exp_avg_sq/{name}", s.exp_avg_sq));
             optimizerState.Add(new($"step/{name}", torch.tensor(s.step)));
         }
-        return TrainingCheckpoint.Save(_settings.CheckpointDirectory!, position, modelState, optimizerState, _settings.KeepCheckpoints);
+        var folder = TrainingCheckpoint.Save(_settings.CheckpointDirectory!, position, modelState, optimizerState, _settings.KeepCheckpoints);
+        _lastCheckpointStep = _globalStep;
+        return folder;
     }
 
     private void Resume(string path)

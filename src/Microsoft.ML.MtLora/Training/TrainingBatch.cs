@@ -6,9 +6,9 @@ namespace Microsoft.ML.MtLora.Training;
 /// <param name="Images">(B, 3, H, W) float32, ImageNet-normalised.</param>
 /// <param name="Targets">Targets by reference task name, in the layouts <see cref="TaskLosses.Compute"/> expects.</param>
 /// <remarks>The trainer takes ownership: it moves the tensors to its device and disposes them after the step.</remarks>
-public readonly record struct TrainingBatch(Tensor Images, IReadOnlyDictionary<string, Tensor> Targets)
+internal readonly record struct TrainingBatch(Tensor Images, IReadOnlyDictionary<string, Tensor> Targets)
 {
-    internal void Dispose()
+    public void Dispose()
     {
         Images?.Dispose();
         if (Targets is null) return;
@@ -20,7 +20,7 @@ public readonly record struct TrainingBatch(Tensor Images, IReadOnlyDictionary<s
 /// Where the trainer gets its batches. A source must be a pure function of (epoch, position): the same epoch gives the
 /// same batches in the same order, which is what makes a resumed run continue exactly where the interrupted one stopped.
 /// </summary>
-public interface ITrainingBatchSource
+internal interface ITrainingBatchSource
 {
     /// <summary>Batches in one epoch (with the reference's <c>drop_last</c>: ⌊images / batch size⌋).</summary>
     int BatchesPerEpoch { get; }
@@ -38,7 +38,7 @@ public interface ITrainingBatchSource
 /// <summary>An <see cref="ITrainingBatchSource"/> over a delegate.</summary>
 /// <param name="batchesPerEpoch">Batches in one epoch.</param>
 /// <param name="getBatches">(epoch, skipBatches) → the batches of that epoch from that position on.</param>
-public sealed class DelegateBatchSource(int batchesPerEpoch, Func<int, int, IEnumerable<TrainingBatch>> getBatches) : ITrainingBatchSource
+internal sealed class DelegateBatchSource(int batchesPerEpoch, Func<int, int, IEnumerable<TrainingBatch>> getBatches) : ITrainingBatchSource
 {
     private readonly Func<int, int, IEnumerable<TrainingBatch>> _getBatches = getBatches ?? throw new ArgumentNullException(nameof(getBatches));
 

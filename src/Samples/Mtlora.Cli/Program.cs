@@ -21,6 +21,8 @@ public static class Program
         yield return EvaluateCommand.Create();
         yield return MakeSyntheticCommand.Create();
         yield return ConvertCommand.Create();
+        yield return DescribeCommand.Create();
+        yield return CheckReferenceCommand.Create();
         yield return InspectDataCommand.Create();
     }
 

@@ -61,6 +61,8 @@ public class MtLoraModelZipTests
             host = Path.GetFileNameWithoutExtension(Environment.ProcessPath) == "dotnet" ? Environment.ProcessPath! : "dotnet";
         var psi = new ProcessStartInfo(host) { RedirectStandardError = true, RedirectStandardOutput = true, UseShellExecute = false };
         psi.ArgumentList.Add(probe);
+        psi.ArgumentList.Add("--threads"); // the same reduction order as this process, for bit-identical values
+        psi.ArgumentList.Add(TorchSharp.torch.get_num_threads().ToString(System.Globalization.CultureInfo.InvariantCulture));
         psi.ArgumentList.Add(zip);
         psi.ArgumentList.Add(output);
         foreach (var i in images) psi.ArgumentList.Add(i);

@@ -295,8 +295,11 @@ public class MtLoraTransformerTests
     {
         var ml = new MLContext(seed: 1);
         var model = MtLoraTestModel.Create(ml);
+        var open = model.Transform(ml.Data.LoadFromEnumerable(MtLoraTestModel.Rows(1)));
         model.Dispose();
         model.Dispose();
         Assert.Throws<ObjectDisposedException>(() => model.Transform(ml.Data.LoadFromEnumerable(MtLoraTestModel.Rows(1))));
+        // A view made before Dispose fails cleanly when read afterwards.
+        Assert.Throws<ObjectDisposedException>(() => ReadPredictions(open));
     }
 }

@@ -5,6 +5,7 @@ using static TorchSharp.torch;
 
 namespace Microsoft.ML.MtLora.Tests.Training;
 
+[Collection(TorchGlobalRandomCollection.Name)]
 public class OptimizerFactoryTests
 {
     [Theory]

@@ -50,6 +50,7 @@ public sealed class PascalContextDataView : IDataView
     internal PascalContextDataView(string root, string split, IEnumerable<DenseTask>? tasks, PascalContextOptions? options)
     {
         _options = options ?? new PascalContextOptions();
+        TorchRuntime.Initialize(); // label decoding uses tensors: bind the configured libtorch before the first TorchSharp call
         var requested = (tasks ?? DenseTasks.All).ToHashSet();
         foreach (var t in requested)
             if (!Enum.IsDefined(t)) throw new ArgumentException($"Unknown task value {(int)t}; expected one of {string.Join(", ", DenseTasks.All)}.", nameof(tasks));

@@ -38,6 +38,14 @@ internal sealed class PascalSampleDecoder
     private readonly PascalContextLayout _layout;
     private readonly LabelSizeMismatchHandling _mismatch;
 
+    /// <summary>2·v/255 − 1 for v = 0..255, computed in double as the reference does, then rounded to float.</summary>
+    private static readonly Tensor NormalsLookup = torch.tensor(
+        Enumerable.Range(0, 256).Select(v => (float)(2.0 * v / 255.0 - 1.0)).ToArray(), ScalarType.Float32).DetachFromDisposeScope();
+
+    /// <summary>Whether each PASCAL-Context class id 0..457 has valid normals.</summary>
+    private static readonly Tensor ValidClassLookup = torch.tensor(
+        PascalContextClasses.NormalsValidTable.ToArray(), ScalarType.Bool).DetachFromDisposeScope();
+
     public PascalSampleDecoder(PascalContextLayout layout, LabelSizeMismatchHandling mismatch)
     {
         _layout = layout;
@@ -182,14 +190,13 @@ internal sealed class PascalSampleDecoder
             throw new PascalSampleException(id, labelsPath, $"LabelMap is {rows}x{cols} (rows x cols) but the normals PNG '{path}' is {nh}x{nw}; they must match.");
 
         using var scope = NewDisposeScope();
-        var pixels = torch.tensor(rgba, [nh, nw, 4], ScalarType.Byte);
-        var rgb = pixels[.., .., ..3].permute(2, 0, 1).to(ScalarType.Float64);                  // (3, H, W)
-        var normals = rgb.mul(2.0 / 255.0).sub_(1.0);                                           // reference: 2·v/255 − 1
-        var table = torch.tensor(PascalContextClasses.NormalsValidTable.ToArray(), ScalarType.Bool);
+        var pixels = torch.tensor(rgba, [nh * nw, 4], ScalarType.Byte);
+        var rgb = pixels[.., ..3].T.to(ScalarType.Int64);                                      // (3, H*W) values 0..255
+        var normals = NormalsLookup.take(rgb).reshape(3, nh, nw);                               // (3, H, W) 2·v/255 − 1
         var classes = torch.tensor(labelMap, [nh * nw], ScalarType.Int32).to(ScalarType.Int64);
-        var inRange = classes.ge(0).logical_and(classes.lt(table.shape[0]));
-        var valid = table.index_select(0, classes.clamp(0, table.shape[0] - 1)).logical_and(inRange).reshape(1, nh, nw);
-        var masked = normals.where(valid, 0.0).to(ScalarType.Float32);                           // invalid → zero vector
+        var valid = ValidClassLookup.take(classes.clamp(0, ValidClassLookup.shape[0] - 1))
+            .logical_and_(classes.ge(0).logical_and_(classes.lt(ValidClassLookup.shape[0]))).reshape(1, nh, nw);
+        var masked = normals.where(valid, 0f);                                                   // invalid → zero vector
         if (nh != height || nw != width)
         {
             if (_mismatch == LabelSizeMismatchHandling.Error)
@@ -198,7 +205,7 @@ internal sealed class PascalSampleDecoder
         }
         var isZero = masked.square().sum(0, keepdim: true).eq(0);
         masked = masked.masked_fill(isZero, DenseTasks.IgnoreLabel);
-        return masked.contiguous().data<float>().ToArray();
+        return System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(masked.contiguous().bytes).ToArray();
     }
 
     private byte[] FitClassMap(string id, string path, byte[] map, int mapWidth, int mapHeight, int width, int height)
@@ -209,7 +216,7 @@ internal sealed class PascalSampleDecoder
         using var scope = NewDisposeScope();
         var tensor = torch.tensor(map, [1, mapHeight, mapWidth], ScalarType.Byte);
         var resized = CvGeometry.ResizeNearest(tensor, height, width).contiguous();            // (1, height, width)
-        return resized.data<byte>().ToArray();
+        return resized.bytes.ToArray();
     }
 
     private MatStructArray? ReadPartObjects(string id, string path)

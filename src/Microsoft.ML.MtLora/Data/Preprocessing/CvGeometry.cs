@@ -127,34 +127,23 @@ internal static class CvGeometry
 
         var qx = fx.bitwise_right_shift(AbBits - InterBits);                             // position in 1/32 pixel
         var qy = fy.bitwise_right_shift(AbBits - InterBits);
-        var ix = qx.bitwise_right_shift(InterBits);                                      // integer part
-        var iy = qy.bitwise_right_shift(InterBits);
-        var tx = qx.bitwise_and(InterTabSize - 1).reshape(-1);                           // (H*W) table index
-        var ty = qy.bitwise_and(InterTabSize - 1).reshape(-1);
+        // Zero padding of 4 on every side, and the integer position clamped to [−3, size+1]: a 4-tap window that lies
+        // wholly outside the source then still lies wholly in the padding, so every tap outside reads 0 (constant border).
+        const int pad = 4;
+        long pw = w + 2 * pad;
+        var ix = qx.bitwise_right_shift(InterBits).clamp_(-3, w + 1).reshape(-1);       // (N) integer part, N = H*W
+        var iy = qy.bitwise_right_shift(InterBits).clamp_(-3, h + 1).reshape(-1);
+        var offsets = new long[16];
+        for (int i = 0; i < 4; i++) for (int j = 0; j < 4; j++) offsets[i * 4 + j] = (i - 1) * pw + (j - 1);
+        var first = iy.add(pad).mul_(pw).add_(ix).add_(pad);                              // (N) padded index of tap (1, 1)
+        var taps = first.unsqueeze(1) + torch.tensor(offsets, ScalarType.Int64).unsqueeze(0); // (N, 16)
         var table = torch.tensor(CubicTable, [InterTabSize, 4], ScalarType.Float32);
-        var wx = table.index_select(0, tx);                                              // (H*W, 4)
-        var wy = table.index_select(0, ty);                                              // (H*W, 4)
-
-        // Zero padding of 2 on every side: a tap outside the source reads 0 (constant border); clamping the tap into the
-        // padding keeps it at 0 however far outside it falls.
-        var padded = nn.functional.pad(input.unsqueeze(0), [2, 2, 2, 2]).squeeze(0);     // (C, H+4, W+4)
-        long pw = w + 4;
-        var pflat = padded.reshape(c, (h + 4) * pw);
-        var result = torch.zeros(c, h * w, ScalarType.Float32);
-        var ixf = ix.reshape(-1);
-        var iyf = iy.reshape(-1);
-        for (int i = 0; i < 4; i++)
-        {
-            var row = (iyf + (i - 1)).clamp(-2, h + 1) + 2;                               // (H*W)
-            var wyi = wy[.., i];                                                          // (H*W)
-            for (int j = 0; j < 4; j++)
-            {
-                var col = (ixf + (j - 1)).clamp(-2, w + 1) + 2;
-                var taps = pflat.index_select(1, row * pw + col);                         // (C, H*W)
-                result.add_(taps * (wyi * wx[.., j]).unsqueeze(0));
-            }
-        }
-        return result.reshape(c, h, w).to(input.dtype).MoveToOuterDisposeScope();       // (C, H, W)
+        var wx = table.index_select(0, qx.bitwise_and(InterTabSize - 1).reshape(-1));     // (N, 4) weights of taps j
+        var wy = table.index_select(0, qy.bitwise_and(InterTabSize - 1).reshape(-1));     // (N, 4) weights of taps i
+        var weights = wy.unsqueeze(2).mul(wx.unsqueeze(1)).reshape(h * w, 16);            // (N, 16)
+        var padded = nn.functional.pad(input.unsqueeze(0), [pad, pad, pad, pad]).reshape(c, (h + 2 * pad) * pw); // (C, padded H*W)
+        var values = padded.index_select(1, taps.reshape(-1)).reshape(c, h * w, 16);      // (C, N, 16)
+        return values.mul_(weights).sum(-1).reshape(c, h, w).to(input.dtype).MoveToOuterDisposeScope(); // (C, H, W)
     }
 
     /// <summary>OpenCV's <c>interpolateCubic</c> at the 32 table positions (float coefficients, a = −0.75).</summary>

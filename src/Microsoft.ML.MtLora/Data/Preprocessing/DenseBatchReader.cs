@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using Microsoft.ML.Data;
 using Microsoft.ML.Transforms.Image;
 using TorchSharp;
@@ -35,10 +36,12 @@ public sealed class DenseBatchReader
     public DenseBatchReader(IDataView data, DenseBatchReaderOptions? options = null)
     {
         ArgumentNullException.ThrowIfNull(data);
+        TorchRuntime.Initialize();
         _data = data;
         _options = options ?? new DenseBatchReaderOptions();
         if (_options.BatchSize < 1) throw new ArgumentException($"BatchSize is {_options.BatchSize}; expected at least 1.", nameof(options));
         if (_options.ImageSize < 2) throw new ArgumentException($"ImageSize is {_options.ImageSize}; expected at least 2 (448 for the reference's models).", nameof(options));
+        if (_options.PrefetchBatches < 0) throw new ArgumentException($"PrefetchBatches is {_options.PrefetchBatches}; expected 0 (no background reading) or more.", nameof(options));
         if (_options.DegreeOfParallelism < 1) throw new ArgumentException($"DegreeOfParallelism is {_options.DegreeOfParallelism}; expected at least 1.", nameof(options));
         if (_options.Augment && _options.KeepOriginalLabelResolution)
             throw new ArgumentException("Augment and KeepOriginalLabelResolution cannot both be on: original-resolution labels are for evaluation.", nameof(options));
@@ -105,6 +108,62 @@ public sealed class DenseBatchReader
 
     private IEnumerable<DenseBatch> ReadEpochCore(int epoch, int skipBatches)
     {
+        if (_options.PrefetchBatches == 0)
+        {
+            foreach (var batch in ProduceBatches(epoch, skipBatches, CancellationToken.None)) yield return batch;
+            yield break;
+        }
+
+        // A background task decodes and pre-processes the next batches while the caller trains on the current one.
+        using var cancel = new CancellationTokenSource();
+        using var queue = new BlockingCollection<DenseBatch>(_options.PrefetchBatches);
+        Exception? failure = null;
+        var producer = Task.Run(() =>
+        {
+            try
+            {
+                foreach (var batch in ProduceBatches(epoch, skipBatches, cancel.Token))
+                {
+                    try
+                    {
+                        queue.Add(batch, cancel.Token);
+                    }
+                    catch (OperationCanceledException)
+                    {
+                        batch.Dispose();
+                        throw;
+                    }
+                }
+            }
+            catch (OperationCanceledException) when (cancel.IsCancellationRequested)
+            {
+                // the consumer stopped early
+            }
+            catch (Exception e)
+            {
+                failure = e;
+            }
+            finally
+            {
+                queue.CompleteAdding();
+            }
+        });
+        try
+        {
+            foreach (var batch in queue.GetConsumingEnumerable()) yield return batch;
+            producer.Wait();
+            if (failure is not null) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(failure).Throw();
+        }
+        finally
+        {
+            cancel.Cancel();
+            try { producer.Wait(); } catch (AggregateException) { }
+            while (queue.TryTake(out var left)) left.Dispose();
+        }
+    }
+
+    private IEnumerable<DenseBatch> ProduceBatches(int epoch, int skipBatches, CancellationToken cancellation)
+    {
         Random? order = _options.Shuffle
             ? new Random(SplitMix64.ToInt32Seed(SplitMix64.Combine(0x5_4FF1Eu, (ulong)(uint)_options.Seed, (ulong)(uint)epoch)))
             : null;
@@ -124,6 +183,7 @@ public sealed class DenseBatchReader
         long sampleIndex = skipRows;
         while (true)
         {
+            cancellation.ThrowIfCancellationRequested();
             var raw = new List<RawSample>(size);
             DenseBatch? batch = null;
             try

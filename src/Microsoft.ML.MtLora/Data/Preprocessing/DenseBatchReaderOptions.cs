@@ -34,6 +34,12 @@ public sealed class DenseBatchReaderOptions
     /// <summary>Threads that pre-process the samples of a batch in parallel (decoding stays on the cursor's thread). Default: processor count.</summary>
     public int DegreeOfParallelism { get; set; } = Environment.ProcessorCount;
 
+    /// <summary>
+    /// Batches decoded and pre-processed ahead on a background task while the caller works on the current one (0: read on
+    /// the caller's thread). Default 1. The data's cursor is then used from that task only.
+    /// </summary>
+    public int PrefetchBatches { get; set; } = 1;
+
     /// <summary>The image column (ImageDataViewType / MLImage). Default <c>Image</c>.</summary>
     public string ImageColumnName { get; set; } = MtLoraColumnNames.Image;
 

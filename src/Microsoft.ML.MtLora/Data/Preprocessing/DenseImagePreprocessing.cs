@@ -23,6 +23,7 @@ public static class DenseImagePreprocessing
     {
         ArgumentNullException.ThrowIfNull(image);
         ArgumentOutOfRangeException.ThrowIfLessThan(imageSize, 1);
+        TorchRuntime.Initialize();
         using var scope = NewDisposeScope();
         var rgb = ToRgbTensor(image);                                                       // (3, H, W) 0..255
         var resized = CvGeometry.ResizeBicubic(rgb, imageSize, imageSize);                  // (3, S, S)
@@ -36,6 +37,7 @@ public static class DenseImagePreprocessing
     public static Tensor ToRgbTensor(MLImage image)
     {
         ArgumentNullException.ThrowIfNull(image);
+        TorchRuntime.Initialize();
         int w = image.Width, h = image.Height;
         long[] channels = image.PixelFormat switch
         {

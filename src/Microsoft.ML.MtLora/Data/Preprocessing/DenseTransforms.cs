@@ -97,23 +97,53 @@ internal static class DenseTransforms
 
         if (draw.AngleDegrees == 0 && draw.Scale == 1) return;
         // Every element is the image's size here, so one matrix serves all (reference: centre (w/2, h/2) per element).
+        // Elements with the same interpolation are warped together: one sampling grid, one gather.
         double[] m = CvGeometry.RotationMatrix2D(image.shape[2] / 2.0, image.shape[1] / 2.0, draw.AngleDegrees, draw.Scale);
-        Replace(ref image, CvGeometry.WarpAffine(image, m, bicubic: true));
-        foreach (var task in labels.Keys.ToArray())
+        var cubic = new List<(DenseTask? Task, Tensor Value)> { (null, image) };
+        var nearest = new List<(DenseTask? Task, Tensor Value)>();
+        Tensor? rotatedNormals = null;
+        foreach (var (task, label) in labels)
         {
-            var label = labels[task];
-            Tensor warped;
             if (task == DenseTask.SurfaceNormals)
             {
-                using var rotated = RotateInPlane(label, draw.AngleDegrees);
-                warped = CvGeometry.WarpAffine(rotated, m, bicubic: true);
+                rotatedNormals = RotateInPlane(label, draw.AngleDegrees);
+                cubic.Add((task, rotatedNormals));
             }
             else
             {
-                warped = CvGeometry.WarpAffine(label, m, bicubic: false);
+                nearest.Add((task, label));
             }
-            label.Dispose();
-            labels[task] = warped;
+        }
+        var results = new List<(DenseTask? Task, Tensor Value)>();
+        WarpGroup(cubic, m, bicubic: true, results);
+        WarpGroup(nearest, m, bicubic: false, results);
+        rotatedNormals?.Dispose();
+        foreach (var (task, value) in results)
+        {
+            if (task is null)
+            {
+                Replace(ref image, value);
+            }
+            else
+            {
+                labels[task.Value].Dispose();
+                labels[task.Value] = value;
+            }
+        }
+    }
+
+    private static void WarpGroup(List<(DenseTask? Task, Tensor Value)> group, double[] m, bool bicubic, List<(DenseTask? Task, Tensor Value)> results)
+    {
+        if (group.Count == 0) return;
+        using var scope = NewDisposeScope();
+        var stacked = group.Count == 1 ? group[0].Value : torch.cat(group.Select(g => g.Value).ToArray(), 0); // (ΣC, H, W)
+        var warped = CvGeometry.WarpAffine(stacked, m, bicubic);
+        long offset = 0;
+        foreach (var (task, value) in group)
+        {
+            long channels = value.shape[0];
+            results.Add((task, warped.narrow(0, offset, channels).contiguous().MoveToOuterDisposeScope()));
+            offset += channels;
         }
     }
 

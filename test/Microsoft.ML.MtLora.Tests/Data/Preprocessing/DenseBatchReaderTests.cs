@@ -159,4 +159,40 @@ public class DenseBatchReaderTests
             Assert.Equal(0f, (single - batch.Images[0]).abs().max().item<float>());
         }
     }
+
+    [Fact]
+    public void Background_reading_gives_the_same_batches_stops_early_and_reports_errors()
+    {
+        using var ds = MakeDataset(5);
+        var view = Ml.Data.LoadPascalContext(ds.Root, "train");
+        var sync = new DenseBatchReader(view, new DenseBatchReaderOptions { BatchSize = 2, ImageSize = 8, Augment = true, Shuffle = true, PrefetchBatches = 0 });
+        var ahead = new DenseBatchReader(view, new DenseBatchReaderOptions { BatchSize = 2, ImageSize = 8, Augment = true, Shuffle = true, PrefetchBatches = 2 });
+        var a = sync.ReadEpoch(4).ToList();
+        var b = ahead.ReadEpoch(4).ToList();
+        try
+        {
+            Assert.Equal(a.Count, b.Count);
+            for (int i = 0; i < a.Count; i++)
+            {
+                Assert.Equal(a[i].Ids, b[i].Ids);
+                Assert.Equal(0f, (a[i].Images - b[i].Images).abs().max().item<float>());
+            }
+        }
+        finally
+        {
+            foreach (var x in a.Concat(b)) x.Dispose();
+        }
+
+        using (var first = ahead.ReadEpoch(0).First()) Assert.Equal(2, first.Count);   // leaving early must not hang
+
+        File.WriteAllBytes(ds.PathOf("sal_distill", "id03.png"), [1, 2, 3]);
+        var plain = new DenseBatchReader(view, new DenseBatchReaderOptions { BatchSize = 2, ImageSize = 8 });
+        var seen = new List<string>();
+        var e = Assert.Throws<Microsoft.ML.MtLora.Data.Pascal.PascalSampleException>(() =>
+        {
+            foreach (var batch in plain.ReadEpoch(0)) using (batch) seen.AddRange(batch.Ids);
+        });
+        Assert.Equal(["id00", "id01"], seen);
+        Assert.Contains("id03.png", e.Message);
+    }
 }
