@@ -1,0 +1,60 @@
+using Microsoft.ML.Data;
+using Microsoft.ML.MtLora.Data.Preprocessing;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Microsoft.ML.MtLora;
+
+/// <summary>
+/// The reference's evaluation preprocessing of an image (data/mtl_ds.py, validation pipeline): <c>FixedResize</c> to
+/// S×S ignoring the aspect ratio with OpenCV's bicubic interpolation (the data pipeline's implementation),
+/// the cast to 8 bits (clamped first: the reference's unclamped cast wraps cubic overshoot, a negligible deviation),
+/// then <c>ToTensor</c> (÷255) and <c>Normalize(mean, std)</c>. Saved with the model so that a loaded model
+/// preprocesses exactly as the trained one did.
+/// </summary>
+internal sealed class ImagePreprocessing
+{
+    /// <summary>The only interpolation written so far; stored so that a later format can add others.</summary>
+    public const string Bicubic = "bicubic";
+
+    public ImagePreprocessing(int size, float[] mean, float[] std, string interpolation = Bicubic)
+    {
+        if (size <= 0) throw new ArgumentOutOfRangeException(nameof(size), size, "The network input size must be positive.");
+        if (mean.Length != 3 || std.Length != 3) throw new ArgumentException("Mean and std need 3 values (R, G, B).");
+        if (std.Any(s => !(s > 0))) throw new ArgumentException("Every std value must be positive.", nameof(std));
+        if (interpolation != Bicubic) throw new ArgumentException($"Interpolation '{interpolation}' is not supported (only '{Bicubic}').", nameof(interpolation));
+        Size = size;
+        Mean = mean;
+        Std = std;
+        Interpolation = interpolation;
+    }
+
+    /// <summary>The square network input size S.</summary>
+    public int Size { get; }
+
+    /// <summary>Per-channel mean (RGB), on the 0..1 scale.</summary>
+    public float[] Mean { get; }
+
+    /// <summary>Per-channel standard deviation (RGB), on the 0..1 scale.</summary>
+    public float[] Std { get; }
+
+    /// <summary>The resize interpolation (<c>bicubic</c>).</summary>
+    public string Interpolation { get; }
+
+    /// <summary>The paper's setting at a given size: bicubic, ImageNet mean and std.</summary>
+    public static ImagePreprocessing Reference(int size) => new(size, (float[])DenseTransforms.Mean.Clone(), (float[])DenseTransforms.Std.Clone());
+
+    /// <summary>Turns one image into the normalised network input (3, S, S), float32 on the CPU.</summary>
+    /// <remarks>The same steps as the training pipeline's evaluation path (<see cref="DenseImagePreprocessing.ToEvalTensor"/>),
+    /// with this model's saved mean and std.</remarks>
+    public Tensor ToTensor(MLImage image)
+    {
+        using var scope = NewDisposeScope();
+        var rgb = DenseImagePreprocessing.ToRgbTensor(image);                               // (3, H, W) 0..255
+        var resized = CvGeometry.ResizeBicubic(rgb, Size, Size);                            // (3, S, S)
+        var mean = tensor(Mean, [3, 1, 1], ScalarType.Float32);
+        var std = tensor(Std, [3, 1, 1], ScalarType.Float32);
+        var unit = resized.clamp(0, 255).floor_().div_(255f);                               // the reference's uint8 cast, clamped
+        return unit.sub_(mean).div_(std).MoveToOuterDisposeScope();                       // (3, S, S)
+    }
+}

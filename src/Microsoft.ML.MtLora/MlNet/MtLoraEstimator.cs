@@ -1,0 +1,278 @@
+using Microsoft.ML.Data;
+using Microsoft.ML.MtLora.Data.Preprocessing;
+using Microsoft.ML.MtLora.Modeling;
+using Microsoft.ML.MtLora.Training;
+using Microsoft.ML.Runtime;
+using Microsoft.ML.Transforms.Image;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Microsoft.ML.MtLora;
+
+/// <summary>
+/// Trains an MTLoRA multi-task network on dense labels and returns an <see cref="MtLoraTransformer"/>. Created by
+/// <c>mlContext.MultiTask().Trainers.MtLora(...)</c>.
+/// </summary>
+/// <remarks>
+/// <para>Input: the image column (<c>MLImage</c>, any size) and one label column per task of
+/// <see cref="MtLoraOptions.Network"/> (names and layouts in <see cref="MtLoraOptions"/>), e.g. the view of
+/// <c>mlContext.Data.LoadPascalContext</c>, cached for shuffling. Output: the transformer's prediction columns.</para>
+/// <para><c>Fit</c> builds the network, loads the pretrained weights, reads augmented batches, trains with the reference's
+/// schedule and losses, and logs progress and validation results through the ML.NET log (<c>mlContext.Log</c>).</para>
+/// </remarks>
+public sealed class MtLoraEstimator : IEstimator<MtLoraTransformer>
+{
+    private readonly MLContext _mlContext;
+    private readonly IHost _host;
+    private readonly MtLoraOptions _options;
+
+    internal MtLoraEstimator(MLContext mlContext, MtLoraOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(mlContext);
+        ArgumentNullException.ThrowIfNull(options);
+        options.Validate();
+        _mlContext = mlContext;
+        _host = ((IHostEnvironment)mlContext).Register("MtLora");
+        _options = options;
+    }
+
+    /// <summary>The options this estimator trains with.</summary>
+    public MtLoraOptions Options => _options;
+
+    /// <summary>
+    /// The schema <c>Fit(...).Transform</c> produces: the input columns plus the prediction columns. Checks that the image
+    /// column and every task's label column are present with the right types.
+    /// </summary>
+    /// <param name="inputSchema">The training data's schema shape.</param>
+    /// <returns>The output schema shape.</returns>
+    /// <exception cref="ArgumentOutOfRangeException">A column is missing or has the wrong type; the message names it.</exception>
+    public SchemaShape GetOutputSchema(SchemaShape inputSchema)
+    {
+        ArgumentNullException.ThrowIfNull(inputSchema);
+        CheckColumns(inputSchema);
+        var columns = inputSchema.ToDictionary(c => c.Name);
+        void Add(string name, DataViewType item, bool vector) =>
+            columns[name] = new SchemaShape.Column(name, vector ? SchemaShape.Column.VectorKind.VariableVector : SchemaShape.Column.VectorKind.Scalar, item, false);
+        foreach (var task in _options.Network.Tasks)
+        {
+            if (task.IsClassification())
+            {
+                Add(task.PredictionColumnName(), NumberDataViewType.Byte, true);
+                Add(task.ScoreColumnName()!, NumberDataViewType.Single, true);
+            }
+            else Add(task.PredictionColumnName(), NumberDataViewType.Single, true);
+        }
+        Add(MtLoraColumnNames.Height, NumberDataViewType.Int32, false);
+        Add(MtLoraColumnNames.Width, NumberDataViewType.Int32, false);
+        return new SchemaShape(columns.Values);
+    }
+
+    private void CheckColumns(SchemaShape schema)
+    {
+        string Present() => string.Join(", ", schema.Select(c => c.Name));
+        if (!schema.TryFindColumn(_options.ImageColumnName, out var image))
+            throw new ArgumentOutOfRangeException(nameof(schema), $"Image column '{_options.ImageColumnName}' was not found (MtLoraOptions.ImageColumnName). Columns present: {Present()}.");
+        if (image.Kind != SchemaShape.Column.VectorKind.Scalar || image.ItemType is not ImageDataViewType)
+            throw new ArgumentOutOfRangeException(nameof(schema), $"Image column '{image.Name}' has type {image.ItemType}; expected an image (MLImage), e.g. from LoadPascalContext or mlContext.Transforms.LoadImages.");
+        foreach (var task in _options.Network.Tasks)
+        {
+            var name = _options.LabelColumnName(task);
+            if (!schema.TryFindColumn(name, out var label))
+                throw new ArgumentOutOfRangeException(nameof(schema), $"Label column '{name}' for task {task.ReferenceName()} was not found. Columns present: {Present()}.");
+            bool vector = label.Kind != SchemaShape.Column.VectorKind.Scalar;
+            bool ok = task == DenseTask.SurfaceNormals
+                ? vector && label.ItemType == NumberDataViewType.Single
+                : vector && (label.ItemType == NumberDataViewType.Byte || label.ItemType == NumberDataViewType.Single);
+            if (!ok)
+                throw new ArgumentOutOfRangeException(nameof(schema),
+                    $"Label column '{name}' for task {task.ReferenceName()} has type {(vector ? "Vector<" + label.ItemType + ">" : label.ItemType.ToString())}; expected " +
+                    (task == DenseTask.SurfaceNormals ? "Vector<Single> (3·H·W, CHW)." : "Vector<Byte> (or Vector<Single>) of H·W values."));
+        }
+    }
+
+    /// <summary>Trains the network on <paramref name="input"/> and returns the trained transformer.</summary>
+    /// <param name="input">The training data: the image column and the label columns.</param>
+    /// <returns>The transformer (dispose it to free the network's memory).</returns>
+    /// <exception cref="ArgumentOutOfRangeException">A column is missing or has the wrong type.</exception>
+    /// <exception cref="ArgumentException">The data holds fewer rows than one batch.</exception>
+    /// <exception cref="OperationCanceledException"><see cref="MtLoraOptions.CancellationToken"/> stopped the training.</exception>
+    public MtLoraTransformer Fit(IDataView input)
+    {
+        ArgumentNullException.ThrowIfNull(input);
+        var o = _options;
+        CheckColumns(SchemaShape.Create(input.Schema));
+        if (o.ValidationSet is not null) CheckColumns(SchemaShape.Create(o.ValidationSet.Schema));
+        using var ch = _host.Start("Fit");
+
+        TorchRuntime.Initialize();
+        var device = TorchRuntime.ResolveDevice(o.Device, o.FallbackToCpu);
+        int seed = o.Seed ?? ((IHostEnvironmentInternal)_mlContext).Seed ?? 0;
+        var tasks = o.Network.Tasks.ToArray();
+        ch.Info(MessageSensitivity.None, "MTLoRA: tasks {0}, {1} px, device {2}, seed {3}.", string.Join(", ", tasks.Select(t => t.ReferenceName())), o.Network.ImageSize, device, seed);
+
+        var reader = new DenseBatchReader(input, new DenseBatchReaderOptions
+        {
+            Tasks = tasks,
+            BatchSize = o.BatchSize,
+            ImageSize = o.Network.ImageSize,
+            Augment = o.Augment,
+            Shuffle = o.Shuffle,
+            DropLast = true,
+            Seed = seed,
+            DegreeOfParallelism = o.DataLoaderParallelism,
+            ImageColumnName = o.ImageColumnName,
+            LabelColumnNames = tasks.ToDictionary(t => t, o.LabelColumnName),
+        });
+        long batchesPerEpoch = reader.BatchesPerEpoch ?? CountRows(input) / o.BatchSize;
+        if (batchesPerEpoch < 1)
+            throw new ArgumentException($"The training data holds fewer rows than one batch (MtLoraOptions.BatchSize = {o.BatchSize}); the reference drops incomplete batches.", nameof(input));
+
+        torch.manual_seed(seed);
+        using var network = new MultiTaskSwin(o.Network);
+        if (o.PretrainedWeightsPath is { } path) LoadPretrained(ch, network, path);
+        var counts = network.CountParameters();
+        ch.Info(MessageSensitivity.None, "MTLoRA: {0:N0} trainable parameters ({1:N0} LoRA, {2:N0} decoder) of {3:N0}.", counts.Trainable, counts.Lora, counts.Decoder, counts.Total);
+
+        var settings = new MultiTaskTrainerSettings
+        {
+            Epochs = o.Epochs,
+            MaxSteps = o.MaxSteps,
+            BaseLearningRate = o.EffectiveLearningRate,
+            WarmupLearningRate = LearningRateSchedule.ReferenceWarmupRatePer512 * o.BatchSize / 512,
+            MinLearningRate = LearningRateSchedule.ReferenceMinRatePer512 * o.BatchSize / 512,
+            WarmupEpochs = o.WarmupEpochs,
+            WeightDecay = o.WeightDecay,
+            ClipGradientNorm = o.GradientClipNorm,
+            LossWeights = tasks.ToDictionary(t => t.ReferenceName(), t => o.TaskLossWeights is { } w && w.TryGetValue(t, out var v) ? v : t.DefaultLossWeight()),
+            Device = device,
+            UseBFloat16 = o.UseBFloat16,
+            Seed = seed,
+            CheckpointDirectory = o.CheckpointDirectory,
+            CheckpointEverySteps = o.CheckpointEverySteps,
+            KeepCheckpoints = o.KeepCheckpoints,
+            ResumeFrom = o.ResumeFrom,
+            ProgressEverySteps = o.ProgressEverySteps,
+            Progress = new ChannelProgress(ch, o.Progress),
+            CheckAlive = _host.CheckAlive,
+        };
+        bool firstCall = true;
+        var source = new DelegateBatchSource(checked((int)batchesPerEpoch), (epoch, skip) => Batches(ch, reader, network, device, epoch, skip, batchesPerEpoch, ref firstCall));
+        TrainingResult result;
+        using (var trainer = new MultiTaskTrainer(network, source, settings))
+            result = trainer.Train(o.CancellationToken);
+        if (result.Cancelled)
+            throw new OperationCanceledException(
+                $"MTLoRA training was cancelled after {result.GlobalStep} step(s)" +
+                (result.LastCheckpoint is { } c ? $"; continue with MtLoraOptions.ResumeFrom = '{c}'." : "."), o.CancellationToken);
+        ch.Info(MessageSensitivity.None, "MTLoRA: trained {0} step(s) in {1:hh\\:mm\\:ss}, last loss {2:G5}.", result.GlobalStep, result.Elapsed, result.LastTotalLoss);
+
+        var model = Snapshot(network, device);
+        if (o.ValidationSet is not null)
+        {
+            try { Validate(ch, model, result.Epoch, result.GlobalStep); }
+            catch
+            {
+                model.Dispose();
+                throw;
+            }
+        }
+        return model;
+    }
+
+    private static void LoadPretrained(IChannel ch, MultiTaskSwin network, string path)
+    {
+        var weights = PretrainedWeights.Load(path, network.Options, out bool whole);
+        try
+        {
+            var report = whole ? network.LoadStateDict(weights, strict: true) : network.LoadPretrainedBackbone(weights, strict: true);
+            ch.Info(MessageSensitivity.None, "MTLoRA: loaded {0} from '{1}': {2} tensor(s) loaded, {3} left at their initialisation, {4} ignored.",
+                whole ? "an MTLoRA checkpoint" : "a Swin backbone", path, report.Loaded.Count, report.Missing.Count, report.Ignored.Count);
+        }
+        finally
+        {
+            foreach (var t in weights.Values) t.Dispose();
+        }
+    }
+
+    // The trainer's batches, by reference task name. The trainer stops reading an epoch after its last batch, so a
+    // validation that is due after epoch e runs when epoch e + 1 asks for its first batch (the one after the end of the
+    // run is done by Fit). Not on the first call of a run: a resumed run does not repeat the validation of its epoch.
+    private IEnumerable<TrainingBatch> Batches(IChannel ch, DenseBatchReader reader, MultiTaskSwin network, Device device, int epoch, int skip, long batchesPerEpoch, ref bool firstCall)
+    {
+        bool validate = !firstCall && skip == 0 && epoch > 0 && _options.ValidationSet is not null && _options.ValidationEveryEpochs > 0
+            && epoch % _options.ValidationEveryEpochs == 0;
+        firstCall = false;
+        return BatchesCore(ch, reader, network, device, epoch, skip, batchesPerEpoch, validate);
+    }
+
+    private IEnumerable<TrainingBatch> BatchesCore(IChannel ch, DenseBatchReader reader, MultiTaskSwin network, Device device, int epoch, int skip, long batchesPerEpoch, bool validate)
+    {
+        if (validate)
+        {
+            // Its own dispose scope: the trainer reads batches inside the step's scope, and the validation's tensors
+            // (a whole inference network) must neither leak into it nor be freed by it.
+            bool wasTraining = network.training;
+            using (var scope = torch.NewDisposeScope())
+            using (var model = Snapshot(network, device))
+                Validate(ch, model, epoch, epoch * batchesPerEpoch);
+            network.train(wasTraining);
+        }
+        foreach (var batch in reader.ReadEpoch(epoch, skip))
+        {
+            // The trainer takes the tensors over and disposes them after the step.
+            yield return new TrainingBatch(batch.Images, batch.Targets.ToDictionary(kv => kv.Key.ReferenceName(), kv => kv.Value));
+        }
+    }
+
+    /// <summary>An inference transformer over a copy of the network's current (unmerged) weights, in float32.</summary>
+    private MtLoraTransformer Snapshot(MultiTaskSwin network, Device device)
+    {
+        var weights = new Dictionary<string, Tensor>(StringComparer.Ordinal);
+        try
+        {
+            foreach (var (name, t) in network.state_dict())
+                weights[name] = t.detach().to(t.is_floating_point() ? ScalarType.Float32 : t.dtype).cpu().clone();
+            return new MtLoraTransformer(_mlContext, network.Options, weights, ImagePreprocessing.Reference(network.Options.ImageSize),
+                _options.ImageColumnName, _options.InferenceBatchSize, device);
+        }
+        catch
+        {
+            foreach (var t in weights.Values) t.Dispose();
+            throw;
+        }
+    }
+
+    private void Validate(IChannel ch, MtLoraTransformer model, int epoch, long step)
+    {
+        var o = _options;
+        var scored = model.Transform(o.ValidationSet!);
+        var metrics = _mlContext.MultiTask().Evaluate(scored, new Evaluation.MultiTaskEvaluatorOptions
+        {
+            Tasks = model.Tasks.ToArray(),
+            SemsegLabelColumnName = o.SemsegLabelColumnName,
+            HumanPartsLabelColumnName = o.HumanPartsLabelColumnName,
+            SaliencyLabelColumnName = o.SaliencyLabelColumnName,
+            NormalsLabelColumnName = o.NormalsLabelColumnName,
+        });
+        ch.Info(MessageSensitivity.None, "MTLoRA validation after epoch {0} (step {1}):{2}{3}", epoch, step, Environment.NewLine, metrics.ToTable());
+        o.ValidationProgress?.Report(new MtLoraValidationReport(epoch, step, metrics));
+    }
+
+    private static long CountRows(IDataView data)
+    {
+        long n = 0;
+        using var cursor = data.GetRowCursor([]);
+        while (cursor.MoveNext()) n++;
+        return n;
+    }
+
+    /// <summary>Logs each progress report to the ML.NET channel and forwards it to the caller's callback.</summary>
+    private sealed class ChannelProgress(IChannel channel, IProgress<TrainingProgress>? user) : IProgress<TrainingProgress>
+    {
+        public void Report(TrainingProgress value)
+        {
+            channel.Info(MessageSensitivity.None, "MTLoRA: {0}", value);
+            user?.Report(value);
+        }
+    }
+}

@@ -1,0 +1,183 @@
+using Microsoft.ML.MtLora.Evaluation;
+using Microsoft.ML.MtLora.Modeling;
+using Microsoft.ML.MtLora.Training;
+
+namespace Microsoft.ML.MtLora;
+
+/// <summary>
+/// Everything the MTLoRA trainer needs (<c>mlContext.MultiTask().Trainers.MtLora(options)</c>). The defaults are the
+/// paper's main setting and the reference's training recipe: Swin-T at 448 px, shared rank 64 and task rank 4, the
+/// four PASCAL-Context tasks with loss weights 1/2/5/10, AdamW with weight decay 0.05, 300 epochs with 20 of warmup,
+/// batch 32 with the reference's linearly scaled learning rate, gradient clipping at 5, the reference augmentation.
+/// </summary>
+public sealed class MtLoraOptions
+{
+    /// <summary>
+    /// The network's architecture and adapter settings (tasks, Swin size, ranks, LoRA scale and dropout, MTLoRA+,
+    /// decoder widths, drop path). Default: the paper's Swin-T 448, ranks 64/4, all four tasks.
+    /// </summary>
+    public MtLoraNetworkOptions Network = new();
+
+    /// <summary>
+    /// The weights to start from: a Microsoft Swin ImageNet checkpoint (e.g. <c>swin_tiny_patch4_window7_224.pth</c>, or
+    /// the same as safetensors) whose backbone keys are mapped onto the MTLoRA backbone, or a reference MTLoRA checkpoint /
+    /// state dict, loaded whole. Null: train from the random initialisation (only sensible for tests).
+    /// </summary>
+    public string? PretrainedWeightsPath;
+
+    /// <summary>The image column (<c>MLImage</c>, any size). Default <c>Image</c>.</summary>
+    public string ImageColumnName = MtLoraColumnNames.Image;
+
+    /// <summary>The semantic segmentation label column (Vector of Byte, H·W, 255 = ignore). Default <c>SemsegLabel</c>.</summary>
+    public string SemsegLabelColumnName = DenseTask.SemanticSegmentation.LabelColumnName();
+
+    /// <summary>The human parts label column (Vector of Byte, H·W, 255 = ignore). Default <c>HumanPartsLabel</c>.</summary>
+    public string HumanPartsLabelColumnName = DenseTask.HumanParts.LabelColumnName();
+
+    /// <summary>The saliency label column (Vector of Byte, H·W, 0/1). Default <c>SaliencyLabel</c>.</summary>
+    public string SaliencyLabelColumnName = DenseTask.Saliency.LabelColumnName();
+
+    /// <summary>The surface normals label column (Vector of Single, 3·H·W CHW, 255 = invalid). Default <c>NormalsLabel</c>.</summary>
+    public string NormalsLabelColumnName = DenseTask.SurfaceNormals.LabelColumnName();
+
+    /// <summary>Training epochs (the schedule's length). Default 300, as the paper.</summary>
+    public int Epochs = 300;
+
+    /// <summary>Stop after this many optimizer steps (the schedule still spans <see cref="Epochs"/>). Default null: no limit.</summary>
+    public long? MaxSteps;
+
+    /// <summary>Images per optimizer step. Default 32, as the paper.</summary>
+    public int BatchSize = 32;
+
+    /// <summary>
+    /// Peak learning rate. Default null: the reference's linear scaling, 5e-4 × <see cref="BatchSize"/> / 512 (3.125e-5 at
+    /// batch 32); the warmup start and the cosine floor are scaled the same way (5e-7 and 5e-6 per 512 images).
+    /// </summary>
+    public double? LearningRate;
+
+    /// <summary>Epochs of linear warmup. Default 20.</summary>
+    public int WarmupEpochs = 20;
+
+    /// <summary>AdamW weight decay, with the reference's parameter groups. Default 0.05.</summary>
+    public double WeightDecay = 0.05;
+
+    /// <summary>Global L2 gradient-norm clip. Default 5; null for none.</summary>
+    public double? GradientClipNorm = 5.0;
+
+    /// <summary>Loss weight per task. Default null: the reference's semseg 1, human parts 2, saliency 5, normals 10.</summary>
+    public IReadOnlyDictionary<DenseTask, float>? TaskLossWeights;
+
+    /// <summary>The reference's training augmentation (random horizontal flip, then random scale 0.75–1.25 and rotation ±20°). Default true.</summary>
+    public bool Augment = true;
+
+    /// <summary>Shuffle the training rows every epoch (needs a shuffleable view, e.g. after <c>mlContext.Data.Cache</c>). Default true.</summary>
+    public bool Shuffle = true;
+
+    /// <summary>Threads that pre-process the images of a batch. Default: the processor count.</summary>
+    public int DataLoaderParallelism = Environment.ProcessorCount;
+
+    /// <summary>Held-out data (same columns as the training data) evaluated with the reference's metrics during and after training; logged to the ML.NET log. Default null.</summary>
+    public IDataView? ValidationSet;
+
+    /// <summary>Evaluate <see cref="ValidationSet"/> every this many epochs (0: only at the end). Default 0.</summary>
+    public int ValidationEveryEpochs;
+
+    /// <summary>Receives each validation result. Default null.</summary>
+    public IProgress<MtLoraValidationReport>? ValidationProgress;
+
+    /// <summary>A folder for resumable training checkpoints (weights, optimizer state, position). Default null: none.</summary>
+    public string? CheckpointDirectory;
+
+    /// <summary>Write a checkpoint every this many steps (0: only when cancelled). Needs <see cref="CheckpointDirectory"/>. Default 0.</summary>
+    public int CheckpointEverySteps;
+
+    /// <summary>How many checkpoints to keep (oldest removed first). Default 2.</summary>
+    public int KeepCheckpoints = 2;
+
+    /// <summary>A checkpoint folder written by an earlier run to continue from, bit for bit. Default null.</summary>
+    public string? ResumeFrom;
+
+    /// <summary>Where to train and predict: <c>cpu</c>, <c>cuda</c>, <c>cuda:N</c> or <c>auto</c> (CUDA when available). Default <c>auto</c>.</summary>
+    public string Device = "auto";
+
+    /// <summary>When CUDA is asked for but missing, use the CPU instead of failing. Default true.</summary>
+    public bool FallbackToCpu = true;
+
+    /// <summary>Train in bfloat16 with float32 master weights (CUDA only). Default false.</summary>
+    public bool UseBFloat16;
+
+    /// <summary>The random seed (initialisation, shuffling, augmentation, dropout). Default null: the MLContext's seed, else 0.</summary>
+    public int? Seed;
+
+    /// <summary>Rows per forward pass when the trained transformer scores a data view. Default 8.</summary>
+    public int InferenceBatchSize = 8;
+
+    /// <summary>Send a progress report (and a log line) every this many steps. Default 10.</summary>
+    public int ProgressEverySteps = 10;
+
+    /// <summary>Receives training progress (epoch, step, per-task losses, learning rate, throughput). Default null.</summary>
+    public IProgress<TrainingProgress>? Progress;
+
+    /// <summary>Stops training between steps; <c>Fit</c> then throws <see cref="OperationCanceledException"/> (after writing a checkpoint when a folder is set).</summary>
+    public CancellationToken CancellationToken;
+
+    /// <summary>The label column of a task under these options.</summary>
+    /// <param name="task">The task.</param>
+    /// <returns>The column name.</returns>
+    public string LabelColumnName(DenseTask task) => task switch
+    {
+        DenseTask.SemanticSegmentation => SemsegLabelColumnName,
+        DenseTask.HumanParts => HumanPartsLabelColumnName,
+        DenseTask.Saliency => SaliencyLabelColumnName,
+        DenseTask.SurfaceNormals => NormalsLabelColumnName,
+        _ => throw new ArgumentOutOfRangeException(nameof(task), task, null),
+    };
+
+    /// <summary>The peak learning rate in effect: <see cref="LearningRate"/> or the reference's scaling for <see cref="BatchSize"/>.</summary>
+    public double EffectiveLearningRate => LearningRate ?? LearningRateSchedule.ReferenceBaseRatePer512 * BatchSize / 512;
+
+    /// <summary>Checks every option and says which one is wrong.</summary>
+    /// <exception cref="ArgumentException">An option is missing, out of range or inconsistent; the message names it (<c>MtLoraOptions.X</c>).</exception>
+    public void Validate()
+    {
+        static ArgumentException Bad(string option, string message) => new($"MtLoraOptions.{option}: {message}", option);
+        if (Network is null) throw Bad(nameof(Network), "must be set (the network settings).");
+        try { Network.Validate(); }
+        catch (ArgumentException e) { throw Bad(nameof(Network), e.Message); }
+        if (Network.Tasks.Count == 0) throw Bad(nameof(Network), "no task to train (Network.Tasks is empty).");
+        foreach (var (name, value) in new[] { (nameof(ImageColumnName), ImageColumnName), (nameof(SemsegLabelColumnName), SemsegLabelColumnName),
+            (nameof(HumanPartsLabelColumnName), HumanPartsLabelColumnName), (nameof(SaliencyLabelColumnName), SaliencyLabelColumnName),
+            (nameof(NormalsLabelColumnName), NormalsLabelColumnName) })
+            if (string.IsNullOrWhiteSpace(value)) throw Bad(name, "a column name is required.");
+        if (PretrainedWeightsPath is not null && !File.Exists(PretrainedWeightsPath))
+            throw Bad(nameof(PretrainedWeightsPath), $"file '{PretrainedWeightsPath}' does not exist (expected a Swin .pth/.safetensors checkpoint or an MTLoRA checkpoint).");
+        if (Epochs < 1) throw Bad(nameof(Epochs), $"is {Epochs}; it must be at least 1.");
+        if (MaxSteps is < 1) throw Bad(nameof(MaxSteps), $"is {MaxSteps}; it must be at least 1 when set.");
+        if (BatchSize < 1) throw Bad(nameof(BatchSize), $"is {BatchSize}; it must be at least 1.");
+        if (LearningRate is { } lr && !(lr > 0 && double.IsFinite(lr))) throw Bad(nameof(LearningRate), $"is {lr}; it must be a positive number.");
+        if (WarmupEpochs < 0 || WarmupEpochs >= Epochs) throw Bad(nameof(WarmupEpochs), $"is {WarmupEpochs}; it must be in 0..{Epochs - 1} (shorter than Epochs = {Epochs}).");
+        if (!(WeightDecay >= 0 && double.IsFinite(WeightDecay))) throw Bad(nameof(WeightDecay), $"is {WeightDecay}; it must be ≥ 0.");
+        if (GradientClipNorm is { } clip && !(clip > 0)) throw Bad(nameof(GradientClipNorm), $"is {clip}; it must be positive (or null for no clipping).");
+        if (TaskLossWeights is not null)
+            foreach (var (task, w) in TaskLossWeights)
+                if (!(w >= 0 && float.IsFinite(w))) throw Bad(nameof(TaskLossWeights), $"the weight of {task.ReferenceName()} is {w}; weights must be ≥ 0.");
+        if (DataLoaderParallelism < 1) throw Bad(nameof(DataLoaderParallelism), $"is {DataLoaderParallelism}; it must be at least 1.");
+        if (ValidationEveryEpochs < 0) throw Bad(nameof(ValidationEveryEpochs), $"is {ValidationEveryEpochs}; it must be ≥ 0.");
+        if (ValidationEveryEpochs > 0 && ValidationSet is null) throw Bad(nameof(ValidationEveryEpochs), $"is {ValidationEveryEpochs} but no ValidationSet is set.");
+        if (CheckpointEverySteps < 0) throw Bad(nameof(CheckpointEverySteps), $"is {CheckpointEverySteps}; it must be ≥ 0.");
+        if (CheckpointEverySteps > 0 && string.IsNullOrWhiteSpace(CheckpointDirectory)) throw Bad(nameof(CheckpointEverySteps), $"is {CheckpointEverySteps} but no CheckpointDirectory is set.");
+        if (KeepCheckpoints < 1) throw Bad(nameof(KeepCheckpoints), $"is {KeepCheckpoints}; it must be at least 1.");
+        if (ResumeFrom is not null && !Directory.Exists(ResumeFrom)) throw Bad(nameof(ResumeFrom), $"folder '{ResumeFrom}' does not exist.");
+        var device = (Device ?? "").Trim().ToLowerInvariant();
+        if (!(device is "cpu" or "cuda" or "auto" || (device.StartsWith("cuda:", StringComparison.Ordinal) && int.TryParse(device[5..], out int n) && n >= 0)))
+            throw Bad(nameof(Device), $"is '{Device}'; expected cpu, cuda, cuda:N or auto.");
+        if (InferenceBatchSize < 1) throw Bad(nameof(InferenceBatchSize), $"is {InferenceBatchSize}; it must be at least 1.");
+        if (ProgressEverySteps < 1) throw Bad(nameof(ProgressEverySteps), $"is {ProgressEverySteps}; it must be at least 1.");
+    }
+}
+
+/// <summary>A validation result reported during or after MTLoRA training.</summary>
+/// <param name="Epoch">Epochs completed when the validation ran.</param>
+/// <param name="Step">Optimizer steps completed.</param>
+/// <param name="Metrics">The reference's metrics on <see cref="MtLoraOptions.ValidationSet"/>, and Δm.</param>
+public sealed record MtLoraValidationReport(int Epoch, long Step, MultiTaskMetrics Metrics);
