@@ -7,7 +7,7 @@ internal static class ChildProcess
 {
     public sealed record Result(int ExitCode, string StdOut, string StdErr);
 
-    public static Result RunCli(IEnumerable<string> args, IDictionary<string, string?>? environment = null, int timeoutSeconds = 300)
+    public static Result RunCli(IEnumerable<string> args, IDictionary<string, string?>? environment = null, int timeoutSeconds = 300, string? runtimeConfig = null)
     {
         var psi = new ProcessStartInfo("dotnet")
         {
@@ -17,6 +17,11 @@ internal static class ChildProcess
             WorkingDirectory = AppContext.BaseDirectory,
         };
         psi.ArgumentList.Add("exec");
+        if (runtimeConfig != null)
+        {
+            psi.ArgumentList.Add("--runtimeconfig");
+            psi.ArgumentList.Add(runtimeConfig);
+        }
         psi.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "mtlora.dll"));
         foreach (var a in args) psi.ArgumentList.Add(a);
         if (environment != null)

@@ -18,11 +18,20 @@ namespace Microsoft.ML.MtLora;
 /// TorchSharp call. Its libraries are loaded by full path in dependency order, so TorchSharp binds to them, and CUDA is
 /// initialised when <c>libtorch_cuda.so</c> is there. The PyTorch build must match TorchSharp's libtorch (2.x ABI).
 /// </para>
+/// <para>
+/// The folder can also be fixed at build time with the MSBuild property <c>MtLoraLibTorchDirectory</c> (from the package's
+/// build logic): it is written into the application's runtimeconfig.json as the runtime option
+/// <see cref="LibTorchDirectoryRuntimeOption"/>. Precedence: the argument of <see cref="Initialize(string?)"/>, then
+/// <c>MTLORA_LIBTORCH</c>, then the runtime option.
+/// </para>
 /// </remarks>
 public static class TorchRuntime
 {
     /// <summary>The environment variable naming a libtorch folder (<c>MTLORA_LIBTORCH</c>).</summary>
     public const string LibTorchDirectoryVariable = "MTLORA_LIBTORCH";
+
+    /// <summary>The runtimeconfig.json option naming a libtorch folder (<c>Microsoft.ML.MtLora.LibTorchDirectory</c>), set by the MSBuild property <c>MtLoraLibTorchDirectory</c>.</summary>
+    public const string LibTorchDirectoryRuntimeOption = "Microsoft.ML.MtLora.LibTorchDirectory";
 
     private static readonly object Gate = new();
     private static bool _initialized;
@@ -42,7 +51,8 @@ public static class TorchRuntime
     {
         lock (Gate)
         {
-            libTorchDirectory ??= Environment.GetEnvironmentVariable(LibTorchDirectoryVariable);
+            if (string.IsNullOrWhiteSpace(libTorchDirectory)) libTorchDirectory = Environment.GetEnvironmentVariable(LibTorchDirectoryVariable);
+            if (string.IsNullOrWhiteSpace(libTorchDirectory)) libTorchDirectory = AppContext.GetData(LibTorchDirectoryRuntimeOption) as string;
             if (string.IsNullOrWhiteSpace(libTorchDirectory)) libTorchDirectory = null;
             if (_initialized)
             {

@@ -16,6 +16,36 @@ public class TorchRuntimeTests
     }
 
     [Fact]
+    public void LibTorchFolderFromRuntimeConfigIsUsed()
+    {
+        // What the MSBuild property MtLoraLibTorchDirectory writes: a configProperties entry in the app's runtimeconfig.json.
+        using var dir = Fixture.TempDir();
+        var config = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(AppContext.BaseDirectory, "mtlora.runtimeconfig.json")))!;
+        var runtime = config["runtimeOptions"]!.AsObject();
+        if (runtime["configProperties"] is null) runtime["configProperties"] = new System.Text.Json.Nodes.JsonObject();
+        runtime["configProperties"]![TorchRuntime.LibTorchDirectoryRuntimeOption] = NativeFolder;
+        var file = dir.File("mtlora.runtimeconfig.json");
+        File.WriteAllText(file, config.ToJsonString());
+        var r = ChildProcess.RunCli(["version"], runtimeConfig: file);
+        Assert.True(r.ExitCode == 0, r.StdErr);
+        Assert.Contains($"from {NativeFolder}", r.StdOut);
+    }
+
+    [Fact]
+    public void MsBuildPropertyWritesTheRuntimeOption()
+    {
+        var targets = File.ReadAllText(Path.Combine(RepoRoot(), "build", "Microsoft.ML.MtLora.targets"));
+        Assert.Contains($"<RuntimeHostConfigurationOption Include=\"{TorchRuntime.LibTorchDirectoryRuntimeOption}\" Value=\"$(MtLoraLibTorchDirectory)\" />", targets);
+    }
+
+    private static string RepoRoot()
+    {
+        var d = new DirectoryInfo(AppContext.BaseDirectory);
+        while (d != null && !File.Exists(Path.Combine(d.FullName, "MtLora.sln"))) d = d.Parent;
+        return d?.FullName ?? throw new DirectoryNotFoundException("repository root (MtLora.sln) not found above the test folder");
+    }
+
+    [Fact]
     public void MissingLibTorchFolderIsAClearError()
     {
         var r = ChildProcess.RunCli(["version"], new Dictionary<string, string?> { [TorchRuntime.LibTorchDirectoryVariable] = "/nonexistent/torch/lib" });
