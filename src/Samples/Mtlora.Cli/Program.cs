@@ -19,11 +19,11 @@ public static class Program
         // Keep one line per verb.
         yield return VersionCommand.Create();
         yield return EvaluateCommand.Create();
+        yield return InspectDataCommand.Create();
         yield return MakeSyntheticCommand.Create();
         yield return ConvertCommand.Create();
         yield return DescribeCommand.Create();
         yield return CheckReferenceCommand.Create();
-        yield return InspectDataCommand.Create();
     }
 
     /// <summary>Entry point. User errors (bad files, options, data) print one clear line on stderr and exit with 2.</summary>
