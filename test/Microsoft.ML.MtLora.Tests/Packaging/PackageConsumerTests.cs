@@ -193,7 +193,7 @@ public class PackageConsumerTests
         Assert.Equal("0.107.0", dependencies["TorchSharp"]);
         Assert.Equal("[5.0.1]", dependencies["Microsoft.ML"]);             // built against ML.NET 5.0.1's internals
         Assert.Equal("[5.0.1]", dependencies["Microsoft.ML.ImageAnalytics"]);
-        foreach (var id in new[] { "Microsoft.Data.Analysis", "SkiaSharp", "ScottPlot" })
+        foreach (var id in new[] { "Microsoft.Data.Analysis", "SkiaSharp", "Plotly.NET" })
             Assert.True(dependencies.ContainsKey(id), $"the package does not depend on {id}");
         // Compile-time only: the publicizer tool, the libtorch backend (the application's choice), test packages.
         Assert.DoesNotContain(dependencies.Keys, id => id.Contains("Publicize", StringComparison.OrdinalIgnoreCase)
