@@ -20,6 +20,8 @@ public static class Program
         yield return VersionCommand.Create();
         yield return EvaluateCommand.Create();
         yield return MakeSyntheticCommand.Create();
+        yield return DescribeCommand.Create();
+        yield return CheckReferenceCommand.Create();
     }
 
     /// <summary>Entry point. User errors (bad files, options, data) print one clear line on stderr and exit with 2.</summary>

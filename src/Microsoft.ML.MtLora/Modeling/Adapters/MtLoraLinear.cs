@@ -1,0 +1,207 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using TorchSharp.Utils;
+using static TorchSharp.torch;
+using Microsoft.ML.MtLora.Modeling.Swin;
+
+namespace Microsoft.ML.MtLora.Modeling.Adapters;
+
+/// <summary>
+/// The MTLoRA linear layer (reference <c>models/lora.py::MTLoRALinear</c>, mode <c>matrix</c>): a frozen base linear plus a
+/// shared (task-agnostic) low-rank delta and optional per-task low-rank deltas. This type owns the adapter maths only;
+/// where adapters sit and what is frozen is decided by the Swin blocks and <see cref="MultiTaskSwin.ApplyTrainablePolicy"/>.
+/// </summary>
+/// <remarks>
+/// <para>Forward, with <c>xd = Dropout(x)</c> drawn once per call (reference §2.4):</para>
+/// <para>shared: <c>y = W·x + b + s·B_s·A_s·xd</c>;
+/// task t: <c>y_t = W·x + b + s·B_t·A_t·u_t</c> with <c>u_t = x_tasks[t]</c> when task inputs are given (no dropout), else <c>xd</c>.
+/// The task output does not contain the shared delta, and the frozen W always sees the shared input.</para>
+/// <para>State-dict names: <c>linear.weight</c>, <c>linear.bias</c>, <c>lora_shared_A</c> [r, in], <c>lora_shared_B</c> [out, r],
+/// <c>lora_tasks_A.&lt;task&gt;</c> [r_t, in], <c>lora_tasks_B.&lt;task&gt;</c> [out, r_t].</para>
+/// <para>Merging (<see cref="Merge"/>) folds <c>s·B_s·A_s</c> into <c>linear.weight</c>, keeping an exact copy of the original
+/// weight for <see cref="Unmerge"/>. While merged, the shared output is the merged linear alone, and each task output is
+/// computed as <c>merged(x) − s·B_s·A_s·x + s·B_t·A_t·u_t</c>: the shared delta is subtracted through the two rank-r factors
+/// (cheap) instead of evaluating the full original weight a second time. Merged outputs equal unmerged ones within float32
+/// rounding. Merging requires evaluation mode (no dropout), since merged weights cannot express a dropped input.</para>
+/// </remarks>
+public sealed class MtLoraLinear : nn.Module
+{
+    [ComponentName(Name = "linear")]
+    private readonly Linear _linear;
+    [ComponentName(Name = "lora_shared_A")]
+    private readonly Parameter? _sharedA;
+    [ComponentName(Name = "lora_shared_B")]
+    private readonly Parameter? _sharedB;
+    [ComponentName(Name = "lora_tasks_A")]
+    private readonly ParameterDict? _tasksA;
+    [ComponentName(Name = "lora_tasks_B")]
+    private readonly ParameterDict? _tasksB;
+    private readonly string[] _tasks;
+    // Kept outside a Tensor-typed field so that TorchSharp's reflection never registers it as a buffer.
+    private readonly MergeState _merge = new();
+
+    /// <summary>Creates the layer with the reference initialisation: trunc-normal(0.02) base weight, zero bias, Kaiming-uniform (a=√5) A, zero B.</summary>
+    /// <param name="inFeatures">Input features.</param>
+    /// <param name="outFeatures">Output features.</param>
+    /// <param name="hasBias">Whether the base linear has a bias.</param>
+    /// <param name="sharedRank">Rank of the shared LoRA (0: none).</param>
+    /// <param name="taskRank">Rank of each task LoRA (ignored without tasks).</param>
+    /// <param name="tasks">Reference names of the tasks that get their own LoRA, or null/empty for a shared-only layer.</param>
+    /// <param name="scale">Multiplier of every LoRA delta (shared and task; the reference copies the shared scale to the tasks).</param>
+    /// <param name="dropout">Dropout probability on the shared LoRA input (training mode only).</param>
+    /// <param name="device">Where to allocate the parameters (default CPU).</param>
+    public MtLoraLinear(int inFeatures, int outFeatures, bool hasBias, int sharedRank, int taskRank,
+        IReadOnlyList<string>? tasks, double scale, double dropout, Device? device = null) : base(nameof(MtLoraLinear))
+    {
+        if (inFeatures <= 0 || outFeatures <= 0) throw new ArgumentOutOfRangeException(nameof(inFeatures), "features must be positive.");
+        if (sharedRank < 0) throw new ArgumentOutOfRangeException(nameof(sharedRank), sharedRank, "rank must not be negative.");
+        if (dropout < 0 || dropout >= 1) throw new ArgumentOutOfRangeException(nameof(dropout), dropout, "dropout must be in [0, 1).");
+        InFeatures = inFeatures;
+        OutFeatures = outFeatures;
+        SharedRank = sharedRank;
+        Scale = scale;
+        Dropout = dropout;
+        _tasks = tasks is { Count: > 0 } && taskRank > 0 ? tasks.ToArray() : [];
+        TaskRank = _tasks.Length > 0 ? taskRank : 0;
+
+        _linear = nn.Linear(inFeatures, outFeatures, hasBias, device: device);
+        SwinInit.TruncNormalLinear(_linear);
+        register_module("linear", _linear);
+        using (no_grad())
+        {
+            if (sharedRank > 0)
+            {
+                _sharedA = nn.Parameter(KaimingA(sharedRank, inFeatures, device));
+                _sharedB = nn.Parameter(zeros(new long[] { outFeatures, sharedRank }, device: device));
+                register_parameter("lora_shared_A", _sharedA);
+                register_parameter("lora_shared_B", _sharedB);
+            }
+            if (_tasks.Length > 0)
+            {
+                _tasksA = new ParameterDict();
+                _tasksB = new ParameterDict();
+                foreach (var t in _tasks)
+                {
+                    _tasksA.Add((t, nn.Parameter(KaimingA(taskRank, inFeatures, device))));
+                    _tasksB.Add((t, nn.Parameter(zeros(new long[] { outFeatures, taskRank }, device: device))));
+                }
+                register_module("lora_tasks_A", _tasksA);
+                register_module("lora_tasks_B", _tasksB);
+            }
+        }
+    }
+
+    /// <summary>Input features.</summary>
+    public int InFeatures { get; }
+
+    /// <summary>Output features.</summary>
+    public int OutFeatures { get; }
+
+    /// <summary>Rank of the shared LoRA (0 when there is none).</summary>
+    public int SharedRank { get; }
+
+    /// <summary>Rank of the task LoRAs (0 when the layer has no tasks).</summary>
+    public int TaskRank { get; }
+
+    /// <summary>The LoRA multiplier.</summary>
+    public double Scale { get; }
+
+    /// <summary>Dropout probability on the shared LoRA input.</summary>
+    public double Dropout { get; }
+
+    /// <summary>Reference names of the tasks with their own LoRA (empty for a shared-only layer).</summary>
+    public IReadOnlyList<string> Tasks => _tasks;
+
+    /// <summary>Whether the shared delta is folded into the base weight.</summary>
+    public bool IsMerged => _merge.UnmergedWeight is not null;
+
+    /// <summary>The frozen base linear.</summary>
+    internal Linear Linear => _linear;
+
+    /// <summary>Runs the layer.</summary>
+    /// <param name="x">Shared input (…, in).</param>
+    /// <param name="xTasks">Optional task-specific inputs, same shape as <paramref name="x"/>, that feed only the task branches.</param>
+    /// <returns>The shared output (…, out) and, when the layer has tasks, one output per task (else null).</returns>
+    public (Tensor Shared, Dictionary<string, Tensor>? Tasks) Forward(Tensor x, IReadOnlyDictionary<string, Tensor>? xTasks = null)
+    {
+        if (IsMerged && training)
+            throw new InvalidOperationException("MtLoraLinear: the LoRA delta is merged into the weights; call Unmerge before training.");
+        var y = _linear.forward(x);                                       // (…, out): merged or W·x + b
+        if (_sharedA is null && _tasks.Length == 0)
+            return (y, null);
+
+        var xd = Dropout > 0 && training ? nn.functional.dropout(x, Dropout, true) : x;
+        Tensor y0 = y;
+        Tensor shared = y;
+        if (_sharedA is not null)
+        {
+            if (IsMerged)
+            {
+                // Merged weight already holds the shared delta; task outputs must not (matrix mode), so remove it through the factors.
+                if (_tasks.Length > 0) y0 = y - Delta(x, _sharedA, _sharedB!);
+            }
+            else
+            {
+                shared = y + Delta(xd, _sharedA, _sharedB!);
+            }
+        }
+        if (_tasks.Length == 0) return (shared, null);
+
+        var outs = new Dictionary<string, Tensor>(_tasks.Length);
+        foreach (var t in _tasks)
+        {
+            var u = xTasks is not null && xTasks.TryGetValue(t, out var xt) ? xt : xd;
+            outs[t] = y0 + Delta(u, (Parameter)_tasksA![t], (Parameter)_tasksB![t]);
+        }
+        return (shared, outs);
+    }
+
+    private Tensor Delta(Tensor input, Tensor a, Tensor b)
+        => nn.functional.linear(nn.functional.linear(input, a), b).mul(Scale); // (…, r) then (…, out)
+
+    /// <summary>Folds the shared delta <c>s·B_s·A_s</c> into the base weight (evaluation mode only). No-op when already merged or without shared LoRA.</summary>
+    /// <exception cref="InvalidOperationException">The layer is in training mode.</exception>
+    public void Merge()
+    {
+        if (training) throw new InvalidOperationException("MtLoraLinear: merge LoRA only in evaluation mode (call eval() first).");
+        if (IsMerged || _sharedA is null) return;
+        using var _ = no_grad();
+        var w = _linear.weight!;
+        _merge.UnmergedWeight = w.detach().clone();
+        using var delta = _sharedB!.matmul(_sharedA).mul(Scale);           // (out, in)
+        w.add_(delta);
+    }
+
+    /// <summary>Restores the exact original base weight saved by <see cref="Merge"/>. No-op when not merged.</summary>
+    public void Unmerge()
+    {
+        if (_merge.UnmergedWeight is null) return;
+        using (no_grad()) _linear.weight!.copy_(_merge.UnmergedWeight);
+        _merge.UnmergedWeight.Dispose();
+        _merge.UnmergedWeight = null;
+    }
+
+    private static Tensor KaimingA(int rank, int inFeatures, Device? device)
+    {
+        // kaiming_uniform_(a=√5) on [r, in]: U(-1/√in, 1/√in), as nn.Linear's default.
+        var a = empty(new long[] { rank, inFeatures }, device: device);
+        if (a.device_type != DeviceType.META) nn.init.kaiming_uniform_(a, Math.Sqrt(5));
+        return a;
+    }
+
+    /// <inheritdoc/>
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing)
+        {
+            _merge.UnmergedWeight?.Dispose();
+            _merge.UnmergedWeight = null;
+        }
+        base.Dispose(disposing);
+    }
+
+    private sealed class MergeState
+    {
+        public Tensor? UnmergedWeight { get; set; }
+    }
+}

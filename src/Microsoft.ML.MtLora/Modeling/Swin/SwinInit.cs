@@ -1,0 +1,42 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Microsoft.ML.MtLora.Modeling.Swin;
+
+/// <summary>The reference Swin initialisation (§1.3.10): trunc-normal(0.02) linear weights with zero bias, LayerNorm 1/0.</summary>
+internal static class SwinInit
+{
+    public const double Std = 0.02;
+
+    public static void TruncNormalLinear(Linear linear)
+    {
+        if (linear.weight!.device_type == DeviceType.META) return;
+        using var _ = no_grad();
+        TruncNormal(linear.weight!);
+        if (linear.bias is not null) nn.init.zeros_(linear.bias);
+    }
+
+    /// <summary>
+    /// timm's trunc_normal_(std=0.02, a=-2, b=2), by the same inverse-CDF method: the bounds are absolute, i.e. ±100 std,
+    /// so this is a normal(0, 0.02) in practice.
+    /// </summary>
+    public static void TruncNormal(Tensor t, double mean = 0.0, double std = Std, double a = -2.0, double b = 2.0)
+    {
+        if (t.device_type == DeviceType.META) return;
+        using var _ = no_grad();
+        static double NormCdf(double x) => (1.0 + Erf(x / Math.Sqrt(2.0))) / 2.0;
+        double l = NormCdf((a - mean) / std), u = NormCdf((b - mean) / std);
+        t.uniform_(2 * l - 1, 2 * u - 1).erfinv_().mul_(std * Math.Sqrt(2.0)).add_(mean).clamp_(a, b);
+    }
+
+    // .NET has no erf; take the exact value from libtorch.
+    private static double Erf(double x)
+    {
+        using var v = tensor(x, ScalarType.Float64);
+        using var e = v.erf();
+        return e.item<double>();
+    }
+
+    public static LayerNorm LayerNorm(long dim, Device? device) => nn.LayerNorm(dim, 1e-5, device: device);
+}

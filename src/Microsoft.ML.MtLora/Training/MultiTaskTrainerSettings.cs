@@ -1,0 +1,106 @@
+using static TorchSharp.torch;
+
+namespace Microsoft.ML.MtLora.Training;
+
+/// <summary>
+/// Everything <see cref="MultiTaskTrainer"/> needs besides the network and the data. The defaults are the reference's
+/// recipe at batch 32 (reference-spec §6); the ML.NET options class maps onto this record.
+/// </summary>
+internal sealed record MultiTaskTrainerSettings
+{
+    /// <summary>Epochs to train; with the batch source's batches per epoch it sets the schedule's length (300).</summary>
+    public int Epochs { get; init; } = 300;
+
+    /// <summary>Stop after this many global steps (null: train all epochs). The schedule still spans all epochs, so a run
+    /// stopped at step k and resumed continues the same curve.</summary>
+    public long? MaxSteps { get; init; }
+
+    /// <summary>Peak learning rate after warmup (5e-4·32/512 = 3.125e-5).</summary>
+    public double BaseLearningRate { get; init; } = LearningRateSchedule.ReferenceBaseRatePer512 * 32 / 512;
+
+    /// <summary>Learning rate at step 0 (5e-7·32/512 = 3.125e-8).</summary>
+    public double WarmupLearningRate { get; init; } = LearningRateSchedule.ReferenceWarmupRatePer512 * 32 / 512;
+
+    /// <summary>Floor of the cosine (5e-6·32/512 = 3.125e-7).</summary>
+    public double MinLearningRate { get; init; } = LearningRateSchedule.ReferenceMinRatePer512 * 32 / 512;
+
+    /// <summary>Warmup length in epochs (20), used when <see cref="WarmupSteps"/> is null.</summary>
+    public int WarmupEpochs { get; init; } = 20;
+
+    /// <summary>Warmup length in steps; overrides <see cref="WarmupEpochs"/>.</summary>
+    public long? WarmupSteps { get; init; }
+
+    /// <summary>AdamW weight decay of the decayed group (0.05).</summary>
+    public double WeightDecay { get; init; } = 0.05;
+
+    /// <summary>AdamW β1 (0.9).</summary>
+    public double Beta1 { get; init; } = 0.9;
+
+    /// <summary>AdamW β2 (0.999).</summary>
+    public double Beta2 { get; init; } = 0.999;
+
+    /// <summary>AdamW ε (1e-8).</summary>
+    public double Epsilon { get; init; } = 1e-8;
+
+    /// <summary>Global L2 gradient-norm clip (5.0); null or ≤ 0 disables clipping.</summary>
+    public double? ClipGradientNorm { get; init; } = 5.0;
+
+    /// <summary>Loss weights by task name; missing tasks take the reference's 1/2/5/10.</summary>
+    public IReadOnlyDictionary<string, float>? LossWeights { get; init; }
+
+    /// <summary>The device to train on (CPU by default). The model is moved there.</summary>
+    public Device? Device { get; init; }
+
+    /// <summary>
+    /// Run the forward and backward passes in bfloat16 with float32 master weights (CUDA only). Refused on CPU, where
+    /// bfloat16 kernels are slower than float32.
+    /// </summary>
+    public bool UseBFloat16 { get; init; }
+
+    /// <summary>Seed of the per-step random state (dropout, drop-path): step k runs with a seed derived from (Seed, k).</summary>
+    public int Seed { get; init; }
+
+    /// <summary>Folder for checkpoints (null: none are written).</summary>
+    public string? CheckpointDirectory { get; init; }
+
+    /// <summary>Write a checkpoint every this many global steps (0: only at the end and on cancellation).</summary>
+    public int CheckpointEverySteps { get; init; }
+
+    /// <summary>How many of the most recent checkpoints to keep in <see cref="CheckpointDirectory"/> (2).</summary>
+    public int KeepCheckpoints { get; init; } = 2;
+
+    /// <summary>Write a checkpoint when training is cancelled (true).</summary>
+    public bool CheckpointOnCancel { get; init; } = true;
+
+    /// <summary>Resume from this checkpoint: a checkpoint folder, or a checkpoint root whose latest checkpoint is used.</summary>
+    public string? ResumeFrom { get; init; }
+
+    /// <summary>Send a progress report every this many steps (10), and after the last step.</summary>
+    public int ProgressEverySteps { get; init; } = 10;
+
+    /// <summary>Receives progress reports (on the training thread).</summary>
+    public IProgress<TrainingProgress>? Progress { get; init; }
+
+    /// <summary>Called between steps; the ML.NET host's <c>CheckAlive</c>, which throws when the host is shutting down.</summary>
+    public Action? CheckAlive { get; init; }
+
+    /// <summary>Checks the values and says which one is wrong.</summary>
+    /// <exception cref="ArgumentOutOfRangeException">A value is out of range; the message names the setting.</exception>
+    public void Validate()
+    {
+        if (Epochs <= 0) throw new ArgumentOutOfRangeException(nameof(Epochs), Epochs, "Epochs must be ≥ 1.");
+        if (MaxSteps is <= 0) throw new ArgumentOutOfRangeException(nameof(MaxSteps), MaxSteps, "MaxSteps must be ≥ 1 when set.");
+        if (WarmupEpochs < 0 || WarmupEpochs >= Epochs)
+            throw new ArgumentOutOfRangeException(nameof(WarmupEpochs), WarmupEpochs, $"WarmupEpochs must be in 0..{Epochs - 1}.");
+        if (WarmupSteps is < 0) throw new ArgumentOutOfRangeException(nameof(WarmupSteps), WarmupSteps, "WarmupSteps must be ≥ 0.");
+        if (!(WeightDecay >= 0)) throw new ArgumentOutOfRangeException(nameof(WeightDecay), WeightDecay, "WeightDecay must be ≥ 0.");
+        if (!(Beta1 is >= 0 and < 1)) throw new ArgumentOutOfRangeException(nameof(Beta1), Beta1, "Beta1 must be in [0, 1).");
+        if (!(Beta2 is >= 0 and < 1)) throw new ArgumentOutOfRangeException(nameof(Beta2), Beta2, "Beta2 must be in [0, 1).");
+        if (!(Epsilon >= 0)) throw new ArgumentOutOfRangeException(nameof(Epsilon), Epsilon, "Epsilon must be ≥ 0.");
+        if (CheckpointEverySteps < 0) throw new ArgumentOutOfRangeException(nameof(CheckpointEverySteps), CheckpointEverySteps, "CheckpointEverySteps must be ≥ 0.");
+        if (KeepCheckpoints < 1) throw new ArgumentOutOfRangeException(nameof(KeepCheckpoints), KeepCheckpoints, "KeepCheckpoints must be ≥ 1.");
+        if (ProgressEverySteps < 1) throw new ArgumentOutOfRangeException(nameof(ProgressEverySteps), ProgressEverySteps, "ProgressEverySteps must be ≥ 1.");
+        if (CheckpointEverySteps > 0 && CheckpointDirectory is null)
+            throw new ArgumentException($"CheckpointEverySteps is {CheckpointEverySteps} but no CheckpointDirectory is set.", nameof(CheckpointDirectory));
+    }
+}

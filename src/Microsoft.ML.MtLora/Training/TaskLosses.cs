@@ -1,0 +1,215 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Microsoft.ML.MtLora.Training;
+
+/// <summary>
+/// The per-task losses of the MTLoRA reference and their weighted sum (reference-spec §5).
+/// </summary>
+/// <remarks>
+/// <list type="bullet">
+/// <item><c>semseg</c>, <c>human_parts</c>: log-softmax over the channels, then the negative log-likelihood of the label
+/// (channel 0 of the <c>(B, 1, H, W)</c> float target, as a class id), averaged over the pixels whose label is not 255.</item>
+/// <item><c>sal</c>: balanced binary cross-entropy with logits. With <c>y = target ≥ 0.5</c> and <c>w</c> the share of
+/// negatives in the whole batch tensor, the loss is <c>[w·Σ_pos ℓ + (1−w)·Σ_neg ℓ] / (B·1·H·W)</c>.</item>
+/// <item><c>normals</c>: each predicted vector is divided by its L2 norm + 1e-12; the loss is the sum of the absolute
+/// differences over the label elements that are not 255, divided by max(number of such elements, 1e-6).</item>
+/// </list>
+/// <para>
+/// One deliberate deviation: when a classification task has no valid pixel in the batch (human parts on images without
+/// people), the reference computes 0/0 = NaN and its AMP scaler then skips the whole step. Here that task's loss is a zero
+/// that carries no gradient (its parameters get no gradient from it and are left alone by AdamW), the other tasks still
+/// train, and the task is listed in <see cref="TaskLossResult.TasksWithoutLabels"/>.
+/// </para>
+/// </remarks>
+public static class TaskLosses
+{
+    /// <summary>The epsilon added to the L2 norm of a predicted normal before dividing (reference value).</summary>
+    public const double NormalsEpsilon = 1e-12;
+
+    /// <summary>
+    /// Computes each task's loss and the weighted total. Every tensor stays on its device; the totals are float32.
+    /// </summary>
+    /// <param name="outputs">The network outputs by reference task name (<c>semseg</c>, <c>human_parts</c>, <c>sal</c>,
+    /// <c>normals</c>), each <c>(B, C, H, W)</c> with C = 21, 7, 1, 3. Only the tasks present here are computed.</param>
+    /// <param name="targets">The targets by the same names: <c>(B, 1, H, W)</c> class ids as floats (255 = ignore) for
+    /// semseg and human_parts, <c>(B, 1, H, W)</c> 0/1 for sal, <c>(B, 3, H, W)</c> unit vectors (255 = ignore) for normals.</param>
+    /// <param name="weights">Loss weights by task name; tasks not listed (or a <see langword="null"/> dictionary) take
+    /// <see cref="DenseTasks.DefaultLossWeight(DenseTask)"/> (1, 2, 5, 10).</param>
+    /// <returns>The per-task losses (scalar tensors) and the weighted total. The caller owns the tensors.</returns>
+    /// <exception cref="ArgumentException">A task name is unknown, a target is missing, shapes disagree, or a class label
+    /// is outside 0..C−1 (other than 255); the message names the task.</exception>
+    public static TaskLossResult Compute(
+        IReadOnlyDictionary<string, Tensor> outputs,
+        IReadOnlyDictionary<string, Tensor> targets,
+        IReadOnlyDictionary<string, float>? weights = null)
+    {
+        ArgumentNullException.ThrowIfNull(outputs);
+        ArgumentNullException.ThrowIfNull(targets);
+        if (outputs.Count == 0) throw new ArgumentException("No task outputs were given.", nameof(outputs));
+        if (weights != null)
+        {
+            foreach (var (name, w) in weights)
+            {
+                if (!DenseTasks.TryParse(name, out _))
+                    throw new ArgumentException($"Loss weight given for unknown task '{name}'. Known tasks: semseg, human_parts, sal, normals.", nameof(weights));
+                if (!float.IsFinite(w) || w < 0)
+                    throw new ArgumentException($"Loss weight of task '{name}' is {w}; it must be a finite number ≥ 0.", nameof(weights));
+            }
+        }
+
+        using var scope = torch.NewDisposeScope();
+        var perTask = new Dictionary<string, Tensor>();
+        var appliedWeights = new Dictionary<string, float>();
+        var withoutLabels = new List<string>();
+        Tensor? total = null;
+        foreach (var (name, output) in outputs)
+        {
+            if (!DenseTasks.TryParse(name, out var task))
+                throw new ArgumentException($"Output '{name}' is not a known task. Known tasks: semseg, human_parts, sal, normals.", nameof(outputs));
+            if (!targets.TryGetValue(name, out var target))
+                throw new ArgumentException($"No target was given for task '{name}'. Targets present: {string.Join(", ", targets.Keys)}.", nameof(targets));
+            CheckShapes(task, name, output, target);
+
+            Tensor loss;
+            switch (task)
+            {
+                case DenseTask.SemanticSegmentation:
+                case DenseTask.HumanParts:
+                    loss = ClassificationLoss(name, output, target, out bool hasLabels);
+                    if (!hasLabels) withoutLabels.Add(name);
+                    break;
+                case DenseTask.Saliency:
+                    loss = BalancedBinaryCrossEntropy(output, target);
+                    break;
+                default:
+                    loss = NormalsL1(output, target);
+                    break;
+            }
+
+            float weight = weights != null && TryGetWeight(weights, task, out var w2) ? w2 : task.DefaultLossWeight();
+            appliedWeights[name] = weight;
+            perTask[name] = loss;
+            var weighted = loss * weight;
+            total = total is null ? weighted : total + weighted;
+        }
+
+        foreach (var t in perTask.Values) t.MoveToOuterDisposeScope();
+        total!.MoveToOuterDisposeScope();
+        return new TaskLossResult(perTask, total, appliedWeights, withoutLabels);
+    }
+
+    /// <summary>Semseg / human parts: log-softmax + NLL with ignore label 255, mean over the valid pixels.</summary>
+    /// <param name="name">The task name, for messages.</param>
+    /// <param name="logits">(B, C, H, W) logits.</param>
+    /// <param name="target">(B, 1, H, W) class ids as floats, 255 = ignore.</param>
+    /// <param name="hasLabels">False when no pixel is valid; the loss is then a zero without gradient.</param>
+    internal static Tensor ClassificationLoss(string name, Tensor logits, Tensor target, out bool hasLabels)
+    {
+        using var scope = torch.NewDisposeScope();
+        long classes = logits.shape[1];
+        var labels = target.select(1, 0).to(ScalarType.Int64);                      // (B, H, W)
+        var valid = labels.ne(DenseTasks.IgnoreLabel);                              // (B, H, W)
+        var outOfRange = valid.logical_and(labels.lt(0).logical_or(labels.ge(classes)));
+        // One host transfer for both checks: the count of valid pixels and of out-of-range labels.
+        using var counts = torch.stack([valid.sum(), outOfRange.sum()]).cpu();
+        long nValid = counts[0].item<long>(), nBad = counts[1].item<long>();
+        if (nBad > 0)
+            throw new ArgumentException($"Task '{name}': {nBad} target pixel(s) hold a class id outside 0..{classes - 1} that is not the ignore label 255.");
+        hasLabels = nValid > 0;
+        if (!hasLabels)
+            return torch.zeros([], ScalarType.Float32, logits.device).MoveToOuterDisposeScope();
+
+        var logProb = torch.nn.functional.log_softmax(logits.to(ScalarType.Float32), 1);  // (B, C, H, W)
+        var safeLabels = labels.masked_fill(valid.logical_not(), 0).unsqueeze(1);          // (B, 1, H, W)
+        var picked = logProb.gather(1, safeLabels).squeeze(1);                             // (B, H, W)
+        var loss = picked.masked_select(valid).sum().neg() / (double)nValid;
+        return loss.MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Saliency: balanced BCE with logits, normalised by the number of elements.</summary>
+    /// <param name="logits">(B, 1, H, W) logits.</param>
+    /// <param name="target">(B, 1, H, W) values; ≥ 0.5 is positive.</param>
+    internal static Tensor BalancedBinaryCrossEntropy(Tensor logits, Tensor target)
+    {
+        using var scope = torch.NewDisposeScope();
+        var x = logits.to(ScalarType.Float32);
+        var y = target.ge(0.5).to(ScalarType.Float32);                                    // (B, 1, H, W)
+        double numel = y.numel();
+        var w = (1.0 - y).sum() / numel;                                                  // share of negatives, no gradient
+        // Stable per-pixel BCE with logits: log(1 + e^{-x}) for y = 1, log(1 + e^{x}) for y = 0.
+        var perPixel = torch.nn.functional.binary_cross_entropy_with_logits(x, y, reduction: nn.Reduction.None);
+        var pos = (perPixel * y).sum();
+        var neg = (perPixel * (1.0 - y)).sum();
+        var loss = (w * pos + (1.0 - w) * neg) / numel;
+        return loss.MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Normals: L1 between the per-pixel L2-normalised prediction and the label over the valid elements.</summary>
+    /// <param name="prediction">(B, 3, H, W) unnormalised vectors.</param>
+    /// <param name="target">(B, 3, H, W) unit vectors, 255 = ignore (element-wise).</param>
+    internal static Tensor NormalsL1(Tensor prediction, Tensor target)
+    {
+        using var scope = torch.NewDisposeScope();
+        var p = prediction.to(ScalarType.Float32);
+        var t = target.to(ScalarType.Float32);
+        var norm = p.norm(1, keepdim: true, p: 2) + NormalsEpsilon;                      // (B, 1, H, W)
+        var unit = p / norm;                                                              // (B, 3, H, W)
+        var valid = t.ne(DenseTasks.IgnoreLabel);                                         // (B, 3, H, W), element-wise
+        var sum = (unit.masked_select(valid) - t.masked_select(valid)).abs().sum();
+        // max(n_valid, 1e-6) as the reference: an all-ignored batch gives 0 with a zero gradient, not NaN.
+        var denominator = valid.sum().to(ScalarType.Float32).clamp_min(1e-6);
+        return (sum / denominator).MoveToOuterDisposeScope();
+    }
+
+    private static bool TryGetWeight(IReadOnlyDictionary<string, float> weights, DenseTask task, out float weight)
+    {
+        foreach (var (name, w) in weights)
+        {
+            if (DenseTasks.TryParse(name, out var t) && t == task)
+            {
+                weight = w;
+                return true;
+            }
+        }
+        weight = 0;
+        return false;
+    }
+
+    private static void CheckShapes(DenseTask task, string name, Tensor output, Tensor target)
+    {
+        long expectedTargetChannels = task == DenseTask.SurfaceNormals ? 3 : 1;
+        if (output.dim() != 4)
+            throw new ArgumentException($"Output of task '{name}' must be (B, C, H, W); it has shape [{string.Join(", ", output.shape)}].");
+        if (target.dim() != 4 || target.shape[1] != expectedTargetChannels)
+            throw new ArgumentException($"Target of task '{name}' must be (B, {expectedTargetChannels}, H, W); it has shape [{string.Join(", ", target.shape)}].");
+        if (output.shape[0] != target.shape[0] || output.shape[2] != target.shape[2] || output.shape[3] != target.shape[3])
+            throw new ArgumentException($"Task '{name}': output [{string.Join(", ", output.shape)}] and target [{string.Join(", ", target.shape)}] disagree in batch size or spatial size.");
+        if (task != DenseTask.HumanParts && task != DenseTask.SemanticSegmentation && output.shape[1] != task.OutputChannels())
+            throw new ArgumentException($"Output of task '{name}' must have {task.OutputChannels()} channel(s); it has {output.shape[1]}.");
+        if (task.IsClassification() && output.shape[1] < 2)
+            throw new ArgumentException($"Output of task '{name}' must have at least 2 class channels; it has {output.shape[1]}.");
+        if (output.device_type != target.device_type)
+            throw new ArgumentException($"Task '{name}': output is on {output.device} but target is on {target.device}.");
+    }
+}
+
+/// <summary>The result of <see cref="TaskLosses.Compute"/>: per-task losses and their weighted total.</summary>
+/// <param name="PerTask">Each task's loss, a float32 scalar tensor, by reference task name.</param>
+/// <param name="Total">Σ weight·loss over the tasks, a float32 scalar tensor (the one to back-propagate).</param>
+/// <param name="Weights">The weight applied to each task.</param>
+/// <param name="TasksWithoutLabels">Classification tasks whose batch held no valid label pixel: their loss is a zero
+/// without gradient (the reference would have produced NaN and skipped the step).</param>
+public sealed record TaskLossResult(
+    IReadOnlyDictionary<string, Tensor> PerTask,
+    Tensor Total,
+    IReadOnlyDictionary<string, float> Weights,
+    IReadOnlyList<string> TasksWithoutLabels) : IDisposable
+{
+    /// <summary>Disposes the loss tensors.</summary>
+    public void Dispose()
+    {
+        foreach (var t in PerTask.Values) t.Dispose();
+        Total.Dispose();
+    }
+}

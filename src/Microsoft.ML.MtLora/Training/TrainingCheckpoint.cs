@@ -1,0 +1,186 @@
+using System.Globalization;
+using System.Security.Cryptography;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Microsoft.ML.MtLora.Checkpoints;
+using static TorchSharp.torch;
+
+namespace Microsoft.ML.MtLora.Training;
+
+/// <summary>Where a training run stands: enough, with the model and optimizer tensors, to continue it exactly.</summary>
+/// <param name="GlobalStep">Optimizer steps done.</param>
+/// <param name="Epoch">The epoch of the next step.</param>
+/// <param name="BatchInEpoch">The position in that epoch of the next batch.</param>
+/// <param name="BatchesPerEpoch">Batches per epoch of the data the run was trained on.</param>
+/// <param name="Seed">The run's seed (the per-step random state derives from it and the step).</param>
+internal sealed record TrainingPosition(long GlobalStep, int Epoch, int BatchInEpoch, int BatchesPerEpoch, int Seed);
+
+/// <summary>
+/// Training checkpoints: one folder per checkpoint, <c>step-000001234/</c>, holding
+/// <c>model.safetensors</c> (the model's state dict: parameters and persistent buffers, float32),
+/// <c>optimizer.safetensors</c> (AdamW's <c>exp_avg/NAME</c>, <c>exp_avg_sq/NAME</c> and <c>step/NAME</c> per trainable
+/// parameter) and <c>manifest.json</c> (format version, position, SHA-256 of each file).
+/// </summary>
+/// <remarks>
+/// A checkpoint is written into a temporary folder beside the target and moved into place when complete, so a crash
+/// never leaves a half-written checkpoint under a final name. No random-generator state is stored: the trainer reseeds
+/// torch's generators at every step from (seed, step), which makes resumption exact on CPU and CUDA alike.
+/// </remarks>
+internal static class TrainingCheckpoint
+{
+    /// <summary>The manifest format this code writes and the newest it reads.</summary>
+    public const int FormatVersion = 1;
+
+    /// <summary>The manifest's file name.</summary>
+    public const string ManifestFileName = "manifest.json";
+
+    /// <summary>The model state file name.</summary>
+    public const string ModelFileName = "model.safetensors";
+
+    /// <summary>The optimizer state file name.</summary>
+    public const string OptimizerFileName = "optimizer.safetensors";
+
+    private const string FolderPrefix = "step-";
+    private const string FormatName = "Microsoft.ML.MtLora training checkpoint";
+
+    /// <summary>The folder name of the checkpoint at a global step.</summary>
+    public static string FolderName(long globalStep) => FolderPrefix + globalStep.ToString("D9", CultureInfo.InvariantCulture);
+
+    /// <summary>Writes a checkpoint under <paramref name="root"/> and keeps only the newest <paramref name="keep"/>.</summary>
+    /// <param name="root">The checkpoint root folder (created if needed).</param>
+    /// <param name="position">The run's position.</param>
+    /// <param name="modelState">The model's state dict (any device, float32 preferred).</param>
+    /// <param name="optimizerState">The optimizer tensors by name.</param>
+    /// <param name="keep">How many checkpoints to keep.</param>
+    /// <returns>The checkpoint folder.</returns>
+    public static string Save(string root, TrainingPosition position, IEnumerable<KeyValuePair<string, Tensor>> modelState,
+        IEnumerable<KeyValuePair<string, Tensor>> optimizerState, int keep)
+    {
+        root = Path.GetFullPath(root);
+        Directory.CreateDirectory(root);
+        var final = Path.Combine(root, FolderName(position.GlobalStep));
+        var tmp = Path.Combine(root, "." + FolderName(position.GlobalStep) + ".tmp-" + Guid.NewGuid().ToString("N"));
+        Directory.CreateDirectory(tmp);
+        try
+        {
+            SafeTensors.Save(Path.Combine(tmp, ModelFileName), modelState);
+            SafeTensors.Save(Path.Combine(tmp, OptimizerFileName), optimizerState);
+            var files = new JsonObject();
+            foreach (var name in new[] { ModelFileName, OptimizerFileName })
+            {
+                var file = Path.Combine(tmp, name);
+                files[name] = new JsonObject { ["bytes"] = new FileInfo(file).Length, ["sha256"] = Sha256(file) };
+            }
+            var manifest = new JsonObject
+            {
+                ["format"] = FormatName,
+                ["formatVersion"] = FormatVersion,
+                ["globalStep"] = position.GlobalStep,
+                ["epoch"] = position.Epoch,
+                ["batchInEpoch"] = position.BatchInEpoch,
+                ["batchesPerEpoch"] = position.BatchesPerEpoch,
+                ["seed"] = position.Seed,
+                ["createdUtc"] = DateTime.UtcNow.ToString("O", CultureInfo.InvariantCulture),
+                ["files"] = files,
+            };
+            File.WriteAllText(Path.Combine(tmp, ManifestFileName), manifest.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+            // A checkpoint of the same step (e.g. the periodic one, then the one at the end) is replaced.
+            if (Directory.Exists(final)) Directory.Delete(final, recursive: true);
+            Directory.Move(tmp, final);
+        }
+        finally
+        {
+            if (Directory.Exists(tmp)) Directory.Delete(tmp, recursive: true);
+        }
+        foreach (var old in List(root).SkipLast(keep)) Directory.Delete(old, recursive: true);
+        return final;
+    }
+
+    /// <summary>The complete checkpoints under a root, oldest first (temporary folders are ignored).</summary>
+    public static IReadOnlyList<string> List(string root)
+    {
+        if (!Directory.Exists(root)) return [];
+        return Directory.GetDirectories(root, FolderPrefix + "*")
+            .Where(d => File.Exists(Path.Combine(d, ManifestFileName)))
+            .OrderBy(d => Path.GetFileName(d), StringComparer.Ordinal)
+            .ToList();
+    }
+
+    /// <summary>
+    /// Resolves a path to one checkpoint folder: the folder itself when it holds a manifest, else the newest checkpoint
+    /// under it.
+    /// </summary>
+    /// <exception cref="DirectoryNotFoundException">The folder does not exist or holds no checkpoint.</exception>
+    public static string Resolve(string path)
+    {
+        var full = Path.GetFullPath(path);
+        if (File.Exists(Path.Combine(full, ManifestFileName))) return full;
+        if (!Directory.Exists(full)) throw new DirectoryNotFoundException($"Checkpoint folder '{full}' does not exist.");
+        var all = List(full);
+        if (all.Count == 0)
+            throw new DirectoryNotFoundException($"'{full}' holds no training checkpoint (no {ManifestFileName}, and no {FolderPrefix}* folder with one).");
+        return all[^1];
+    }
+
+    /// <summary>Reads and checks a checkpoint's manifest and verifies its files.</summary>
+    /// <param name="folder">A checkpoint folder (see <see cref="Resolve"/>).</param>
+    /// <returns>The position it records.</returns>
+    /// <exception cref="InvalidDataException">The manifest is damaged or from a newer format, or a file does not match
+    /// its recorded size or SHA-256; the message names the file.</exception>
+    /// <exception cref="FileNotFoundException">A file of the checkpoint is missing.</exception>
+    public static TrainingPosition ReadManifest(string folder)
+    {
+        var manifestPath = Path.Combine(folder, ManifestFileName);
+        if (!File.Exists(manifestPath)) throw new FileNotFoundException($"Checkpoint manifest '{manifestPath}' does not exist.", manifestPath);
+        JsonObject manifest;
+        try
+        {
+            manifest = JsonNode.Parse(File.ReadAllText(manifestPath))?.AsObject()
+                ?? throw new InvalidDataException($"Checkpoint manifest '{manifestPath}' is empty.");
+        }
+        catch (Exception e) when (e is JsonException or InvalidOperationException)
+        {
+            throw new InvalidDataException($"Checkpoint manifest '{manifestPath}' is damaged: {e.Message}", e);
+        }
+
+        if (manifest["format"] is not JsonValue format || !format.TryGetValue<string>(out var formatName) || formatName != FormatName)
+            throw new InvalidDataException($"'{manifestPath}' is not a {FormatName} manifest.");
+        int version = Field<int>(manifest, "formatVersion", manifestPath);
+        if (version > FormatVersion)
+            throw new InvalidDataException($"Checkpoint manifest '{manifestPath}' has format version {version}, written by a newer Microsoft.ML.MtLora; this version reads format {FormatVersion} and older.");
+        if (version < 1) throw new InvalidDataException($"Checkpoint manifest '{manifestPath}' has an invalid format version {version}.");
+
+        if (manifest["files"] is not JsonObject files)
+            throw new InvalidDataException($"Checkpoint manifest '{manifestPath}' is damaged: field 'files' is missing.");
+        foreach (var name in new[] { ModelFileName, OptimizerFileName })
+        {
+            var file = Path.Combine(folder, name);
+            if (!File.Exists(file)) throw new FileNotFoundException($"Checkpoint file '{file}' is missing.", file);
+            if (files[name] is not JsonObject entry)
+                throw new InvalidDataException($"Checkpoint manifest '{manifestPath}' does not list '{name}'.");
+            long bytes = Field<long>(entry, "bytes", manifestPath);
+            string sha = Field<string>(entry, "sha256", manifestPath);
+            if (new FileInfo(file).Length != bytes || !string.Equals(Sha256(file), sha, StringComparison.OrdinalIgnoreCase))
+                throw new InvalidDataException($"Checkpoint file '{file}' is damaged: its size or SHA-256 differs from what '{manifestPath}' records.");
+        }
+
+        return new TrainingPosition(
+            Field<long>(manifest, "globalStep", manifestPath),
+            Field<int>(manifest, "epoch", manifestPath),
+            Field<int>(manifest, "batchInEpoch", manifestPath),
+            Field<int>(manifest, "batchesPerEpoch", manifestPath),
+            Field<int>(manifest, "seed", manifestPath));
+    }
+
+    private static T Field<T>(JsonObject node, string key, string manifestPath)
+    {
+        if (node[key] is JsonValue v && v.TryGetValue<T>(out var value) && value is not null) return value;
+        throw new InvalidDataException($"Checkpoint manifest '{manifestPath}' is damaged: field '{key}' is missing or is not a {typeof(T).Name}.");
+    }
+
+    private static string Sha256(string file)
+    {
+        using var stream = File.OpenRead(file);
+        return Convert.ToHexStringLower(SHA256.HashData(stream));
+    }
+}
