@@ -40,6 +40,10 @@ internal sealed record BenchmarkResult
     /// synchronisations inside the losses), so only the total is exact there.</summary>
     public double[] StepSecondsSorted { get; init; } = [];
 
+    /// <summary>CPU time (user + system, all threads) the process used during the timed steps. On a shared, loaded machine
+    /// images per CPU-second (<c>batch × steps / process_cpu_seconds</c>) varies less than images per wall-clock second.</summary>
+    public double ProcessCpuSeconds { get; init; }
+
     /// <summary>Peak resident set of the process (VmHWM).</summary>
     public long HostPeakWorkingSetBytes { get; init; }
 
@@ -70,6 +74,7 @@ internal sealed record BenchmarkResult
         if (GpuPeakUsedBytes is long peak)
             memory += $", GPU peak used {GiB(peak)} (baseline {GiB(GpuBaselineUsedBytes ?? 0)})";
         return $"{Mode} {Config} {ImageSize}px batch {Batch} {Device} {DType}{(Float32Norms ? "+fp32 norms" : "")}: " +
-               $"{ImagesPerSecond:F2} images/s over {Steps} steps ({Seconds:F2} s; median step {MedianStepSeconds * 1000:F0} ms = {MedianImagesPerSecond:F2} images/s); {memory}";
+               $"{ImagesPerSecond:F2} images/s over {Steps} steps ({Seconds:F2} s; median step {MedianStepSeconds * 1000:F0} ms = {MedianImagesPerSecond:F2} images/s; " +
+               $"process CPU {ProcessCpuSeconds:F1} s = {Batch * (double)Steps / ProcessCpuSeconds:F2} images per CPU-second); {memory}";
     }
 }

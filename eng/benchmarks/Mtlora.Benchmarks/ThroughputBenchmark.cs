@@ -90,6 +90,7 @@ internal static class ThroughputBenchmark
                 bool hostPeakReset = HostMemory.TryResetPeak();
 
                 var stepSeconds = new double[settings.Steps];
+                var cpuBefore = ProcessCpuTime();
                 var clock = Stopwatch.StartNew();
                 var total = Stopwatch.StartNew();
                 for (int i = 0; i < settings.Steps; i++)
@@ -100,6 +101,7 @@ internal static class ThroughputBenchmark
                 }
                 Synchronize(cuda);
                 double seconds = total.Elapsed.TotalSeconds;
+                double cpuSeconds = (ProcessCpuTime() - cpuBefore).TotalSeconds;
                 gpu?.Sample();
 
                 Array.Sort(stepSeconds);
@@ -123,6 +125,7 @@ internal static class ThroughputBenchmark
                     MedianStepSeconds = median,
                     MedianImagesPerSecond = settings.Batch / median,
                     StepSecondsSorted = stepSeconds,
+                    ProcessCpuSeconds = cpuSeconds,
                     HostPeakWorkingSetBytes = HostMemory.PeakWorkingSet(),
                     HostPeakCoversTimedStepsOnly = hostPeakReset,
                     GpuPeakUsedBytes = gpu?.Peak,
@@ -142,6 +145,12 @@ internal static class ThroughputBenchmark
         }
     }
 
+    private static TimeSpan ProcessCpuTime()
+    {
+        using var self = Process.GetCurrentProcess();
+        return self.TotalProcessorTime;
+    }
+
     private static void Synchronize(bool cuda)
     {
         if (cuda) torch.cuda.synchronize();
@@ -159,9 +168,22 @@ internal static class ThroughputBenchmark
     /// Casts the network to bfloat16. With <paramref name="float32Norms"/> the normalisation layers go back to float32, the
     /// trainer's policy; it needs libtorch's mixed-dtype normalisation kernels (bfloat16 input, float32 affine).
     /// </summary>
+    /// <exception cref="NotSupportedException">TorchSharp could not convert the network (see the README: TorchSharp 0.107's
+    /// <c>Module.to</c> fails on modules holding a <c>ModuleDict</c>).</exception>
     internal static void CastToBFloat16(nn.Module model, bool float32Norms)
     {
-        model.to(ScalarType.BFloat16);
+        try
+        {
+            model.to(ScalarType.BFloat16);
+        }
+        catch (ArgumentException e)
+        {
+            // TorchSharp 0.107's Module.to(dtype/device) indexes a module's properties by name, and ModuleDict<T> has two
+            // indexers ("Item"), so any network holding a ModuleDict (MultiTaskSwin's per-task downsamplers) cannot be cast.
+            throw new NotSupportedException(
+                $"--dtype bfloat16: TorchSharp could not cast the network ({e.Message}). TorchSharp 0.107's Module.to fails on " +
+                "modules that hold a ModuleDict; see eng/benchmarks/README.md.", e);
+        }
         if (!float32Norms) return;
         foreach (var (_, module) in model.named_modules())
             if (module is LayerNorm or BatchNorm1d or BatchNorm2d or BatchNorm3d or GroupNorm)
