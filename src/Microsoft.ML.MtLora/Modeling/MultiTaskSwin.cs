@@ -29,7 +29,7 @@ public sealed class MultiTaskSwin : nn.Module<Tensor, Dictionary<string, Tensor>
 
     private readonly SwinBackbone _backbone;
     [ComponentName(Name = "downsampler")]
-    private readonly ModuleDict<TaskDownsampler> _downsampler;
+    private readonly NamedModules<TaskDownsampler> _downsampler;
     [ComponentName(Name = "decoders")]
     private readonly DecoderGroup _decoders;
     private readonly string[] _taskNames;
@@ -46,8 +46,8 @@ public sealed class MultiTaskSwin : nn.Module<Tensor, Dictionary<string, Tensor>
         Options = options.Clone();
         _taskNames = Options.Tasks.Select(t => t.ReferenceName()).ToArray();
         _backbone = new SwinBackbone(Options, device);
-        _downsampler = nn.ModuleDict<TaskDownsampler>();
-        foreach (var t in _taskNames) _downsampler.Add((t, new TaskDownsampler(_backbone.Stages, Options.DecoderChannels, device)));
+        _downsampler = new NamedModules<TaskDownsampler>();
+        foreach (var t in _taskNames) _downsampler.Add(t, new TaskDownsampler(_backbone.Stages, Options.DecoderChannels, device));
         _decoders = new DecoderGroup(Options.Tasks, Options.DecoderChannels, Options.ImageSize, device);
         register_module("backbone", _backbone);
         register_module("downsampler", _downsampler);
@@ -84,10 +84,23 @@ public sealed class MultiTaskSwin : nn.Module<Tensor, Dictionary<string, Tensor>
         {
             // A stage without task outputs (no task LoRA) hands every task its shared output.
             var tokens = stages.Select(s => s.Tasks is not null && s.Tasks.TryGetValue(t, out var x) ? x : s.Shared).ToArray();
-            var maps = _downsampler[t].Forward(tokens);
+            var maps = _downsampler.Get(t).Forward(tokens);
             outputs[t] = _decoders.Forward(t, maps);                     // (B, n_out, S, S)
         }
         return outputs;
+    }
+
+    /// <summary>
+    /// Runs the backbone only and returns the shared stream of each stage after its patch merging, tokens (B, L_i, C_i) with
+    /// L_i = <see cref="StageGeometry.OutputResolution"/>², as the reference's <c>forward_features(return_stages=True)</c> computes it.
+    /// </summary>
+    /// <param name="images">Normalised images (B, 3, S, S).</param>
+    /// <returns>Four tensors, stage 0 to 3.</returns>
+    /// <exception cref="ArgumentException">The input shape or type is wrong.</exception>
+    public IReadOnlyList<Tensor> ForwardSharedStages(Tensor images)
+    {
+        CheckInput(images);
+        return _backbone.Forward(images).Select(s => s.Shared).ToArray();
     }
 
     private void CheckInput(Tensor images)

@@ -25,5 +25,5 @@ public sealed record TrainingProgress(
     /// <inheritdoc/>
     public override string ToString() =>
         $"epoch {Epoch} step {Step}/{TotalSteps} loss {TotalLoss:G5} ({string.Join(", ", TaskLosses.Select(kv => $"{kv.Key} {kv.Value:G4}"))}) " +
-        $"lr {LearningRate:G4} {ImagesPerSecond:F1} img/s eta {EstimatedTimeRemaining:hh\\:mm\\:ss}";
+        $"lr {LearningRate:G4} {ImagesPerSecond:F1} img/s eta {(int)EstimatedTimeRemaining.TotalHours}:{EstimatedTimeRemaining:mm\\:ss}";
 }

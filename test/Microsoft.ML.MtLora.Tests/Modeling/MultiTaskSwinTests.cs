@@ -1,5 +1,6 @@
 using Microsoft.ML.MtLora.Checkpoints;
 using Microsoft.ML.MtLora.Modeling;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace Microsoft.ML.MtLora.Tests.Modeling;
@@ -217,6 +218,68 @@ public class MultiTaskSwinTests
         Assert.Equal(Tiny4.TaskOrder, outs.Keys.ToArray());
     }
 
+}
+
+public class MultiTaskSwinConversionTests
+{
+    [Fact]
+    public void ConvertedModelKeepsNamesTrainabilityAndOutputs()
+    {
+        // dtype conversion runs the same re-registration path as a device move (TorchSharp Module._toEpilog).
+        using var scope = NewDisposeScope();
+        using var model = Tiny4.LoadModel();
+        var trainable = model.TrainableParameters().Select(p => p.Name).ToHashSet();
+        var keys = model.state_dict().Keys.ToList();
+        model.to(float64);
+        Assert.Equal(keys, model.state_dict().Keys.ToList());
+        Assert.Equal(trainable, model.TrainableParameters().Select(p => p.Name).ToHashSet());
+        Assert.All(model.parameters(), p => Assert.Equal(float64, p.dtype));
+        using var io = new DisposableDict(Tiny4.Io());
+        using var _ = no_grad();
+        var outs = model.forward(io.Items["input"].to(float64));
+        foreach (var t in Tiny4.TaskOrder)
+            Assert.True(Tiny4.MaxAbs(outs[t].to(float32), io.Items["out." + t]) < 1e-4f, t);
+    }
+}
+
+public class FreshLoraEqualsPlainSwinTests
+{
+    [Fact]
+    public void ZeroInitialisedLoraReproducesThePlainNetwork()
+    {
+        // Reference §2.2: B = 0 at init, so an MTLoRA model reproduces the frozen Swin exactly, shared and task streams alike.
+        using var scope = NewDisposeScope();
+        manual_seed(21);
+        using var lora = new MultiTaskSwin(Tiny4.Options());
+        var plainOptions = Tiny4.Options();
+        plainOptions.Mode = NetworkMode.FullFineTune;
+        using var plain = new MultiTaskSwin(plainOptions);
+        var sd = lora.state_dict()
+            .Where(kv => !kv.Key.Contains("lora_"))
+            .ToDictionary(kv => kv.Key.Replace(".linear.", "."), kv => kv.Value);
+        var report = plain.LoadStateDict(sd);
+        Assert.Empty(report.Missing);
+        lora.eval();
+        plain.eval();
+        using var _ = no_grad();
+        var x = randn(2, 3, 128, 128);
+        var a = lora.ForwardSharedStages(x);
+        var b = plain.ForwardSharedStages(x);
+        Assert.Equal([1024 / 4, 1024 / 16, 1024 / 64, 1024 / 64], a.Select(t => t.shape[1]));
+        for (int i = 0; i < 4; i++) Assert.True(Tiny4.MaxAbs(a[i], b[i]) < 1e-5f, $"stage {i}");
+        var outA = lora.forward(x);
+        var outB = plain.forward(x);
+        foreach (var t in Tiny4.TaskOrder) Assert.True(Tiny4.MaxAbs(outA[t], outB[t]) < 1e-5f, t);
+    }
+}
+
+/// <summary>Tests that reseed TorchSharp's global generator and need no other test drawing from it meanwhile.</summary>
+[CollectionDefinition(nameof(GlobalRandomCollection), DisableParallelization = true)]
+public class GlobalRandomCollection;
+
+[Collection(nameof(GlobalRandomCollection))]
+public class MultiTaskSwinTrainingModeTests
+{
     [Fact]
     public void TrainingModeDrawsDropoutAndDropPath()
     {

@@ -66,3 +66,29 @@ public class ParameterCountTests
         Assert.Equal(expectedNames, model.TrainableParameters().Select(p => p.Name).Order().ToArray());
     }
 }
+
+public class FreezeSwitchTests
+{
+    [Fact]
+    public void FreezeSwitchesFollowTheReferenceSubstringRule()
+    {
+        var o = Tiny4.Options();
+        o.Freeze = new FrozenParts { Norm = true, PatchMerging = true, RelativePositionBias = true };
+        using var scope = NewDisposeScope();
+        using var model = new MultiTaskSwin(o, META);
+        var trainable = model.TrainableParameters().Select(p => p.Name).ToHashSet();
+        Assert.DoesNotContain("backbone.layers.0.blocks.0.norm1.weight", trainable);
+        Assert.DoesNotContain("backbone.layers.0.downsample.norm.weight", trainable);
+        Assert.DoesNotContain("backbone.layers.0.downsample.reduction.weight", trainable);
+        Assert.DoesNotContain("backbone.layers.0.blocks.0.attn.relative_position_bias_table", trainable);
+        Assert.Contains("backbone.patch_embed.norm.weight", trainable);  // still matched by 'patch_embed'
+        Assert.Contains("backbone.layers.0.blocks.0.attn.qkv.lora_shared_A", trainable);
+        Assert.Contains("decoders.decoders.sal.last_layer.1.weight", trainable);
+
+        o.Freeze = new FrozenParts { PatchEmbed = true };
+        using var model2 = new MultiTaskSwin(o, META);
+        var trainable2 = model2.TrainableParameters().Select(p => p.Name).ToHashSet();
+        Assert.DoesNotContain("backbone.patch_embed.proj.weight", trainable2);
+        Assert.Contains("backbone.patch_embed.norm.weight", trainable2);  // still matched by 'norm'
+    }
+}

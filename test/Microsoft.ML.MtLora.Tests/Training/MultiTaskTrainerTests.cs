@@ -141,6 +141,7 @@ public class MultiTaskTrainerTests(ITestOutputHelper output)
             Assert.True(r.ImagesPerSecond > 0);
         }
         Assert.Equal(1, reports[^1].Epoch);
+        Assert.StartsWith("epoch 1 step 6/6 loss ", reports[^1].ToString());
     }
 
     [Fact]

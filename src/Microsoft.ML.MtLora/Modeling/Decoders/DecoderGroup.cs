@@ -8,20 +8,20 @@ namespace Microsoft.ML.MtLora.Modeling.Decoders;
 internal sealed class DecoderGroup : nn.Module
 {
     [ComponentName(Name = "decoders")]
-    private readonly ModuleDict<HrnetHead> _decoders;
+    private readonly NamedModules<HrnetHead> _decoders;
     private readonly int _imageSize;
 
     public DecoderGroup(IReadOnlyList<DenseTask> tasks, IReadOnlyList<int> channels, int imageSize, Device? device) : base(nameof(DecoderGroup))
     {
         _imageSize = imageSize;
-        _decoders = nn.ModuleDict<HrnetHead>();
-        foreach (var t in tasks) _decoders.Add((t.ReferenceName(), new HrnetHead(channels, t.OutputChannels(), device)));
+        _decoders = new NamedModules<HrnetHead>();
+        foreach (var t in tasks) _decoders.Add(t.ReferenceName(), new HrnetHead(channels, t.OutputChannels(), device));
         register_module("decoders", _decoders);
     }
 
     public Tensor Forward(string task, IReadOnlyList<Tensor> maps)
     {
-        var y = _decoders[task].Forward(maps);                           // (B, n_out, r0, r0)
+        var y = _decoders.Get(task).Forward(maps);                           // (B, n_out, r0, r0)
         return nn.functional.interpolate(y, new long[] { _imageSize, _imageSize }, mode: InterpolationMode.Bilinear, align_corners: false);
     }
 }

@@ -52,9 +52,8 @@ internal sealed class SwinBlock : nn.Module
     /// <summary>Runs the block on tokens (B, L, C).</summary>
     public (Tensor Shared, Dictionary<string, Tensor>? Tasks) Forward(Tensor x)
     {
-        long b = x.shape[0], l = x.shape[1], c = x.shape[2];
-        int h = _resolution, w = _resolution;
-        var hx = _norm1.forward(x).view(b, h, w, c);
+        long b = x.shape[0], c = x.shape[2];
+        var hx = _norm1.forward(x).view(b, _resolution, _resolution, c);  // (B, H, W, C)
         if (_shift > 0) hx = hx.roll(new long[] { -_shift, -_shift }, new long[] { 1, 2 });
         var windows = WindowOps.Partition(hx, _window);                 // (B·nW, N, C)
 

@@ -63,7 +63,7 @@ internal static class CheckReferenceCommand
             if (missing.Count > 0)
                 throw new InvalidDataException($"io file '{ioPath}' lacks the reference output(s) {string.Join(", ", missing.Select(t => "'out." + t + "'"))}.");
         }
-        catch (Exception e) when (e is FileNotFoundException or FormatException or InvalidDataException or IOException or UnauthorizedAccessException)
+        catch (Exception e) when (e is FileNotFoundException or FormatException or InvalidDataException or NotSupportedException or IOException or UnauthorizedAccessException)
         {
             stderr.WriteLine($"mtlora check-reference: {e.Message}");
             return 2;
