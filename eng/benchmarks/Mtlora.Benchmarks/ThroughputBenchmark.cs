@@ -168,22 +168,9 @@ internal static class ThroughputBenchmark
     /// Casts the network to bfloat16. With <paramref name="float32Norms"/> the normalisation layers go back to float32, the
     /// trainer's policy; it needs libtorch's mixed-dtype normalisation kernels (bfloat16 input, float32 affine).
     /// </summary>
-    /// <exception cref="NotSupportedException">TorchSharp could not convert the network (see the README: TorchSharp 0.107's
-    /// <c>Module.to</c> fails on modules holding a <c>ModuleDict</c>).</exception>
     internal static void CastToBFloat16(nn.Module model, bool float32Norms)
     {
-        try
-        {
-            model.to(ScalarType.BFloat16);
-        }
-        catch (ArgumentException e)
-        {
-            // TorchSharp 0.107's Module.to(dtype/device) indexes a module's properties by name, and ModuleDict<T> has two
-            // indexers ("Item"), so any network holding a ModuleDict (MultiTaskSwin's per-task downsamplers) cannot be cast.
-            throw new NotSupportedException(
-                $"--dtype bfloat16: TorchSharp could not cast the network ({e.Message}). TorchSharp 0.107's Module.to fails on " +
-                "modules that hold a ModuleDict; see eng/benchmarks/README.md.", e);
-        }
+        model.to(ScalarType.BFloat16);
         if (!float32Norms) return;
         foreach (var (_, module) in model.named_modules())
             if (module is LayerNorm or BatchNorm1d or BatchNorm2d or BatchNorm3d or GroupNorm)
