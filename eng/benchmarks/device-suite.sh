@@ -29,4 +29,6 @@ bench train-b8-fp32   --mode train --batch 8  --steps 30 --warmup 5
 bench infer-b32-fp32  --mode infer --batch 32 --steps 30 --warmup 5
 bench train-b32-bf16  --mode train --batch 32 --steps 20 --warmup 5 --dtype bfloat16
 bench infer-b32-bf16  --mode infer --batch 32 --steps 30 --warmup 5 --dtype bfloat16
+# The trainer's bfloat16 policy (LayerNorm/BatchNorm kept in float32): needs mixed-dtype normalisation kernels on CUDA.
+bench train-b32-bf16-fp32norms --mode train --batch 32 --steps 20 --warmup 5 --dtype bfloat16 --float32-norms
 cat "$log"
