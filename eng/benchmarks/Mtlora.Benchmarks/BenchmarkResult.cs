@@ -56,6 +56,8 @@ internal sealed record BenchmarkResult
     public int TorchThreads { get; init; }
     public int ProcessorCount { get; init; }
     public required string Machine { get; init; }
+    /// <summary>The libtorch folder bound through MTLORA_LIBTORCH, or the TorchSharp backend package.</summary>
+    [JsonPropertyName("libtorch")]
     public required string LibTorch { get; init; }
     public required string TimestampUtc { get; init; }
 

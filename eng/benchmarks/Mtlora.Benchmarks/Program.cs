@@ -70,5 +70,13 @@ public static class Program
             Console.Error.WriteLine($"Mtlora.Benchmarks: error: {e.Message}");
             return 2;
         }
+        catch (TypeInitializationException e) when (e.TypeName == "TorchSharp.torch")
+        {
+            // No libtorch next to the app (the device publish carries none) and MTLORA_LIBTORCH unset or wrong.
+            var cause = (e.InnerException?.Message ?? e.Message).Split('\n')[0];
+            Console.Error.WriteLine($"Mtlora.Benchmarks: error: TorchSharp found no libtorch ({cause}) Set {Microsoft.ML.MtLora.TorchRuntime.LibTorchDirectoryVariable} " +
+                                    "to the torch/lib folder of a PyTorch install (and put it first in LD_LIBRARY_PATH), as eng/benchmarks/device-suite.sh does.");
+            return 2;
+        }
     }
 }
