@@ -6,6 +6,8 @@ using static TorchSharp.torch;
 
 namespace Microsoft.ML.MtLora.Tests.MlNet;
 
+// Fit seeds and draws from torch's process-wide generator (init, dropout, drop-path): bitwise checks need no test beside it.
+[Collection(SerialCollection.Name)]
 public class MtLoraEstimatorTests
 {
     /// <summary>A labelled row as LoadPascalContext produces it (labels at the image's size); the image is a PNG file.</summary>

@@ -1,0 +1,77 @@
+using Microsoft.ML.MtLora.Modeling;
+
+namespace MtLora.Benchmarks;
+
+/// <summary>What to measure: training steps or inference batches.</summary>
+internal enum BenchmarkMode
+{
+    /// <summary>Forward, task losses, backward, gradient clipping at 5, AdamW step.</summary>
+    Train,
+
+    /// <summary>Evaluation mode, LoRA merged, inference mode, batch forward.</summary>
+    Infer,
+}
+
+/// <summary>The options of one benchmark run (one process measures one configuration).</summary>
+internal sealed record BenchmarkSettings
+{
+    public BenchmarkMode Mode { get; init; } = BenchmarkMode.Train;
+
+    /// <summary><c>tiny</c>, <c>small</c> or <c>swin-t</c> (see <see cref="BenchmarkConfigs"/>).</summary>
+    public string Config { get; init; } = "tiny";
+
+    public int Batch { get; init; } = 8;
+
+    /// <summary>Input side; null keeps the configuration's own size.</summary>
+    public int? ImageSize { get; init; }
+
+    /// <summary>Timed steps (after the warm-up).</summary>
+    public int Steps { get; init; } = 10;
+
+    /// <summary>Untimed steps first (allocator growth, cuDNN algorithm choice, lazy initialisation).</summary>
+    public int Warmup { get; init; } = 2;
+
+    /// <summary><c>cpu</c>, <c>cuda</c> or <c>cuda:N</c>.</summary>
+    public string Device { get; init; } = "cpu";
+
+    /// <summary>Compute precision: <c>float32</c> or <c>bfloat16</c>.</summary>
+    public string DType { get; init; } = "float32";
+
+    /// <summary>
+    /// With bfloat16: keep LayerNorm/BatchNorm parameters in float32 (the trainer's policy, mixed-dtype normalisation) instead
+    /// of casting the whole network.
+    /// </summary>
+    public bool Float32Norms { get; init; }
+
+    public int Seed { get; init; } = 1234;
+
+    /// <summary>Intra-op CPU threads; null leaves libtorch's default.</summary>
+    public int? Threads { get; init; }
+
+    /// <summary>Where to write the JSON result; null writes none.</summary>
+    public string? JsonPath { get; init; }
+
+    /// <summary>Whether the run computes in bfloat16.</summary>
+    public bool IsBFloat16 => DType == "bfloat16";
+
+    /// <summary>The network of this run: the named configuration with the image size applied, validated.</summary>
+    public MtLoraNetworkOptions NetworkOptions()
+    {
+        var options = BenchmarkConfigs.Get(Config);
+        if (ImageSize is int size) options.ImageSize = size;
+        options.Validate();
+        return options;
+    }
+
+    /// <summary>Checks the values; the message names the option at fault.</summary>
+    public void Validate()
+    {
+        if (Batch < 1) throw new ArgumentException($"--batch must be at least 1, got {Batch}.");
+        if (Steps < 1) throw new ArgumentException($"--steps must be at least 1, got {Steps}.");
+        if (Warmup < 0) throw new ArgumentException($"--warmup must be 0 or more, got {Warmup}.");
+        if (DType is not ("float32" or "bfloat16")) throw new ArgumentException($"--dtype must be float32 or bfloat16, got '{DType}'.");
+        if (Float32Norms && !IsBFloat16) throw new ArgumentException("--float32-norms only applies with --dtype bfloat16.");
+        if (Threads is < 1) throw new ArgumentException($"--threads must be at least 1, got {Threads}.");
+        if (!BenchmarkConfigs.Names.Contains(Config)) throw new ArgumentException($"--config must be one of {string.Join(", ", BenchmarkConfigs.Names)}, got '{Config}'.");
+    }
+}

@@ -1,0 +1,82 @@
+using System.CommandLine;
+using Microsoft.ML.MtLora.Data.Formats;
+
+namespace MtLora.Benchmarks;
+
+/// <summary>
+/// <c>Mtlora.Benchmarks --mode train|infer --config tiny|small|swin-t ...</c>: training or inference throughput (images/s)
+/// and peak memory of the MTLoRA network. One human-readable line on stdout, progress on stderr, the full result as JSON
+/// with <c>--json</c>. See eng/benchmarks/README.md.
+/// </summary>
+public static class Program
+{
+    /// <summary>Entry point. Bad options print one line on stderr and exit with 2.</summary>
+    public static int Main(string[] args)
+    {
+        var mode = new Option<string>("--mode") { Description = "train (forward, losses, backward, clip, AdamW) or infer (eval, LoRA merged, forward).", DefaultValueFactory = _ => "train" };
+        mode.AcceptOnlyFromAmong("train", "infer");
+        var config = new Option<string>("--config") { Description = "Network: tiny (tiny4 fixture, 128 px), small (embed 48, 2-2-2-2, 224 px), swin-t (the paper's Swin-T, 448 px, r=64).", DefaultValueFactory = _ => "tiny" };
+        config.AcceptOnlyFromAmong([.. BenchmarkConfigs.Names]);
+        var batch = new Option<int>("--batch") { Description = "Images per step.", DefaultValueFactory = _ => 8 };
+        var imageSize = new Option<int?>("--image-size") { Description = "Input side in pixels (default: the configuration's)." };
+        var steps = new Option<int>("--steps") { Description = "Timed steps.", DefaultValueFactory = _ => 10 };
+        var warmup = new Option<int>("--warmup") { Description = "Untimed steps before the timed ones.", DefaultValueFactory = _ => 2 };
+        var device = new Option<string>("--device") { Description = "cpu, cuda or cuda:N (CUDA on Linux: set MTLORA_LIBTORCH to a PyTorch install's torch/lib).", DefaultValueFactory = _ => "cpu" };
+        var dtype = new Option<string>("--dtype") { Description = "float32, or bfloat16 (network and images cast; losses and AdamW master weights in float32).", DefaultValueFactory = _ => "float32" };
+        dtype.AcceptOnlyFromAmong("float32", "bfloat16");
+        var float32Norms = new Option<bool>("--float32-norms") { Description = "With bfloat16: keep LayerNorm/BatchNorm in float32 (the trainer's policy)." };
+        var seed = new Option<int>("--seed") { Description = "Seed of the weights and the random batch.", DefaultValueFactory = _ => 1234 };
+        var threads = new Option<int?>("--threads") { Description = "CPU intra-op threads (default: libtorch's choice)." };
+        var json = new Option<FileInfo?>("--json") { Description = "Write the result as JSON to this file." };
+
+        var root = new RootCommand("Training / inference throughput (images/s) and peak memory of the MTLoRA multi-task Swin network.");
+        foreach (var o in new Option[] { mode, config, batch, imageSize, steps, warmup, device, dtype, float32Norms, seed, threads, json })
+            root.Options.Add(o);
+        root.SetAction(parseResult =>
+        {
+            var settings = new BenchmarkSettings
+            {
+                Mode = parseResult.GetValue(mode) == "infer" ? BenchmarkMode.Infer : BenchmarkMode.Train,
+                Config = parseResult.GetValue(config)!,
+                Batch = parseResult.GetValue(batch),
+                ImageSize = parseResult.GetValue(imageSize),
+                Steps = parseResult.GetValue(steps),
+                Warmup = parseResult.GetValue(warmup),
+                Device = parseResult.GetValue(device)!,
+                DType = parseResult.GetValue(dtype)!,
+                Float32Norms = parseResult.GetValue(float32Norms),
+                Seed = parseResult.GetValue(seed),
+                Threads = parseResult.GetValue(threads),
+                JsonPath = parseResult.GetValue(json)?.FullName,
+            };
+            var result = ThroughputBenchmark.Run(settings, Console.Error);
+            Console.WriteLine(result.ToString());
+            if (settings.JsonPath is { } path)
+                AtomicFile.Write(path, stream =>
+                {
+                    using var writer = new StreamWriter(stream, leaveOpen: true);
+                    writer.Write(result.ToJson() + Environment.NewLine);
+                });
+            return 0;
+        });
+
+        try
+        {
+            return root.Parse(args).Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false });
+        }
+        catch (Exception e) when (e is ArgumentException or InvalidOperationException or NotSupportedException
+                                      or DllNotFoundException or DirectoryNotFoundException or FileNotFoundException or IOException)
+        {
+            Console.Error.WriteLine($"Mtlora.Benchmarks: error: {e.Message}");
+            return 2;
+        }
+        catch (TypeInitializationException e) when (e.TypeName == "TorchSharp.torch")
+        {
+            // No libtorch next to the app (the device publish carries none) and MTLORA_LIBTORCH unset or wrong.
+            var cause = (e.InnerException?.Message ?? e.Message).Split('\n')[0];
+            Console.Error.WriteLine($"Mtlora.Benchmarks: error: TorchSharp found no libtorch ({cause}) Set {Microsoft.ML.MtLora.TorchRuntime.LibTorchDirectoryVariable} " +
+                                    "to the torch/lib folder of a PyTorch install (and put it first in LD_LIBRARY_PATH), as eng/benchmarks/device-suite.sh does.");
+            return 2;
+        }
+    }
+}
