@@ -21,10 +21,7 @@ public static class Program
         yield return EvaluateCommand.Create();
         yield return InspectDataCommand.Create();
         yield return MakeSyntheticCommand.Create();
-<<<<<<< HEAD
         yield return ConvertCommand.Create();
-=======
->>>>>>> bench
         yield return DescribeCommand.Create();
         yield return CheckReferenceCommand.Create();
     }
