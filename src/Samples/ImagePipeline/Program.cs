@@ -14,6 +14,11 @@ using Microsoft.ML.Transforms.Image;
 
 string? Arg(string name) { int i = Array.IndexOf(args, "--" + name); return i >= 0 && i + 1 < args.Length ? args[i + 1] : null; }
 
+if (Arg("model") is not null && Arg("images") is null)
+{
+    Console.Error.WriteLine("usage: ImagePipeline [--model <model.zip> --images <folder>] [--out image-pipeline]");
+    return 2;
+}
 var outDir = Directory.CreateDirectory(Arg("out") ?? "image-pipeline").FullName;
 var ml = new MLContext(seed: 0);
 ITransformer model;
@@ -21,7 +26,7 @@ string imageFolder;
 if (Arg("model") is { } modelPath)
 {
     model = ml.Model.Load(modelPath, out _);
-    imageFolder = Arg("images") ?? throw new ArgumentException("--images <folder> is needed with --model.");
+    imageFolder = Arg("images")!;
 }
 else
 {
