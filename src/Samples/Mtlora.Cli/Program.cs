@@ -19,6 +19,7 @@ public static class Program
         // Keep one line per verb.
         yield return VersionCommand.Create();
         yield return EvaluateCommand.Create();
+        yield return InspectDataCommand.Create();
         yield return MakeSyntheticCommand.Create();
         yield return ConvertCommand.Create();
         yield return DescribeCommand.Create();

@@ -53,17 +53,33 @@ public class ModelingCommandsTests
         Assert.Contains("unknown key 'embed_dims' (did you mean 'embed_dim'?)", stderr);
     }
 
-    [Fact]
-    public void CheckReferencePassesOnTiny4()
+    [Theory]
+    [InlineData("model.safetensors")]
+    [InlineData("model.pth")]
+    [InlineData("checkpoint_wrapped.pth")]
+    public void CheckReferencePassesOnTiny4(string checkpoint)
     {
         var (code, stdout, stderr) = Run("check-reference", "--config", Fixture.Path("tiny4", "config.json"),
-            "--checkpoint", Fixture.Path("tiny4", "model.safetensors"), "--io", Fixture.Path("tiny4", "io.safetensors"));
+            "--checkpoint", Fixture.Path("tiny4", checkpoint), "--io", Fixture.Path("tiny4", "io.safetensors"));
         Assert.True(code == 0, stderr + stdout);
         using var doc = JsonDocument.Parse(stdout);
         Assert.True(doc.RootElement.GetProperty("passed").GetBoolean());
         Assert.Equal(1e-4, doc.RootElement.GetProperty("tolerance").GetDouble());
         foreach (var t in Tiny4.TaskOrder)
             Assert.InRange(doc.RootElement.GetProperty("tasks").GetProperty(t).GetProperty("max_abs_error").GetDouble(), 0, 1e-4);
+
+        // The network's own outputs against the io file's targets: the reference's losses and metrics of its outputs.
+        using var meta = JsonDocument.Parse(File.ReadAllText(Fixture.Path("tiny4", "meta.json")));
+        var losses = meta.RootElement.GetProperty("task_losses");
+        foreach (var t in Tiny4.TaskOrder)
+            Assert.Equal(losses.GetProperty(t).GetDouble(), doc.RootElement.GetProperty("tasks").GetProperty(t).GetProperty("loss").GetDouble(), 1e-4);
+        Assert.Equal(losses.GetProperty("total").GetDouble(), doc.RootElement.GetProperty("loss_total").GetDouble(), 1e-3);
+        var metrics = meta.RootElement.GetProperty("metrics");
+        var ours = doc.RootElement.GetProperty("metrics");
+        Assert.Equal(metrics.GetProperty("semseg").GetProperty("mIoU").GetDouble(), ours.GetProperty("semseg").GetProperty("mIoU").GetDouble(), 1e-4);
+        Assert.Equal(metrics.GetProperty("human_parts").GetProperty("mIoU").GetDouble(), ours.GetProperty("human_parts").GetProperty("mIoU").GetDouble(), 1e-4);
+        Assert.Equal(metrics.GetProperty("sal").GetProperty("maxF").GetDouble(), ours.GetProperty("sal").GetProperty("maxF").GetDouble(), 1e-3);
+        Assert.Equal(metrics.GetProperty("normals").GetProperty("mean").GetDouble(), ours.GetProperty("normals").GetProperty("mean").GetDouble(), 1e-2);
     }
 
     [Fact]

@@ -274,10 +274,7 @@ public class FreshLoraEqualsPlainSwinTests
 }
 
 /// <summary>Tests that reseed TorchSharp's global generator and need no other test drawing from it meanwhile.</summary>
-[CollectionDefinition(nameof(GlobalRandomCollection), DisableParallelization = true)]
-public class GlobalRandomCollection;
-
-[Collection(nameof(GlobalRandomCollection))]
+[Collection(SerialCollection.Name)]
 public class MultiTaskSwinTrainingModeTests
 {
     [Fact]

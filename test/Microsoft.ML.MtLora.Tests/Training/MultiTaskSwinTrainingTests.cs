@@ -7,7 +7,7 @@ using static TorchSharp.torch;
 namespace Microsoft.ML.MtLora.Tests.Training;
 
 /// <summary>The trainer on the real network (tiny4 architecture, LoRA dropout and drop-path active).</summary>
-[Collection(TorchGlobalRandomCollection.Name)]
+[Collection(SerialCollection.Name)]
 public class MultiTaskSwinTrainingTests(ITestOutputHelper output)
 {
     private static MultiTaskSwin NewModel(long seed)

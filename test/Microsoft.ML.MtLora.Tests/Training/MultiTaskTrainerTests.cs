@@ -7,7 +7,7 @@ using static TorchSharp.torch;
 
 namespace Microsoft.ML.MtLora.Tests.Training;
 
-[Collection(TorchGlobalRandomCollection.Name)]
+[Collection(SerialCollection.Name)]
 public class MultiTaskTrainerTests(ITestOutputHelper output)
 {
     private static MultiTaskTrainerSettings Settings(long maxSteps, string? checkpoints = null) => new()

@@ -5,7 +5,7 @@ using static TorchSharp.torch;
 
 namespace Microsoft.ML.MtLora.Tests.Training;
 
-[Collection(TorchGlobalRandomCollection.Name)]
+[Collection(SerialCollection.Name)]
 public class OptimizerFactoryTests
 {
     [Theory]

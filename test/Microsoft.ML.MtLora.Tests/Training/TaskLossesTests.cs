@@ -6,7 +6,7 @@ using static TorchSharp.torch;
 
 namespace Microsoft.ML.MtLora.Tests.Training;
 
-[Collection(TorchGlobalRandomCollection.Name)]
+[Collection(SerialCollection.Name)]
 public class TaskLossesTests
 {
     private static readonly string[] TaskNames = ["semseg", "human_parts", "sal", "normals"];

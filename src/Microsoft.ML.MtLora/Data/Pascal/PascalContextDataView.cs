@@ -144,16 +144,48 @@ public sealed class PascalContextDataView : IDataView
     }
 
     /// <inheritdoc/>
-    public DataViewRowCursor GetRowCursor(IEnumerable<DataViewSchema.Column> columnsNeeded, Random? rand = null)
+    public DataViewRowCursor GetRowCursor(IEnumerable<DataViewSchema.Column> columnsNeeded, Random? rand = null) =>
+        new Cursor(this, ActiveColumns(columnsNeeded), Order(rand));
+
+    /// <summary>
+    /// Returns <paramref name="n"/> cursors (at most one per row) that split the rows round-robin: in the order a single
+    /// cursor with the same <paramref name="rand"/> would visit them, cursor k gets positions k, k+n, k+2n, … Each cursor
+    /// decodes its own rows, so the set can be read from n threads.
+    /// </summary>
+    public DataViewRowCursor[] GetRowCursorSet(IEnumerable<DataViewSchema.Column> columnsNeeded, int n, Random? rand = null)
+    {
+        var active = ActiveColumns(columnsNeeded);
+        var order = Order(rand);
+        n = Math.Clamp(n, 1, Math.Max(1, order.Length));
+        var cursors = new DataViewRowCursor[n];
+        for (int k = 0; k < n; k++)
+        {
+            var part = new int[(order.Length - k + n - 1) / n];
+            for (int i = 0; i < part.Length; i++) part[i] = order[k + i * n];
+            cursors[k] = new Cursor(this, active, part);
+        }
+        return cursors;
+    }
+
+    /// <summary>Whether rows can drop out while reading (<see cref="PascalContextOptions.SkipBadSamples"/>).</summary>
+    internal bool SkipsBadSamples => _options.SkipBadSamples;
+
+    private bool[] ActiveColumns(IEnumerable<DataViewSchema.Column> columnsNeeded)
     {
         ArgumentNullException.ThrowIfNull(columnsNeeded);
         var active = new bool[Schema.Count];
         foreach (var c in columnsNeeded)
         {
-            if (c.Index < 0 || c.Index >= Schema.Count || !ReferenceEquals(Schema[c.Index].Type, c.Type) && Schema[c.Index].Name != c.Name)
+            if (c.Index < 0 || c.Index >= Schema.Count || Schema[c.Index].Name != c.Name)
                 throw new ArgumentException($"Column '{c.Name}' does not belong to this view's schema.", nameof(columnsNeeded));
             active[c.Index] = true;
         }
+        return active;
+    }
+
+    /// <summary>The row order: file order, or a Fisher–Yates permutation drawn from <paramref name="rand"/>.</summary>
+    private int[] Order(Random? rand)
+    {
         var order = new int[_rows.Length];
         for (int i = 0; i < order.Length; i++) order[i] = i;
         if (rand is not null)
@@ -164,12 +196,8 @@ public sealed class PascalContextDataView : IDataView
                 (order[i], order[j]) = (order[j], order[i]);
             }
         }
-        return new Cursor(this, active, order);
+        return order;
     }
-
-    /// <summary>Returns a single cursor (<paramref name="n"/> is only a hint); decoding parallelism belongs to the consumer.</summary>
-    public DataViewRowCursor[] GetRowCursorSet(IEnumerable<DataViewSchema.Column> columnsNeeded, int n, Random? rand = null) =>
-        [GetRowCursor(columnsNeeded, rand)];
 
     private sealed class Cursor : DataViewRowCursor
     {

@@ -121,7 +121,7 @@ internal static class CvGeometry
             var sy = fy.bitwise_right_shift(AbBits);
             var inside = sx.ge(0).logical_and(sx.lt(w)).logical_and(sy.ge(0)).logical_and(sy.lt(h)); // (H, W)
             var index = (sy.clamp(0, h - 1) * w + sx.clamp(0, w - 1)).reshape(-1);       // (H*W)
-            var gathered = flat.index_select(1, index).reshape(c, h, w);                 // (C, H, W)
+            var gathered = flat.T.contiguous().index_select(0, index).T.reshape(c, h, w); // (C, H, W), gathered pixel-major
             return gathered.mul(inside.unsqueeze(0).to(input.dtype)).MoveToOuterDisposeScope();
         }
 
@@ -141,9 +141,12 @@ internal static class CvGeometry
         var wx = table.index_select(0, qx.bitwise_and(InterTabSize - 1).reshape(-1));     // (N, 4) weights of taps j
         var wy = table.index_select(0, qy.bitwise_and(InterTabSize - 1).reshape(-1));     // (N, 4) weights of taps i
         var weights = wy.unsqueeze(2).mul(wx.unsqueeze(1)).reshape(h * w, 16);            // (N, 16)
-        var padded = nn.functional.pad(input.unsqueeze(0), [pad, pad, pad, pad]).reshape(c, (h + 2 * pad) * pw); // (C, padded H*W)
-        var values = padded.index_select(1, taps.reshape(-1)).reshape(c, h * w, 16);      // (C, N, 16)
-        return values.mul_(weights).sum(-1).reshape(c, h, w).to(input.dtype).MoveToOuterDisposeScope(); // (C, H, W)
+        // Pixel-major layout, so that each gathered index moves the C channels of one pixel at once.
+        var padded = nn.functional.pad(input.unsqueeze(0), [pad, pad, pad, pad])
+            .reshape(c, (h + 2 * pad) * pw).T.contiguous();                                // (padded H*W, C)
+        var values = padded.index_select(0, taps.reshape(-1)).reshape(h * w, 16, c);      // (N, 16, C)
+        var sampled = values.mul_(weights.unsqueeze(2)).sum(1);                           // (N, C)
+        return sampled.T.reshape(c, h, w).contiguous().to(input.dtype).MoveToOuterDisposeScope(); // (C, H, W)
     }
 
     /// <summary>OpenCV's <c>interpolateCubic</c> at the 32 table positions (float coefficients, a = −0.75).</summary>

@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using Microsoft.ML.Data;
+using Microsoft.ML.MtLora.Data.Pascal;
 using Microsoft.ML.Transforms.Image;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -172,23 +173,27 @@ public sealed class DenseBatchReader
         if (_height is { } h && _width is { } w) { columns.Add(h); columns.Add(w); }
         columns.AddRange(_labels.Values);
 
-        using var cursor = _data.GetRowCursor(columns, order);
-        var reader = new RowReader(this, cursor);
+        // The PASCAL-Context view splits rows round-robin over a cursor set, so rows decode on several threads in a
+        // deterministic order; other data is read through one cursor.
+        int threads = _options.DegreeOfParallelism;
+        DataViewRowCursor[] cursors = _data is PascalContextDataView pascal && !pascal.SkipsBadSamples && threads > 1
+            ? _data.GetRowCursorSet(columns, threads, order)
+            : [_data.GetRowCursor(columns, order)];
+        using var rows = new RowSource(this, cursors);
         int size = _options.BatchSize;
         long skipRows = (long)skipBatches * size;
-        for (long i = 0; i < skipRows; i++)
-            if (!cursor.MoveNext()) yield break;
+        if (!rows.Skip(skipRows)) yield break;
 
         int batchIndex = skipBatches;
         long sampleIndex = skipRows;
         while (true)
         {
             cancellation.ThrowIfCancellationRequested();
-            var raw = new List<RawSample>(size);
+            List<RawSample> raw = [];
             DenseBatch? batch = null;
             try
             {
-                while (raw.Count < size && cursor.MoveNext()) raw.Add(reader.Read());
+                raw = rows.Read(size);
                 if (raw.Count == 0 || (raw.Count < size && _options.DropLast)) yield break;
                 batch = Build(raw, epoch, batchIndex, sampleIndex);
             }
@@ -200,6 +205,88 @@ public sealed class DenseBatchReader
             if (raw.Count < size) yield break;
             batchIndex++;
             sampleIndex += size;
+        }
+    }
+
+    /// <summary>Rows of one cursor, or of a cursor set whose cursor k holds the positions k, k+n, k+2n, … of the order.</summary>
+    private sealed class RowSource : IDisposable
+    {
+        private readonly DataViewRowCursor[] _cursors;
+        private readonly RowReader[] _readers;
+        private long _next;
+
+        public RowSource(DenseBatchReader owner, DataViewRowCursor[] cursors)
+        {
+            _cursors = cursors;
+            _readers = cursors.Select(c => new RowReader(owner, c)).ToArray();
+        }
+
+        /// <summary>Passes over the first rows without reading their columns; false when the data ends first.</summary>
+        public bool Skip(long count)
+        {
+            int n = _cursors.Length;
+            for (int k = 0; k < n; k++)
+            {
+                long mine = count > k ? (count - k + n - 1) / n : 0;
+                for (long i = 0; i < mine; i++)
+                    if (!_cursors[k].MoveNext()) return false;
+            }
+            _next = count;
+            return true;
+        }
+
+        /// <summary>Up to <paramref name="size"/> rows in order (fewer at the end of the data).</summary>
+        public List<RawSample> Read(int size)
+        {
+            int n = _cursors.Length;
+            var result = new List<RawSample>(size);
+            if (n == 1)
+            {
+                try
+                {
+                    while (result.Count < size && _cursors[0].MoveNext()) result.Add(_readers[0].Read());
+                }
+                catch
+                {
+                    foreach (var r in result) r.Dispose();
+                    throw;
+                }
+                return result;
+            }
+            var slots = new RawSample?[size];
+            long first = _next;
+            try
+            {
+                Parallel.For(0, n, new ParallelOptions { MaxDegreeOfParallelism = n }, k =>
+                {
+                    for (int j = 0; j < size; j++)
+                    {
+                        if ((first + j) % n != k) continue;
+                        if (!_cursors[k].MoveNext()) break;
+                        slots[j] = _readers[k].Read();
+                    }
+                });
+            }
+            catch (AggregateException e)
+            {
+                foreach (var r in slots) r?.Dispose();
+                System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(e.InnerExceptions[0]).Throw();
+                throw;
+            }
+            _next += size;
+            // Rows exist for every position below the row count, so the rows read form a prefix of the slots.
+            foreach (var r in slots)
+            {
+                if (r is null) break;
+                result.Add(r);
+            }
+            foreach (var r in slots.Skip(result.Count)) r?.Dispose();
+            return result;
+        }
+
+        public void Dispose()
+        {
+            foreach (var c in _cursors) c.Dispose();
         }
     }
 
@@ -312,6 +399,7 @@ public sealed class DenseBatchReader
     private sealed class RowReader
     {
         private readonly DataViewRowCursor _cursor;
+        private readonly bool _ownsImages;
         private readonly ValueGetter<MLImage> _image;
         private readonly ValueGetter<ReadOnlyMemory<char>>? _id;
         private readonly ValueGetter<int>? _height, _width;
@@ -322,6 +410,9 @@ public sealed class DenseBatchReader
         public RowReader(DenseBatchReader owner, DataViewRowCursor cursor)
         {
             _cursor = cursor;
+            // The PASCAL-Context view decodes a new image per getter call, which the caller owns. Other sources (a cache,
+            // a transform) may hand out images they still hold, so those are left to their owner.
+            _ownsImages = owner._data is PascalContextDataView;
             _image = cursor.GetGetter<MLImage>(owner._image);
             if (owner._id is { } id) _id = cursor.GetGetter<ReadOnlyMemory<char>>(id);
             if (owner._height is { } h && owner._width is { } w)
@@ -350,7 +441,14 @@ public sealed class DenseBatchReader
             _image(ref mlImage!);
             if (mlImage is null) throw new InvalidDataException($"Row '{id}': the image column holds no image.");
             Tensor image;
-            using (mlImage) image = DenseImagePreprocessing.ToRgbTensor(mlImage);              // (3, H, W)
+            try
+            {
+                image = DenseImagePreprocessing.ToRgbTensor(mlImage);                           // (3, H, W)
+            }
+            finally
+            {
+                if (_ownsImages) mlImage.Dispose();
+            }
             var labels = new Dictionary<DenseTask, Tensor>();
             try
             {

@@ -4,7 +4,9 @@ using System.Text.Json.Nodes;
 using System.Text.Json.Serialization;
 using Microsoft.ML.MtLora;
 using Microsoft.ML.MtLora.Checkpoints;
+using Microsoft.ML.MtLora.Evaluation;
 using Microsoft.ML.MtLora.Modeling;
+using Microsoft.ML.MtLora.Training;
 using static TorchSharp.torch;
 
 namespace MtLora.Cli.Commands;
@@ -13,8 +15,10 @@ namespace MtLora.Cli.Commands;
 /// <c>mtlora check-reference --config c.json --checkpoint model.(pth|safetensors) --io io.safetensors [--tolerance 1e-4]</c>:
 /// loads a reference MTLoRA state dict strictly, runs the <c>input</c> tensor of the io file through the network in evaluation
 /// mode and compares each task output with <c>out.&lt;task&gt;</c>. Prints
-/// <c>{"tasks": {"semseg": {"max_abs_error": …}, …}, "tolerance": …, "passed": …}</c>. Exit code 0 when every output is within
-/// tolerance, 1 when one is not, 2 on bad input (unreadable or mismatched files).
+/// <c>{"tasks": {"semseg": {"max_abs_error": …, "loss": …}, …}, "loss_total": …, "metrics": {…}, "tolerance": …, "passed": …}</c>.
+/// When the io file also holds <c>target.&lt;task&gt;</c> tensors, each task's loss (the reference's loss functions), the
+/// weighted total (weights 1/2/5/10) and the evaluation metrics of the network's outputs against those targets are
+/// reported too. Exit code 0 when every output is within tolerance, 1 when one is not, 2 on bad input.
 /// </summary>
 internal static class CheckReferenceCommand
 {
@@ -100,11 +104,37 @@ internal static class CheckReferenceCommand
                 tasks[t] = new JsonObject { ["max_abs_error"] = err, ["passed"] = ok };
                 stderr.WriteLine($"{t}: max abs error {err:G3} {(ok ? "ok" : "TOO LARGE")}");
             }
-            var result = new JsonObject { ["tasks"] = tasks, ["tolerance"] = tolerance, ["passed"] = passed };
+            var result = new JsonObject { ["tasks"] = tasks };
+            AddLossesAndMetrics(model.TaskNames, outputs, io, tasks, result, stderr);
+            result["tolerance"] = tolerance;
+            result["passed"] = passed;
             // A NaN error is written as "NaN" rather than failing to serialise.
             var json = new JsonSerializerOptions { WriteIndented = true, NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals };
             stdout.WriteLine(result.ToJsonString(json));
             return passed ? 0 : 1;
         }
+    }
+
+    /// <summary>Losses and metrics of the network's outputs against <c>target.&lt;task&gt;</c>, for the tasks that have one.</summary>
+    private static void AddLossesAndMetrics(IReadOnlyList<string> taskNames, Dictionary<string, Tensor> outputs,
+        Dictionary<string, Tensor> io, JsonObject tasks, JsonObject result, TextWriter stderr)
+    {
+        var withTargets = taskNames.Where(t => io.ContainsKey("target." + t)).ToList();
+        if (withTargets.Count == 0) return;
+        var outs = withTargets.ToDictionary(t => t, t => outputs[t]);
+        var targets = withTargets.ToDictionary(t => t, t => io["target." + t].to(float32));
+        using (var losses = TaskLosses.Compute(outs, targets))
+        {
+            foreach (var t in withTargets)
+            {
+                double loss = losses.PerTask[t].item<float>();
+                tasks[t]!["loss"] = loss;
+                stderr.WriteLine($"{t}: loss {loss:G6}");
+            }
+            result["loss_total"] = (double)losses.Total.item<float>();
+        }
+        var meter = new MultiTaskMeter(withTargets.Select(DenseTasks.Parse));
+        meter.Update(withTargets.ToDictionary(DenseTasks.Parse, t => outs[t]), withTargets.ToDictionary(DenseTasks.Parse, t => targets[t]));
+        result["metrics"] = meter.GetMetrics().ToJson();
     }
 }

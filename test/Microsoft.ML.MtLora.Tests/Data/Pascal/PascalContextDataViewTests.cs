@@ -238,9 +238,18 @@ public class PascalContextDataViewTests
         Assert.NotEqual(a, c);
         Assert.NotEqual(ids, a);
         Assert.Equal(ids.Order(), a.Order());
-        var set = view.GetRowCursorSet([view.Schema["Id"]], 4);
-        Assert.Single(set);
-        set[0].Dispose();
+        // A cursor set splits the same order round-robin: cursor k gets positions k, k+4, k+8.
+        var set = view.GetRowCursorSet([view.Schema["Id"]], 4, new Random(5));
+        Assert.Equal(4, set.Length);
+        for (int k = 0; k < 4; k++)
+        {
+            using var cursor = set[k];
+            var getter = cursor.GetGetter<ReadOnlyMemory<char>>(view.Schema["Id"]);
+            var mine = new List<string>();
+            ReadOnlyMemory<char> text = default;
+            while (cursor.MoveNext()) { getter(ref text); mine.Add(text.ToString()); }
+            Assert.Equal(a.Where((_, i) => i % 4 == k), mine);
+        }
     }
 
     [Fact]

@@ -195,4 +195,52 @@ public class DenseBatchReaderTests
         Assert.Equal(["id00", "id01"], seen);
         Assert.Contains("id03.png", e.Message);
     }
+
+    [Fact]
+    public void Parallel_decoding_gives_the_same_batches_as_one_cursor()
+    {
+        using var ds = MakeDataset(7, 10, 8);
+        var view = Ml.Data.LoadPascalContext(ds.Root, "train");
+        DenseBatchReaderOptions Options(int threads) => new()
+        {
+            BatchSize = 3, ImageSize = 12, Augment = true, Shuffle = true, Seed = 9, DegreeOfParallelism = threads, PrefetchBatches = 0,
+        };
+        foreach (var skip in new[] { 0, 1 })
+        {
+            var one = new DenseBatchReader(view, Options(1)).ReadEpoch(2, skip).ToList();
+            var many = new DenseBatchReader(view, Options(3)).ReadEpoch(2, skip).ToList();
+            try
+            {
+                Assert.Equal(3 - skip, one.Count);                                   // 7 rows, batch 3, last batch of 1
+                Assert.Equal(one.Count, many.Count);
+                for (int i = 0; i < one.Count; i++)
+                {
+                    Assert.Equal(one[i].Ids, many[i].Ids);
+                    Assert.Equal(0f, (one[i].Images - many[i].Images).abs().max().item<float>());
+                    Assert.Equal(0f, (one[i].Targets[DenseTask.SurfaceNormals] - many[i].Targets[DenseTask.SurfaceNormals]).abs().max().item<float>());
+                }
+            }
+            finally
+            {
+                foreach (var b in one.Concat(many)) b.Dispose();
+            }
+        }
+    }
+
+    [Fact]
+    public void Reads_through_ml_net_transforms_for_several_epochs()
+    {
+        using var ds = MakeDataset(3);
+        var view = Ml.Data.LoadPascalContext(ds.Root, "train", "semseg,sal");
+        var transformed = Ml.Transforms.CopyColumns("Picture", "Image").Fit(view).Transform(view);
+        var reader = new DenseBatchReader(transformed, new DenseBatchReaderOptions { BatchSize = 2, ImageSize = 8, ImageColumnName = "Picture", Shuffle = true });
+        Assert.Equal([DenseTask.SemanticSegmentation, DenseTask.Saliency], reader.Tasks);
+        for (int epoch = 0; epoch < 2; epoch++)
+        {
+            var batches = reader.ReadEpoch(epoch).ToList();
+            Assert.Equal(3, batches.Sum(b => b.Count));
+            Assert.Equal(["id00", "id01", "id02"], batches.SelectMany(b => b.Ids).Order());
+            foreach (var b in batches) b.Dispose();
+        }
+    }
 }

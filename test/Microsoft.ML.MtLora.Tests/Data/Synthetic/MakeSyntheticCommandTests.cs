@@ -2,12 +2,8 @@ using System.Text.Json;
 
 namespace Microsoft.ML.MtLora.Tests.Data.Synthetic;
 
-/// <summary>Tests that redirect the process-wide Console run alone, so no other test's output lands in what they capture.</summary>
-[CollectionDefinition(nameof(ConsoleCaptureCollection), DisableParallelization = true)]
-public sealed class ConsoleCaptureCollection;
-
 /// <summary>The <c>mtlora make-synthetic</c> verb, run in-process.</summary>
-[Collection(nameof(ConsoleCaptureCollection))]
+[Collection(SerialCollection.Name)]
 public class MakeSyntheticCommandTests
 {
     private static (int Exit, string Out, string Err) Run(params string[] args)
