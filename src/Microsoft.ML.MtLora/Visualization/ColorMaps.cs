@@ -14,7 +14,7 @@ namespace Microsoft.ML.MtLora.Visualization;
 /// <item>Class maps (semantic segmentation, human parts): the <see cref="VocPalette"/> colour of the label
 /// (human parts use the VOC entries 0..6); the ignore label 255 is drawn <see cref="IgnoreColor"/> (white), so it stands out from
 /// background (black).</item>
-/// <item>Saliency: the <em>inferno</em> colormap, 0 → (0, 0, 4) near black, 1 → (252, 255, 164) pale yellow;
+/// <item>Saliency: the <em>inferno</em> colormap, 0 → (0, 0, 3) near black, 1 → (252, 254, 164) pale yellow;
 /// values are clamped to [0, 1]; NaN is drawn <see cref="IgnoreColor"/>.</item>
 /// <item>Surface normals: (R, G, B) = round((n + 1) / 2 · 255) of (x, y, z), components clamped to [-1, 1], so (0, 0, 1) → (128, 128, 255);
 /// a pixel with a non-finite component is drawn <see cref="IgnoreColor"/>.</item>
@@ -201,8 +201,7 @@ public static class ColorMaps
     public static byte[] ToRgb(MLImage image)
     {
         ArgumentNullException.ThrowIfNull(image);
-        // MLImage.Pixels was compiled against SkiaSharp 2.88's GetPixelSpan and fails with SkiaSharp 3
-        // (MissingMethodException); GetBGRPixels goes through a member both versions have.
+        // GetBGRPixels gives 3 bytes a pixel whatever the image's pixel format (MLImage.Pixels is BGRA or RGBA, 4 bytes).
         var rgb = image.GetBGRPixels;
         int n = image.Width * image.Height;
         if (rgb.Length != n * 3) throw new ArgumentException($"The image gave {rgb.Length} BGR bytes; expected {n * 3} (3 per pixel).", nameof(image));
@@ -234,14 +233,50 @@ public static class ColorMaps
 
     private static SKColor[] BuildInferno()
     {
-        // ScottPlot ships matplotlib's 256-entry inferno table; sample it at its own entries.
-        var inferno = new ScottPlot.Colormaps.Inferno();
+        var bytes = InfernoBytes;
         var table = new SKColor[256];
-        for (int i = 0; i < 256; i++)
-        {
-            var c = inferno.GetColor(i / 255.0);
-            table[i] = new SKColor(c.R, c.G, c.B);
-        }
+        for (int i = 0; i < 256; i++) table[i] = new SKColor(bytes[3 * i], bytes[3 * i + 1], bytes[3 * i + 2]);
         return table;
     }
+
+    /// <summary>
+    /// matplotlib's 256-entry <em>inferno</em> colormap (Nathaniel J. Smith, Stefan van der Walt, Eric Firing; CC0), as the
+    /// 8-bit values: entry i is <c>inferno.colors[i]</c> with each component scaled by 255 and truncated, as matplotlib does for
+    /// <c>bytes=True</c>; R, G, B per entry.
+    /// </summary>
+    private static ReadOnlySpan<byte> InfernoBytes =>
+    [
+        0,0,3, 0,0,4, 0,0,6, 1,0,7, 1,1,9, 1,1,11, 2,1,14, 2,2,16,
+        3,2,18, 4,3,20, 4,3,22, 5,4,24, 6,4,27, 7,5,29, 8,6,31, 9,6,33,
+        10,7,35, 11,7,38, 13,8,40, 14,8,42, 15,9,45, 16,9,47, 18,10,50, 19,10,52,
+        20,11,54, 22,11,57, 23,11,59, 25,11,62, 26,11,64, 28,12,67, 29,12,69, 31,12,71,
+        32,12,74, 34,11,76, 36,11,78, 38,11,80, 39,11,82, 41,11,84, 43,10,86, 45,10,88,
+        46,10,90, 48,10,92, 50,9,93, 52,9,95, 53,9,96, 55,9,97, 57,9,98, 59,9,100,
+        60,9,101, 62,9,102, 64,9,102, 65,9,103, 67,10,104, 69,10,105, 70,10,105, 72,11,106,
+        74,11,106, 75,12,107, 77,12,107, 79,13,108, 80,13,108, 82,14,108, 83,14,109, 85,15,109,
+        87,15,109, 88,16,109, 90,17,109, 91,17,110, 93,18,110, 95,18,110, 96,19,110, 98,20,110,
+        99,20,110, 101,21,110, 102,21,110, 104,22,110, 106,23,110, 107,23,110, 109,24,110, 110,24,110,
+        112,25,110, 114,25,109, 115,26,109, 117,27,109, 118,27,109, 120,28,109, 122,28,109, 123,29,108,
+        125,29,108, 126,30,108, 128,31,107, 129,31,107, 131,32,107, 133,32,106, 134,33,106, 136,33,106,
+        137,34,105, 139,34,105, 141,35,105, 142,36,104, 144,36,104, 145,37,103, 147,37,103, 149,38,102,
+        150,38,102, 152,39,101, 153,40,100, 155,40,100, 156,41,99, 158,41,99, 160,42,98, 161,43,97,
+        163,43,97, 164,44,96, 166,44,95, 167,45,95, 169,46,94, 171,46,93, 172,47,92, 174,48,91,
+        175,49,91, 177,49,90, 178,50,89, 180,51,88, 181,51,87, 183,52,86, 184,53,86, 186,54,85,
+        187,55,84, 189,55,83, 190,56,82, 191,57,81, 193,58,80, 194,59,79, 196,60,78, 197,61,77,
+        199,62,76, 200,62,75, 201,63,74, 203,64,73, 204,65,72, 205,66,71, 207,68,70, 208,69,68,
+        209,70,67, 210,71,66, 212,72,65, 213,73,64, 214,74,63, 215,75,62, 217,77,61, 218,78,59,
+        219,79,58, 220,80,57, 221,82,56, 222,83,55, 223,84,54, 224,86,52, 226,87,51, 227,88,50,
+        228,90,49, 229,91,48, 230,92,46, 230,94,45, 231,95,44, 232,97,43, 233,98,42, 234,100,40,
+        235,101,39, 236,103,38, 237,104,37, 237,106,35, 238,108,34, 239,109,33, 240,111,31, 240,112,30,
+        241,114,29, 242,116,28, 242,117,26, 243,119,25, 243,121,24, 244,122,22, 245,124,21, 245,126,20,
+        246,128,18, 246,129,17, 247,131,16, 247,133,14, 248,135,13, 248,136,12, 248,138,11, 249,140,9,
+        249,142,8, 249,144,8, 250,145,7, 250,147,6, 250,149,6, 250,151,6, 251,153,6, 251,155,6,
+        251,157,6, 251,158,7, 251,160,7, 251,162,8, 251,164,10, 251,166,11, 251,168,13, 251,170,14,
+        251,172,16, 251,174,18, 251,176,20, 251,177,22, 251,179,24, 251,181,26, 251,183,28, 251,185,30,
+        250,187,33, 250,189,35, 250,191,37, 250,193,40, 249,195,42, 249,197,44, 249,199,47, 248,201,49,
+        248,203,52, 248,205,55, 247,207,58, 247,209,60, 246,211,63, 246,213,66, 245,215,69, 245,217,72,
+        244,219,75, 244,220,79, 243,222,82, 243,224,86, 243,226,89, 242,228,93, 242,230,96, 241,232,100,
+        241,233,104, 241,235,108, 241,237,112, 241,238,116, 241,240,121, 241,242,125, 242,243,129, 242,244,133,
+        243,246,137, 244,247,141, 245,248,145, 246,250,149, 247,251,153, 249,252,157, 250,253,160, 252,254,164
+    ];
 }

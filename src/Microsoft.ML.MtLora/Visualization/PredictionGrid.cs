@@ -97,7 +97,9 @@ public static class PredictionGrid
         canvas.Clear(SKColors.White);
         using var font = typeface is null ? null : new SKFont(typeface, FontSize);
         using var textPaint = new SKPaint { Color = SKColors.Black, IsAntialias = true };
-        var nearest = new SKSamplingOptions(SKFilterMode.Nearest);
+        // Maps are magnified with nearest neighbour (crisp label edges); a photograph of another size is resampled smoothly.
+        using var nearest = new SKPaint { FilterQuality = SKFilterQuality.None };
+        using var smooth = new SKPaint { FilterQuality = SKFilterQuality.High };
 
         foreach (var panel in layout.Panels)
         {
@@ -106,7 +108,7 @@ public static class PredictionGrid
             {
                 bool resample = panel.Task is null && panels.ImageBitmap is not null &&
                                 (map.Width != panels.Width || map.Height != panels.Height);
-                canvas.DrawImage(image, panel.Bounds, resample ? new SKSamplingOptions(SKCubicResampler.Mitchell) : nearest);
+                canvas.DrawImage(image, panel.Bounds, resample ? smooth : nearest);
             }
             DrawText(canvas, panel.Title, panel.Bounds.Left, panel.Bounds.Top - 6, panel.Bounds.Width, font, textPaint);
 
@@ -206,7 +208,7 @@ public static class PredictionGrid
         if (font is null || maxWidth <= 0) return;
         canvas.Save();
         canvas.ClipRect(SKRect.Create(x, baseline - FontSize - 4, maxWidth, FontSize + 8));
-        canvas.DrawText(text, x, baseline, SKTextAlign.Left, font, paint);
+        canvas.DrawText(text, x, baseline, font, paint); // left-aligned at x
         canvas.Restore();
     }
 }
