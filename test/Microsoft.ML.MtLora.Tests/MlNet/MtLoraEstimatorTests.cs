@@ -161,6 +161,38 @@ public class MtLoraEstimatorTests
     }
 
     [Fact]
+    public void FitResumedFromACheckpointEqualsAnUninterruptedFit()
+    {
+        var ml = new MLContext(seed: 1);
+        using var images = Fixture.TempDir();
+        using var checkpoints = Fixture.TempDir();
+        var data = Labelled(ml, images.Path, 4);
+        MtLoraOptions Options()
+        {
+            var o = TinyOptions();
+            o.Epochs = 2;
+            o.ProgressEverySteps = 10;
+            return o;
+        }
+        using var whole = ml.MultiTask().Trainers.MtLora(Options()).Fit(data);
+
+        var first = Options();
+        first.MaxSteps = 3;                                   // stops inside the second epoch
+        first.CheckpointDirectory = checkpoints.Path;
+        first.CheckpointEverySteps = 3;
+        ml.MultiTask().Trainers.MtLora(first).Fit(data).Dispose();
+        var checkpoint = Directory.GetDirectories(checkpoints.Path).Order(StringComparer.Ordinal).Last();
+
+        var rest = Options();
+        rest.ResumeFrom = checkpoint;
+        rest.PretrainedWeightsPath = null; // the weights must come from the checkpoint: a fresh start would differ
+        using var resumed = ml.MultiTask().Trainers.MtLora(rest).Fit(data);
+        MtLoraTransformerTests.AssertSame(
+            MtLoraTransformerTests.ReadPredictions(whole.Transform(data), ["SemsegScore", "NormalsPredicted"]),
+            MtLoraTransformerTests.ReadPredictions(resumed.Transform(data), ["SemsegScore", "NormalsPredicted"]));
+    }
+
+    [Fact]
     public void CancelledFitThrowsOperationCanceled()
     {
         var ml = new MLContext(seed: 1);
