@@ -47,6 +47,7 @@ internal static class TrainCommand
         public string Baselines = "paper";
         public int SyntheticTrain = 96, SyntheticVal = 24;
         public int? Threads;
+        public string? CacheDir;
         public bool Json;
     }
 
@@ -97,10 +98,11 @@ internal static class TrainCommand
         var baselines = new Option<string>("--baselines") { Description = "Single-task baselines for delta_m with --data: 'paper' (default), 'none' or task=value pairs.", DefaultValueFactory = _ => "paper" };
         var synTrain = new Option<int>("--synthetic-train") { Description = "Without --data: synthetic training images.", DefaultValueFactory = _ => 96 };
         var synVal = new Option<int>("--synthetic-val") { Description = "Without --data: synthetic validation images.", DefaultValueFactory = _ => 24 };
+        var cacheDir = new Option<string>("--cache-dir") { Description = "Without --data: where the synthetic data set is generated once and reused. Default $XDG_CACHE_HOME/mtlora, else ~/.cache/mtlora." };
         var threads = new Option<int?>("--threads") { Description = "CPU threads for libtorch. Default: libtorch's choice (all cores)." };
         var json = new Option<bool>("--json") { Description = "Print one JSON object on stdout (what was trained, metrics before/after) instead of the text report." };
         foreach (var o in new Option[] { data, output, tasks, mode, config, sharedRank, taskRank, imageSize, epochs, maxSteps, batch, lr, warmup, backbone, init,
-                     device, fallback, bf16, seed, checkpointDir, checkpointEvery, resume, valEvery, logDir, baselines, synTrain, synVal, threads, json })
+                     device, fallback, bf16, seed, checkpointDir, checkpointEvery, resume, valEvery, logDir, baselines, synTrain, synVal, cacheDir, threads, json })
             cmd.Options.Add(o);
         cmd.SetAction((parseResult, cancellationToken) =>
         {
@@ -115,7 +117,7 @@ internal static class TrainCommand
                 Seed = parseResult.GetValue(seed), CheckpointDir = parseResult.GetValue(checkpointDir), CheckpointEvery = parseResult.GetValue(checkpointEvery),
                 Resume = parseResult.GetValue(resume), ValEvery = parseResult.GetValue(valEvery), LogDir = parseResult.GetValue(logDir),
                 Baselines = parseResult.GetValue(baselines)!, SyntheticTrain = parseResult.GetValue(synTrain), SyntheticVal = parseResult.GetValue(synVal),
-                Threads = parseResult.GetValue(threads), Json = parseResult.GetValue(json),
+                Threads = parseResult.GetValue(threads), CacheDir = parseResult.GetValue(cacheDir), Json = parseResult.GetValue(json),
             };
             return Task.FromResult(Run(s, parseResult.InvocationConfiguration.Output, parseResult.InvocationConfiguration.Error, cancellationToken));
         });
@@ -279,14 +281,14 @@ internal static class TrainCommand
     }
 
     /// <summary>The synthetic PASCAL-Context of the main job, generated once into the cache (written to a temp folder, then moved).</summary>
-    private static string EnsureSynthetic(Settings s, TextWriter stderr)
+    internal static string EnsureSynthetic(Settings s, TextWriter stderr)
     {
         if (s.SyntheticTrain < 1 || s.SyntheticVal < 1)
             throw new CliCommon.UsageException($"--synthetic-train and --synthetic-val must be at least 1 (got {s.SyntheticTrain} and {s.SyntheticVal}).");
         var options = new SyntheticPascalOptions { TrainCount = s.SyntheticTrain, ValCount = s.SyntheticVal, Width = 160, Height = 120, Seed = s.Seed };
-        var cache = Environment.GetEnvironmentVariable("XDG_CACHE_HOME") is { Length: > 0 } xdg
-            ? xdg : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache");
-        var dir = Path.Combine(cache, "mtlora", string.Create(CultureInfo.InvariantCulture,
+        var cache = s.CacheDir ?? Path.Combine(Environment.GetEnvironmentVariable("XDG_CACHE_HOME") is { Length: > 0 } xdg
+            ? xdg : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache"), "mtlora");
+        var dir = Path.Combine(cache, string.Create(CultureInfo.InvariantCulture,
             $"synthetic-{options.TrainCount}-{options.ValCount}-{options.Width}x{options.Height}-seed{options.Seed}"));
         const string marker = ".complete";
         if (File.Exists(Path.Combine(dir, marker))) return dir;
@@ -298,6 +300,11 @@ internal static class TrainCommand
             File.WriteAllText(Path.Combine(tmp, marker), "");
             return 0;
         });
+        if (File.Exists(Path.Combine(dir, marker))) // another run finished first
+        {
+            Directory.Delete(tmp, recursive: true);
+            return dir;
+        }
         if (Directory.Exists(dir)) Directory.Delete(dir, recursive: true); // an incomplete earlier attempt
         Directory.Move(tmp, dir);
         return dir;
