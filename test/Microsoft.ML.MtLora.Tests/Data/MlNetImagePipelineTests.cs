@@ -7,8 +7,8 @@ namespace Microsoft.ML.MtLora.Tests.Data;
 
 /// <summary>
 /// Guards the SkiaSharp version: Microsoft.ML.ImageAnalytics 5.0.1 is compiled against SkiaSharp 2.88 and its image transforms
-/// and <see cref="MLImage.Pixels"/> call members SkiaSharp 3 removed (SKBitmap.GetPixelSpan), which fail only at run time with a
-/// MissingMethodException. These tests run ML.NET's own image pipeline in-process with the SkiaSharp this repository pins.
+/// and <see cref="MLImage.Pixels"/> call SKBitmap.GetPixelSpan() with its 2.88 signature (SkiaSharp 3 changed the return type),
+/// which fails only at run time with a MissingMethodException. These tests run ML.NET's own image pipeline in-process with the SkiaSharp this repository pins.
 /// </summary>
 public class MlNetImagePipelineTests
 {
