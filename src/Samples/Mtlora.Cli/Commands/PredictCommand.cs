@@ -121,7 +121,7 @@ internal static class PredictCommand
                         DenseTask.SemanticSegmentation or DenseTask.HumanParts => ClassMap(task, byteGetters[task], w, h, panels),
                         _ => Dense(task, floatGetters[task], w, h, panels),
                     };
-                    var file = Path.Combine(outDir, $"{name}.{task.ReferenceName()}.png");
+                    var file = Path.GetFullPath(Path.Combine(outDir, $"{name}.{task.ReferenceName()}.png"));
                     PngFile.Save(bitmap, file);
                     written.Add(file);
                 }
@@ -130,7 +130,7 @@ internal static class PredictCommand
                     MLImage input = null!;
                     imageGetter(ref input);
                     panels.Image = ColorMaps.ToRgb(input);
-                    var file = Path.Combine(outDir, $"{name}.grid.png");
+                    var file = Path.GetFullPath(Path.Combine(outDir, $"{name}.grid.png"));
                     PredictionGrid.Save(file, panels);
                     written.Add(file);
                 }

@@ -79,7 +79,7 @@ internal static class TrainCommand
         var sharedRank = new Option<int?>("--shared-rank") { Description = "Rank of the task-agnostic (shared) LoRA. Default 64 (synthetic: 8)." };
         var taskRank = new Option<int?>("--task-rank") { Description = "Rank of the task-specific LoRA. Default 4." };
         var imageSize = new Option<int?>("--image-size") { Description = "Network input size in pixels (square). Default 448 (synthetic: 128)." };
-        var epochs = new Option<int?>("--epochs") { Description = "Training epochs. Default 300 (synthetic: 12)." };
+        var epochs = new Option<int?>("--epochs") { Description = "Training epochs. Default 300 (synthetic: 20)." };
         var maxSteps = new Option<long?>("--max-steps") { Description = "Stop after this many optimizer steps (the schedule still spans --epochs)." };
         var batch = new Option<int?>("--batch-size") { Description = "Images per step. Default 32 (synthetic: 8)." };
         var lr = new Option<double?>("--lr") { Description = "Peak learning rate. Default: the reference's 5e-4 x batch / 512 (synthetic: 2e-3)." };
@@ -169,7 +169,7 @@ internal static class TrainCommand
         var val = ml.Data.LoadPascalContext(root, "val", network.Tasks);
         long trainCount = train.GetRowCount() ?? 0, valCount = val.GetRowCount() ?? 0;
 
-        int epochsValue = s.Epochs ?? (small ? 12 : 300);
+        int epochsValue = s.Epochs ?? (small ? 20 : 300);
         var options = new MtLoraOptions
         {
             Network = network,
