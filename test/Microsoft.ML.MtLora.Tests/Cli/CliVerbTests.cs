@@ -32,6 +32,8 @@ public sealed class TrainedCliModel : IDisposable
     public void Dispose() => _dir.Dispose();
 }
 
+// Training seeds torch's global generator (as Fit does): run alone, so no other test's random draws move under it.
+[Collection(SerialCollection.Name)]
 public class CliVerbTests(TrainedCliModel trained) : IClassFixture<TrainedCliModel>
 {
     private static readonly string[] TaskNames = ["semseg", "human_parts", "sal", "normals"];
@@ -157,6 +159,7 @@ public class CliVerbTests(TrainedCliModel trained) : IClassFixture<TrainedCliMod
 }
 
 /// <summary>The main job's path: no --data, the synthetic data set from the cache, the untrained comparison.</summary>
+[Collection(SerialCollection.Name)]
 public class CliSyntheticTrainTests
 {
     [Fact]
