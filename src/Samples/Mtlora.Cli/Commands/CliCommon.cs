@@ -4,6 +4,7 @@ using System.Text.Json.Nodes;
 using Microsoft.ML;
 using Microsoft.ML.Data;
 using Microsoft.ML.MtLora;
+using Microsoft.ML.MtLora.Evaluation;
 using Spectre.Console;
 
 namespace MtLora.Cli.Commands;
@@ -88,6 +89,16 @@ internal static class CliCommon
         return work();
     }
 
+    /// <summary>Scores <paramref name="data"/> with <paramref name="model"/> and evaluates it, with a progress bar over its rows.</summary>
+    public static MultiTaskMetrics EvaluateWithProgress(MLContext ml, ITransformer model, IDataView data, SingleTaskBaselines baselines,
+        TextWriter stderr, string description)
+    {
+        long rows = data.GetRowCount() ?? 0;
+        return WithProgress(stderr, description, rows, report =>
+            ml.MultiTask().Evaluate(new RowCountingDataView(model.Transform(data), n => report(n, "")),
+                new MultiTaskEvaluatorOptions { Baselines = baselines }));
+    }
+
     /// <summary>Writes one indented JSON object and a newline.</summary>
     public static void WriteJson(JsonNode node, TextWriter stdout) =>
         stdout.WriteLine(node.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
@@ -137,4 +148,55 @@ internal static class CliCommon
     /// <summary>Formats a duration as m:ss or h:mm:ss.</summary>
     public static string Duration(TimeSpan t) =>
         t.TotalHours >= 1 ? $"{(int)t.TotalHours}:{t:mm\\:ss}" : $"{(int)t.TotalMinutes}:{t:ss}";
+}
+
+/// <summary>
+/// Passes a data view through unchanged and reports how many rows its cursors have read, so work that streams over a
+/// view with no progress hook of its own (the evaluator) can drive a progress bar.
+/// </summary>
+internal sealed class RowCountingDataView(IDataView inner, Action<long> rowsRead) : IDataView
+{
+    private long _rows;
+
+    public bool CanShuffle => inner.CanShuffle;
+
+    public DataViewSchema Schema => inner.Schema;
+
+    public long? GetRowCount() => inner.GetRowCount();
+
+    public DataViewRowCursor GetRowCursor(IEnumerable<DataViewSchema.Column> columnsNeeded, Random? rand = null) =>
+        new Cursor(this, inner.GetRowCursor(columnsNeeded, rand));
+
+    public DataViewRowCursor[] GetRowCursorSet(IEnumerable<DataViewSchema.Column> columnsNeeded, int n, Random? rand = null) =>
+        inner.GetRowCursorSet(columnsNeeded, n, rand).Select(c => (DataViewRowCursor)new Cursor(this, c)).ToArray();
+
+    private void OnRow() => rowsRead(Interlocked.Increment(ref _rows));
+
+    private sealed class Cursor(RowCountingDataView owner, DataViewRowCursor inner) : DataViewRowCursor
+    {
+        public override DataViewSchema Schema => inner.Schema;
+
+        public override long Position => inner.Position;
+
+        public override long Batch => inner.Batch;
+
+        public override ValueGetter<DataViewRowId> GetIdGetter() => inner.GetIdGetter();
+
+        public override bool IsColumnActive(DataViewSchema.Column column) => inner.IsColumnActive(column);
+
+        public override ValueGetter<TValue> GetGetter<TValue>(DataViewSchema.Column column) => inner.GetGetter<TValue>(column);
+
+        public override bool MoveNext()
+        {
+            if (!inner.MoveNext()) return false;
+            owner.OnRow();
+            return true;
+        }
+
+        protected override void Dispose(bool disposing)
+        {
+            if (disposing) inner.Dispose();
+            base.Dispose(disposing);
+        }
+    }
 }

@@ -84,8 +84,7 @@ public static class EvaluateCommand
             {
                 var tasks = CliCommon.FindMtLora(loaded)?.Tasks ?? DenseTasks.All;
                 var view = ml.Data.LoadPascalContext(dataRoot, split, tasks);
-                var metrics = CliCommon.WithStatus(stderr, $"evaluating {modelPath} on {view.GetRowCount()} {split} images of {dataRoot}",
-                    () => ml.MultiTask().Evaluate(loaded.Transform(view), new MultiTaskEvaluatorOptions { Baselines = baselines }));
+                var metrics = CliCommon.EvaluateWithProgress(ml, loaded, view, baselines, stderr, $"evaluating {split} images");
                 WriteJson(metrics, stdout);
                 return 0;
             }

@@ -329,8 +329,7 @@ internal static class TrainCommand
     }
 
     private static MultiTaskMetrics Evaluate(MLContext ml, ITransformer model, IDataView data, long rows, SingleTaskBaselines baselines, TextWriter stderr, string what) =>
-        CliCommon.WithStatus(stderr, $"{what} on {rows} validation images", () =>
-            ml.MultiTask().Evaluate(model.Transform(data), new MultiTaskEvaluatorOptions { Baselines = baselines }));
+        CliCommon.EvaluateWithProgress(ml, model, data, baselines, stderr, $"{what} ({rows} validation images)");
 
     private static string Summary(MultiTaskMetrics m) =>
         string.Join(", ", m.Tasks.Select(t => string.Create(CultureInfo.InvariantCulture, $"{t.ReferenceName()} {MainMetric(m, t)}")));
