@@ -24,6 +24,8 @@ public static class Program
         yield return ConvertCommand.Create();
         yield return DescribeCommand.Create();
         yield return CheckReferenceCommand.Create();
+        yield return TrainCommand.Create();
+        yield return PredictCommand.Create();
     }
 
     /// <summary>Entry point. User errors (bad files, options, data) print one clear line on stderr and exit with 2.</summary>

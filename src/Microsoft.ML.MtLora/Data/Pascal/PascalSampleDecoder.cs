@@ -204,7 +204,9 @@ internal sealed class PascalSampleDecoder
             masked = CvGeometry.ResizeBicubic(masked, height, width);                           // reference: cv2 bicubic, no renormalisation
         }
         var isZero = masked.square().sum(0, keepdim: true).eq(0);
-        masked = masked.masked_fill(isZero, DenseTasks.IgnoreLabel);
+        // A 0-d tensor, not a Scalar: masked_fill with an implicitly converted Scalar crashed intermittently in libtorch
+        // (Scalar::toFloat on a corrupted value) when several loader threads decode at once in Release builds.
+        masked = torch.where(isZero, torch.tensor((float)DenseTasks.IgnoreLabel), masked);
         return System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(masked.contiguous().bytes).ToArray();
     }
 

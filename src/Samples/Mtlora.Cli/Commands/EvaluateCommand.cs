@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Text.Json;
+using Microsoft.ML;
 using Microsoft.ML.MtLora;
 using Microsoft.ML.MtLora.Checkpoints;
 using Microsoft.ML.MtLora.Evaluation;
@@ -9,7 +10,8 @@ namespace MtLora.Cli.Commands;
 
 /// <summary>
 /// <c>mtlora evaluate --predictions &lt;file.safetensors&gt;</c>: scores raw network outputs <c>out.&lt;task&gt;</c>
-/// against targets <c>target.&lt;task&gt;</c> with the reference's metrics and prints one JSON object on stdout.
+/// against targets <c>target.&lt;task&gt;</c> with the reference's metrics and prints one JSON object on stdout;
+/// <c>mtlora evaluate --model model.zip --data &lt;root&gt;</c> scores a trained model on a PASCAL_MT split instead.
 /// </summary>
 /// <remarks>
 /// Each input mode computes a <see cref="MultiTaskMetrics"/> and hands it to <see cref="WriteJson"/>, so another mode
@@ -37,18 +39,67 @@ public static class EvaluateCommand
                           "e.g. semseg=67.21,human_parts=61.93,sal=62.35,normals=17.97; 'paper' (the default) or 'none'.",
             DefaultValueFactory = _ => "paper",
         };
+        var model = new Option<string>("--model") { Description = "A model.zip written by 'mtlora train' (use with --data instead of --predictions)." };
+        var data = new Option<string>("--data") { Description = "The PASCAL_MT root whose split --model is scored on." };
+        var split = new Option<string>("--split") { Description = "The split to score with --model: val (default) or train.", DefaultValueFactory = _ => "val" };
         cmd.Options.Add(predictions);
         cmd.Options.Add(baselines);
-        cmd.SetAction(parseResult => Run(parseResult.GetValue(predictions), parseResult.GetValue(baselines), Console.Out, Console.Error));
+        cmd.Options.Add(model);
+        cmd.Options.Add(data);
+        cmd.Options.Add(split);
+        cmd.SetAction(parseResult =>
+        {
+            var stdout = parseResult.InvocationConfiguration.Output;
+            var stderr = parseResult.InvocationConfiguration.Error;
+            string? modelPath = parseResult.GetValue(model), dataRoot = parseResult.GetValue(data);
+            if (modelPath is null && dataRoot is null)
+                return Run(parseResult.GetValue(predictions), parseResult.GetValue(baselines), stdout, stderr);
+            if (parseResult.GetValue(predictions) is not null)
+            {
+                stderr.WriteLine("mtlora evaluate: give either --predictions or --model with --data, not both.");
+                return 2;
+            }
+            return RunModel(modelPath, dataRoot, parseResult.GetValue(split), parseResult.GetValue(baselines), stdout, stderr);
+        });
         return cmd;
     }
+
+    /// <summary>
+    /// The <c>--model --data</c> mode: loads a model.zip, scores a split of a PASCAL_MT root and prints the same JSON as
+    /// <c>--predictions</c>. 0 on success, 2 on a user error (one line on <paramref name="stderr"/>).
+    /// </summary>
+    public static int RunModel(string? modelPath, string? dataRoot, string? split, string? baselinesText, TextWriter stdout, TextWriter stderr) =>
+        CliCommon.Guard("evaluate", stderr, () =>
+        {
+            if (string.IsNullOrWhiteSpace(modelPath)) throw new CliCommon.UsageException("--data needs --model <model.zip>.");
+            if (string.IsNullOrWhiteSpace(dataRoot)) throw new CliCommon.UsageException("--model needs --data <PASCAL_MT root>.");
+            if (!Directory.Exists(dataRoot)) throw new CliCommon.UsageException($"--data: folder '{dataRoot}' does not exist (expected a PASCAL_MT root with JPEGImages/ and ImageSets/).");
+            split = string.IsNullOrWhiteSpace(split) ? "val" : split.Trim();
+            SingleTaskBaselines baselines;
+            try { baselines = SingleTaskBaselines.Parse(baselinesText ?? "paper"); }
+            catch (FormatException e) { throw new CliCommon.UsageException($"--baselines: {e.Message}"); }
+            var ml = new MLContext(seed: 0);
+            var loaded = CliCommon.LoadModel(ml, modelPath, out _);
+            try
+            {
+                var tasks = CliCommon.FindMtLora(loaded)?.Tasks ?? DenseTasks.All;
+                var view = ml.Data.LoadPascalContext(dataRoot, split, tasks);
+                var metrics = CliCommon.EvaluateWithProgress(ml, loaded, view, baselines, stderr, $"evaluating {split} images");
+                WriteJson(metrics, stdout);
+                return 0;
+            }
+            finally
+            {
+                (loaded as IDisposable)?.Dispose();
+            }
+        });
 
     /// <summary>Runs the verb: 0 on success, 1 on bad input (one line on <paramref name="stderr"/>), 2 on a usage error.</summary>
     public static int Run(string? predictionsPath, string? baselinesText, TextWriter stdout, TextWriter stderr)
     {
         if (string.IsNullOrWhiteSpace(predictionsPath))
         {
-            stderr.WriteLine("mtlora evaluate: give --predictions <file.safetensors>.");
+            stderr.WriteLine("mtlora evaluate: give --predictions <file.safetensors>, or --model <model.zip> with --data <root>.");
             return 2;
         }
         SingleTaskBaselines baselines;

@@ -1,0 +1,436 @@
+using System.CommandLine;
+using System.Diagnostics;
+using System.Globalization;
+using System.Text;
+using System.Text.Json.Nodes;
+using Microsoft.ML;
+using Microsoft.ML.MtLora;
+using Microsoft.ML.MtLora.Checkpoints;
+using Microsoft.ML.MtLora.Data.Synthetic;
+using Microsoft.ML.MtLora.Evaluation;
+using Microsoft.ML.MtLora.Modeling;
+using Microsoft.ML.MtLora.Training;
+using Microsoft.ML.MtLora.Visualization;
+using TorchSharp;
+
+namespace MtLora.Cli.Commands;
+
+/// <summary>
+/// <c>mtlora train [--data &lt;PASCAL_MT root&gt;] --out model.zip</c>: trains an MTLoRA model, evaluates it on the
+/// validation split, writes the training log and curves, and saves the model as an ML.NET model.zip.
+/// </summary>
+/// <remarks>
+/// Without <c>--data</c> it trains a small Swin on a generated synthetic PASCAL-Context (cached) and compares the model
+/// with the untrained network (same seed, same initialisation) on the synthetic validation split: the README's main job.
+/// </remarks>
+internal static class TrainCommand
+{
+    /// <summary>Everything the verb needs, parsed from the command line.</summary>
+    internal sealed class Settings
+    {
+        public string? Data;
+        public string Out = "";
+        public string? Tasks;
+        public string? Mode;
+        public string? Config;
+        public int? SharedRank, TaskRank, ImageSize;
+        public int? Epochs, BatchSize, Warmup;
+        public long? MaxSteps;
+        public double? LearningRate;
+        public string? Backbone, InitCheckpoint;
+        public string Device = "auto";
+        public bool FallbackToCpu = true, BFloat16;
+        public int Seed;
+        public string? CheckpointDir, Resume;
+        public int CheckpointEvery, ValEvery;
+        public string? LogDir;
+        public string Baselines = "paper";
+        public int SyntheticTrain = 96, SyntheticVal = 24;
+        public int? Threads;
+        public string? CacheDir;
+        public bool Json;
+    }
+
+    /// <summary>The small Swin of the synthetic main job: 0.6 M parameters, fast enough for 2 CPU cores.</summary>
+    internal static MtLoraNetworkOptions SmallNetwork() => new()
+    {
+        EmbedDim = 24,
+        Depths = [2, 2, 2, 2],
+        NumHeads = [1, 2, 4, 8],
+        WindowSize = 4,
+        ImageSize = 128,
+        SharedRank = 8,
+        TaskRank = 4,
+        LoraDropout = 0,
+        DecoderChannels = [16, 16, 32, 32],
+        DropPathRate = 0,
+    };
+
+    public static Command Create()
+    {
+        var cmd = new Command("train",
+            "Train an MTLoRA multi-task model, evaluate it on the validation split and save it as model.zip. Without --data: " +
+            "a small Swin on a generated synthetic PASCAL-Context, compared with the untrained network (a few minutes on a CPU).");
+        var data = new Option<string>("--data") { Description = "PASCAL_MT root (JPEGImages/, ImageSets/, semseg/, ...). Default: the built-in synthetic PASCAL-Context (generated once into ~/.cache/mtlora)." };
+        var output = new Option<string>("--out") { Description = "Where to save the trained model (ML.NET model.zip).", Required = true };
+        var tasks = new Option<string>("--tasks") { Description = "Tasks to learn, comma-separated: semseg,human_parts,sal,normals (default: all four, or those of --config)." };
+        var mode = new Option<string>("--mode") { Description = "What trains: mtlora (default), mtlora_plus, full_finetune, decoders_only, task_agnostic_only." };
+        var config = new Option<string>("--config") { Description = "Network options as JSON (snake_case keys as the reference: embed_dim, depths, num_heads, window_size, img_size, shared_rank, ...)." };
+        var sharedRank = new Option<int?>("--shared-rank") { Description = "Rank of the task-agnostic (shared) LoRA. Default 64 (synthetic: 8)." };
+        var taskRank = new Option<int?>("--task-rank") { Description = "Rank of the task-specific LoRA. Default 4." };
+        var imageSize = new Option<int?>("--image-size") { Description = "Network input size in pixels (square). Default 448 (synthetic: 128)." };
+        var epochs = new Option<int?>("--epochs") { Description = "Training epochs. Default 300 (synthetic: 20)." };
+        var maxSteps = new Option<long?>("--max-steps") { Description = "Stop after this many optimizer steps (the schedule still spans --epochs)." };
+        var batch = new Option<int?>("--batch-size") { Description = "Images per step. Default 32 (synthetic: 8)." };
+        var lr = new Option<double?>("--lr") { Description = "Peak learning rate. Default: the reference's 5e-4 x batch / 512 (synthetic: 2e-3)." };
+        var warmup = new Option<int?>("--warmup-epochs") { Description = "Epochs of linear warmup. Default 20, capped at epochs - 1 (synthetic: 1)." };
+        var backbone = new Option<string>("--backbone") { Description = "Microsoft Swin ImageNet checkpoint to start from (e.g. swin_tiny_patch4_window7_224.pth, or .safetensors)." };
+        var init = new Option<string>("--init-checkpoint") { Description = "A reference MTLoRA checkpoint (.pth or .safetensors) to start from, loaded whole." };
+        var device = new Option<string>("--device") { Description = "cpu, cuda, cuda:N or auto.", DefaultValueFactory = _ => "auto" };
+        var fallback = new Option<bool>("--fallback-to-cpu") { Description = "Use the CPU when CUDA is asked for but missing (true by default; --fallback-to-cpu false to fail instead).", DefaultValueFactory = _ => true };
+        var bf16 = new Option<bool>("--bf16") { Description = "Train in bfloat16 with float32 master weights (CUDA only)." };
+        var seed = new Option<int>("--seed") { Description = "Random seed (initialisation, shuffling, augmentation, synthetic data).", DefaultValueFactory = _ => 0 };
+        var checkpointDir = new Option<string>("--checkpoint-dir") { Description = "Folder for resumable training checkpoints." };
+        var checkpointEvery = new Option<int>("--checkpoint-every") { Description = "Write a checkpoint every N steps (needs --checkpoint-dir; 0: only when cancelled with Ctrl+C)." };
+        var resume = new Option<string>("--resume") { Description = "A checkpoint folder of an earlier run to continue from." };
+        var valEvery = new Option<int>("--val-every") { Description = "Evaluate the validation split every N epochs during training (0: only at the end)." };
+        var logDir = new Option<string>("--log-dir") { Description = "Folder for training_log.csv and training_curves.html. Default: <out>.logs next to the model." };
+        var baselines = new Option<string>("--baselines") { Description = "Single-task baselines for delta_m with --data: 'paper' (default), 'none' or task=value pairs.", DefaultValueFactory = _ => "paper" };
+        var synTrain = new Option<int>("--synthetic-train") { Description = "Without --data: synthetic training images.", DefaultValueFactory = _ => 96 };
+        var synVal = new Option<int>("--synthetic-val") { Description = "Without --data: synthetic validation images.", DefaultValueFactory = _ => 24 };
+        var cacheDir = new Option<string>("--cache-dir") { Description = "Without --data: where the synthetic data set is generated once and reused. Default $XDG_CACHE_HOME/mtlora, else ~/.cache/mtlora." };
+        var threads = new Option<int?>("--threads") { Description = "CPU threads for libtorch. Default: libtorch's choice (all cores)." };
+        var json = new Option<bool>("--json") { Description = "Print one JSON object on stdout (what was trained, metrics before/after) instead of the text report." };
+        foreach (var o in new Option[] { data, output, tasks, mode, config, sharedRank, taskRank, imageSize, epochs, maxSteps, batch, lr, warmup, backbone, init,
+                     device, fallback, bf16, seed, checkpointDir, checkpointEvery, resume, valEvery, logDir, baselines, synTrain, synVal, cacheDir, threads, json })
+            cmd.Options.Add(o);
+        cmd.SetAction((parseResult, cancellationToken) =>
+        {
+            var s = new Settings
+            {
+                Data = parseResult.GetValue(data), Out = parseResult.GetValue(output)!, Tasks = parseResult.GetValue(tasks),
+                Mode = parseResult.GetValue(mode), Config = parseResult.GetValue(config), SharedRank = parseResult.GetValue(sharedRank),
+                TaskRank = parseResult.GetValue(taskRank), ImageSize = parseResult.GetValue(imageSize), Epochs = parseResult.GetValue(epochs),
+                MaxSteps = parseResult.GetValue(maxSteps), BatchSize = parseResult.GetValue(batch), LearningRate = parseResult.GetValue(lr),
+                Warmup = parseResult.GetValue(warmup), Backbone = parseResult.GetValue(backbone), InitCheckpoint = parseResult.GetValue(init),
+                Device = parseResult.GetValue(device)!, FallbackToCpu = parseResult.GetValue(fallback), BFloat16 = parseResult.GetValue(bf16),
+                Seed = parseResult.GetValue(seed), CheckpointDir = parseResult.GetValue(checkpointDir), CheckpointEvery = parseResult.GetValue(checkpointEvery),
+                Resume = parseResult.GetValue(resume), ValEvery = parseResult.GetValue(valEvery), LogDir = parseResult.GetValue(logDir),
+                Baselines = parseResult.GetValue(baselines)!, SyntheticTrain = parseResult.GetValue(synTrain), SyntheticVal = parseResult.GetValue(synVal),
+                Threads = parseResult.GetValue(threads), CacheDir = parseResult.GetValue(cacheDir), Json = parseResult.GetValue(json),
+            };
+            return Task.FromResult(Run(s, parseResult.InvocationConfiguration.Output, parseResult.InvocationConfiguration.Error, cancellationToken));
+        });
+        return cmd;
+    }
+
+    /// <summary>Runs the verb: 0 on success, 2 on a user error (one line on <paramref name="stderr"/>).</summary>
+    internal static int Run(Settings s, TextWriter stdout, TextWriter stderr, CancellationToken cancellationToken = default) =>
+        CliCommon.Guard("train", stderr, () => Train(s, stdout, stderr, cancellationToken));
+
+    private static int Train(Settings s, TextWriter stdout, TextWriter stderr, CancellationToken cancellationToken)
+    {
+        var ci = CultureInfo.InvariantCulture;
+        var wall = Stopwatch.StartNew();
+        var cpuAtStart = Process.GetCurrentProcess().TotalProcessorTime;
+        if (string.IsNullOrWhiteSpace(s.Out)) throw new CliCommon.UsageException("give --out <model.zip>.");
+        var outPath = Path.GetFullPath(s.Out);
+        var outDir = Path.GetDirectoryName(outPath)!;
+        if (!Directory.Exists(outDir)) throw new CliCommon.UsageException($"--out: folder '{outDir}' does not exist.");
+        if (s.Backbone is not null && s.InitCheckpoint is not null)
+            throw new CliCommon.UsageException("give --backbone (an ImageNet Swin) or --init-checkpoint (an MTLoRA checkpoint), not both.");
+        var weightsPath = s.Backbone ?? s.InitCheckpoint;
+        if (weightsPath is not null && !File.Exists(weightsPath))
+            throw new CliCommon.UsageException($"{(s.Backbone is not null ? "--backbone" : "--init-checkpoint")}: file '{weightsPath}' does not exist.");
+        if (s.Data is not null && !Directory.Exists(s.Data))
+            throw new CliCommon.UsageException($"--data: folder '{s.Data}' does not exist (expected a PASCAL_MT root with JPEGImages/ and ImageSets/).");
+        if (s.Threads is < 1) throw new CliCommon.UsageException($"--threads is {s.Threads}; it must be at least 1.");
+        var baselines = ParseBaselines(s.Baselines);
+        bool synthetic = s.Data is null;
+        bool small = synthetic && weightsPath is null && s.Config is null;
+
+        // Network options: the config file, else the small synthetic Swin or the paper's Swin-T; then the command-line overrides.
+        var network = s.Config is not null ? LoadConfig(s.Config) : small ? SmallNetwork() : new MtLoraNetworkOptions();
+        if (s.Tasks is not null) network.Tasks = CliCommon.ParseTasks(s.Tasks, "--tasks");
+        if (s.Mode is not null) ApplyMode(network, s.Mode);
+        if (s.SharedRank is { } sr) network.SharedRank = sr;
+        if (s.TaskRank is { } tr) network.TaskRank = tr;
+        if (s.ImageSize is { } size) network.ImageSize = size;
+        try { network.Validate(); }
+        catch (ArgumentException e) { throw new CliCommon.UsageException($"network options: {e.Message}"); }
+
+        TorchRuntime.Initialize();
+        if (s.Threads is { } n) torch.set_num_threads(n);
+
+        // Data.
+        string root = s.Data ?? EnsureSynthetic(s, stderr);
+        var ml = new MLContext(seed: s.Seed);
+        var train = ml.Data.LoadPascalContext(root, "train", network.Tasks);
+        var val = ml.Data.LoadPascalContext(root, "val", network.Tasks);
+        long trainCount = train.GetRowCount() ?? 0, valCount = val.GetRowCount() ?? 0;
+
+        int epochsValue = s.Epochs ?? (small ? 20 : 300);
+        var options = new MtLoraOptions
+        {
+            Network = network,
+            PretrainedWeightsPath = weightsPath,
+            Epochs = epochsValue,
+            MaxSteps = s.MaxSteps,
+            BatchSize = s.BatchSize ?? (small ? 8 : 32),
+            LearningRate = s.LearningRate ?? (small ? 2e-3 : null),
+            WarmupEpochs = Math.Min(s.Warmup ?? (small ? 1 : 20), epochsValue - 1),
+            Device = s.Device,
+            FallbackToCpu = s.FallbackToCpu,
+            UseBFloat16 = s.BFloat16,
+            Seed = s.Seed,
+            CheckpointDirectory = s.CheckpointDir,
+            CheckpointEverySteps = s.CheckpointEvery,
+            ResumeFrom = s.Resume,
+            ValidationSet = s.ValEvery > 0 ? val : null,
+            ValidationEveryEpochs = s.ValEvery,
+            ProgressEverySteps = 1,
+            CancellationToken = cancellationToken,
+        };
+        if (s.ValEvery > 0)
+            options.ValidationProgress = new InlineProgress<MtLoraValidationReport>(r =>
+                stderr.WriteLine(string.Create(ci, $"validation after epoch {r.Epoch} (step {r.Step}): {Summary(r.Metrics)}")));
+        try { options.Validate(); }
+        catch (ArgumentException e) { throw new CliCommon.UsageException(e.Message); }
+
+        var device = TorchRuntime.ResolveDevice(options.Device, options.FallbackToCpu);
+        ParameterCounts counts;
+        using (var meta = new MultiTaskSwin(network, torch.META)) counts = meta.CountParameters();
+
+        // The untrained network (same seed, hence the same initialisation as Fit's) on the validation split.
+        MultiTaskMetrics? before = null;
+        if (small)
+        {
+            using var untrained = Untrained(ml, network, s.Seed);
+            before = Evaluate(ml, untrained, val, valCount, SingleTaskBaselines.None, stderr, "evaluating the untrained model");
+        }
+
+        // Training, with a progress bar and the training log.
+        var points = new List<TrainingCurvePoint>();
+        long stepsPerEpoch = Math.Max(1, trainCount / options.BatchSize);
+        long plannedSteps = Math.Min(stepsPerEpoch * options.Epochs, options.MaxSteps ?? long.MaxValue);
+        var trainWatch = Stopwatch.StartNew();
+        var model = CliCommon.WithProgress(stderr, "training", plannedSteps, report =>
+        {
+            options.Progress = new InlineProgress<TrainingProgress>(p =>
+            {
+                points.Add(new TrainingCurvePoint(p.Step, p.Epoch, p.TaskLosses, p.TotalLoss, p.LearningRate));
+                report(p.Step, string.Create(ci, $"epoch {p.Epoch + 1}/{options.Epochs} loss {p.TotalLoss:0.000} lr {p.LearningRate:0.0e0}"));
+            });
+            return ml.MultiTask().Trainers.MtLora(options).Fit(train);
+        });
+        trainWatch.Stop();
+        using (model)
+        {
+            var logDir = Path.GetFullPath(s.LogDir ?? outPath + ".logs");
+            Directory.CreateDirectory(logDir);
+            if (points.Count > 0)
+            {
+                TrainingLog.WriteCsv(Path.Combine(logDir, "training_log.csv"), points);
+                TrainingCurves.Save(Path.Combine(logDir, "training_curves.html"), points);
+            }
+
+            var after = Evaluate(ml, model, val, valCount, before is null ? baselines : SingleTaskBaselines.None, stderr, "evaluating the trained model");
+
+            // Save atomically: a crash never leaves a truncated model.zip.
+            var tmp = outPath + ".tmp-" + Environment.ProcessId.ToString(ci);
+            ml.Model.Save(model, val.Schema, tmp);
+            File.Move(tmp, outPath, overwrite: true);
+
+            var cpu = Process.GetCurrentProcess().TotalProcessorTime - cpuAtStart;
+            long steps = points.Count > 0 ? points[^1].Step : 0;
+            var result = new TrainResult(network, counts, root, synthetic, trainCount, valCount, steps, options, device.ToString(), weightsPath,
+                before, after, trainWatch.Elapsed, wall.Elapsed, cpu, outPath, logDir);
+            if (s.Json) CliCommon.WriteJson(result.ToJson(), stdout);
+            else stdout.Write(result.ToText());
+        }
+        return 0;
+    }
+
+    private static SingleTaskBaselines ParseBaselines(string text)
+    {
+        try { return SingleTaskBaselines.Parse(text); }
+        catch (FormatException e) { throw new CliCommon.UsageException($"--baselines: {e.Message}"); }
+    }
+
+    private static MtLoraNetworkOptions LoadConfig(string path)
+    {
+        if (!File.Exists(path)) throw new CliCommon.UsageException($"--config: file '{path}' does not exist.");
+        try { return MtLoraNetworkOptions.Load(path); }
+        catch (Exception e) when (e is FormatException or ArgumentException or System.Text.Json.JsonException)
+        {
+            throw new CliCommon.UsageException($"--config '{path}': {e.Message}");
+        }
+    }
+
+    private static void ApplyMode(MtLoraNetworkOptions network, string mode)
+    {
+        switch (mode.Trim().ToLowerInvariant())
+        {
+            case "mtlora": network.Mode = NetworkMode.MtLora; network.MtLoraPlus = false; break;
+            case "mtlora_plus" or "mtlora+": network.Mode = NetworkMode.MtLora; network.MtLoraPlus = true; break;
+            case "full_finetune": network.Mode = NetworkMode.FullFineTune; break;
+            case "decoders_only": network.Mode = NetworkMode.DecodersOnly; break;
+            case "task_agnostic_only": network.Mode = NetworkMode.TaskAgnosticOnly; break;
+            default: throw new CliCommon.UsageException($"--mode: '{mode}' is not a mode; expected mtlora, mtlora_plus, full_finetune, decoders_only or task_agnostic_only.");
+        }
+    }
+
+    /// <summary>The synthetic PASCAL-Context of the main job, generated once into the cache (written to a temp folder, then moved).</summary>
+    internal static string EnsureSynthetic(Settings s, TextWriter stderr)
+    {
+        if (s.SyntheticTrain < 1 || s.SyntheticVal < 1)
+            throw new CliCommon.UsageException($"--synthetic-train and --synthetic-val must be at least 1 (got {s.SyntheticTrain} and {s.SyntheticVal}).");
+        var options = new SyntheticPascalOptions { TrainCount = s.SyntheticTrain, ValCount = s.SyntheticVal, Width = 160, Height = 120, Seed = s.Seed };
+        var cache = s.CacheDir ?? Path.Combine(Environment.GetEnvironmentVariable("XDG_CACHE_HOME") is { Length: > 0 } xdg
+            ? xdg : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache"), "mtlora");
+        var dir = Path.Combine(cache, string.Create(CultureInfo.InvariantCulture,
+            $"synthetic-{options.TrainCount}-{options.ValCount}-{options.Width}x{options.Height}-seed{options.Seed}"));
+        const string marker = ".complete";
+        if (File.Exists(Path.Combine(dir, marker))) return dir;
+        var tmp = dir + ".tmp-" + Environment.ProcessId.ToString(CultureInfo.InvariantCulture);
+        CliCommon.WithStatus(stderr, $"generating the synthetic PASCAL-Context ({options.TrainCount} + {options.ValCount} images) into {dir}", () =>
+        {
+            if (Directory.Exists(tmp)) Directory.Delete(tmp, recursive: true);
+            SyntheticPascal.Generate(tmp, options);
+            File.WriteAllText(Path.Combine(tmp, marker), "");
+            return 0;
+        });
+        if (File.Exists(Path.Combine(dir, marker))) // another run finished first
+        {
+            Directory.Delete(tmp, recursive: true);
+            return dir;
+        }
+        if (Directory.Exists(dir)) Directory.Delete(dir, recursive: true); // an incomplete earlier attempt
+        Directory.Move(tmp, dir);
+        return dir;
+    }
+
+    /// <summary>The network as Fit initialises it (torch seed, then construction), as a transformer.</summary>
+    private static MtLoraTransformer Untrained(MLContext ml, MtLoraNetworkOptions network, int seed)
+    {
+        var tmp = Path.Combine(Path.GetTempPath(), $"mtlora-untrained-{Environment.ProcessId}-{Guid.NewGuid():N}.safetensors");
+        try
+        {
+            torch.manual_seed(seed);
+            using (var net = new MultiTaskSwin(network))
+            using (torch.no_grad())
+                SafeTensors.Save(tmp, net.state_dict());
+            return MtLoraTransformer.LoadFromCheckpoint(ml, network, tmp);
+        }
+        finally
+        {
+            File.Delete(tmp);
+        }
+    }
+
+    private static MultiTaskMetrics Evaluate(MLContext ml, ITransformer model, IDataView data, long rows, SingleTaskBaselines baselines, TextWriter stderr, string what) =>
+        CliCommon.EvaluateWithProgress(ml, model, data, baselines, stderr, $"{what} ({rows} validation images)");
+
+    private static string Summary(MultiTaskMetrics m) =>
+        string.Join(", ", m.Tasks.Select(t => string.Create(CultureInfo.InvariantCulture, $"{t.ReferenceName()} {MainMetric(m, t)}")));
+
+    internal static string MainMetric(MultiTaskMetrics m, DenseTask t) => t switch
+    {
+        DenseTask.SurfaceNormals => string.Create(CultureInfo.InvariantCulture, $"{m.GetPaperMetric(t):0.00}°"),
+        _ => string.Create(CultureInfo.InvariantCulture, $"{m.GetPaperMetric(t):0.00}"),
+    };
+
+    internal static string MetricName(DenseTask t) => t switch
+    {
+        DenseTask.SurfaceNormals => "mean angle error (lower is better)",
+        _ => "mIoU %",
+    };
+
+    /// <summary>An <see cref="IProgress{T}"/> that reports on the caller's thread (Progress&lt;T&gt; posts to the thread pool).</summary>
+    private sealed class InlineProgress<T>(Action<T> action) : IProgress<T>
+    {
+        public void Report(T value) => action(value);
+    }
+
+    /// <summary>What a training run did and how well, as text and JSON.</summary>
+    private sealed record TrainResult(MtLoraNetworkOptions Network, ParameterCounts Counts, string Root, bool Synthetic, long TrainCount, long ValCount,
+        long Steps, MtLoraOptions Options, string Device, string? Weights, MultiTaskMetrics? Before, MultiTaskMetrics After,
+        TimeSpan TrainTime, TimeSpan WallTime, TimeSpan CpuTime, string Model, string LogDir)
+    {
+        private string ModeName => Network.Mode switch
+        {
+            NetworkMode.MtLora when Network.MtLoraPlus => "mtlora_plus",
+            NetworkMode.MtLora => "mtlora",
+            NetworkMode.FullFineTune => "full_finetune",
+            NetworkMode.DecodersOnly => "decoders_only",
+            NetworkMode.TaskAgnosticOnly => "task_agnostic_only",
+            _ => Network.Mode.ToString(),
+        };
+
+        private string Backbone => string.Create(CultureInfo.InvariantCulture,
+            $"Swin embed {Network.EmbedDim}, depths {string.Join("-", Network.Depths)}, heads {string.Join("-", Network.NumHeads)}, window {Network.WindowSize}, {Network.ImageSize} px");
+
+        public string ToText()
+        {
+            var ci = CultureInfo.InvariantCulture;
+            var sb = new StringBuilder();
+            sb.AppendLine("MTLoRA training");
+            sb.AppendLine(string.Create(ci, $"  tasks       {string.Join(", ", Network.Tasks.Select(t => t.ReferenceName()))}"));
+            sb.AppendLine(string.Create(ci, $"  mode        {ModeName} (shared rank {Network.SharedRank}, task rank {Network.TaskRank})"));
+            sb.AppendLine(string.Create(ci, $"  backbone    {Backbone}, {(Weights is null ? "random initialisation" : $"from {Weights}")}"));
+            sb.AppendLine(string.Create(ci, $"  parameters  {Counts.Trainable:N0} trainable of {Counts.Total:N0} ({100.0 * Counts.Trainable / Math.Max(1, Counts.Total):0.0} %; LoRA {Counts.Lora:N0}, decoders {Counts.Decoder:N0})"));
+            sb.AppendLine(string.Create(ci, $"  data        {(Synthetic ? "synthetic PASCAL-Context" : "PASCAL-Context")} {Root}: {TrainCount} train, {ValCount} val images"));
+            sb.AppendLine(string.Create(ci, $"  training    {Steps} steps ({Options.Epochs} epochs, batch {Options.BatchSize}, peak lr {Options.EffectiveLearningRate:G3}) on {Device}"));
+            sb.AppendLine(string.Create(ci, $"  time        training {CliCommon.Duration(TrainTime)}, whole command {CliCommon.Duration(WallTime)} (CPU time {CliCommon.Duration(CpuTime)})"));
+            sb.AppendLine();
+            if (Before is not null)
+            {
+                sb.AppendLine(string.Create(ci, $"Validation ({ValCount} images): untrained network (same seed) -> trained"));
+                foreach (var t in After.Tasks)
+                {
+                    double b = Before.GetPaperMetric(t), a = After.GetPaperMetric(t);
+                    sb.AppendLine(string.Create(ci, $"  {t.ReferenceName(),-12} {MetricName(t),-35} {MainMetric(Before, t),8} -> {MainMetric(After, t),8}   ({Relative(t, b, a)})"));
+                }
+                sb.AppendLine("  (no Δm: the paper's single-task baselines are for real PASCAL-Context; train with --data for Δm)");
+            }
+            else
+            {
+                sb.AppendLine(string.Create(ci, $"Validation ({ValCount} images):"));
+                sb.AppendLine(After.ToTable());
+            }
+            sb.AppendLine();
+            sb.AppendLine(string.Create(ci, $"Saved {Model}; training log and curves in {LogDir}"));
+            return sb.ToString();
+        }
+
+        public JsonObject ToJson()
+        {
+            var json = new JsonObject
+            {
+                ["model"] = Model,
+                ["log_dir"] = LogDir,
+                ["tasks"] = new JsonArray(Network.Tasks.Select(t => (JsonNode)t.ReferenceName()).ToArray()),
+                ["mode"] = ModeName,
+                ["network"] = Network.ToJsonNode(),
+                ["pretrained"] = Weights,
+                ["parameters"] = new JsonObject { ["trainable"] = Counts.Trainable, ["lora"] = Counts.Lora, ["decoder"] = Counts.Decoder, ["total"] = Counts.Total },
+                ["data"] = new JsonObject { ["root"] = Root, ["synthetic"] = Synthetic, ["train"] = TrainCount, ["val"] = ValCount },
+                ["steps"] = Steps,
+                ["epochs"] = Options.Epochs,
+                ["batch_size"] = Options.BatchSize,
+                ["learning_rate"] = Options.EffectiveLearningRate,
+                ["device"] = Device,
+                ["train_seconds"] = Math.Round(TrainTime.TotalSeconds, 2),
+                ["wall_seconds"] = Math.Round(WallTime.TotalSeconds, 2),
+                ["cpu_seconds"] = Math.Round(CpuTime.TotalSeconds, 2),
+                ["metrics"] = After.ToJson(),
+            };
+            if (Before is not null) json["metrics_untrained"] = Before.ToJson();
+            return json;
+        }
+
+        private static string Relative(DenseTask t, double before, double after) => t == DenseTask.SurfaceNormals
+            ? string.Create(CultureInfo.InvariantCulture, $"{before - after:+0.00;-0.00;0.00}° better")
+            : before > 0 ? string.Create(CultureInfo.InvariantCulture, $"x{after / before:0.0}") : "from 0";
+    }
+}
