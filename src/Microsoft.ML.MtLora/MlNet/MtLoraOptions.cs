@@ -73,8 +73,17 @@ public sealed class MtLoraOptions
     /// <summary>Shuffle the training rows every epoch (needs a shuffleable view, e.g. after <c>mlContext.Data.Cache</c>). Default true.</summary>
     public bool Shuffle = true;
 
-    /// <summary>Threads that pre-process the images of a batch. Default: the processor count.</summary>
-    public int DataLoaderParallelism = Environment.ProcessorCount;
+    /// <summary>
+    /// Threads that pre-process the images of a batch. Default 1: decoding and augmentation run on the training thread.
+    /// </summary>
+    /// <remarks>
+    /// Above 1, batches are decoded on background threads (and one batch ahead) while the network trains. TorchSharp
+    /// 0.107 frees the temporary <c>Scalar</c>s it creates for arguments such as <c>t.ge(0)</c> from a finalizer, which can
+    /// run while the native call that uses them is still in progress on another thread when garbage collections are
+    /// frequent — libtorch then fails with "Unknown scalar type" or reads a wrong value. Parallel loading makes that likely,
+    /// so it is opt-in until the library's loader creates no implicit scalars off the training thread.
+    /// </remarks>
+    public int DataLoaderParallelism = 1;
 
     /// <summary>Held-out data (same columns as the training data) evaluated with the reference's metrics during and after training; logged to the ML.NET log. Default null.</summary>
     public IDataView? ValidationSet;

@@ -31,14 +31,19 @@ public sealed class DenseBatchReaderOptions
     /// </summary>
     public bool KeepOriginalLabelResolution { get; set; }
 
-    /// <summary>Threads that pre-process the samples of a batch in parallel (decoding stays on the cursor's thread). Default: processor count.</summary>
-    public int DegreeOfParallelism { get; set; } = Environment.ProcessorCount;
+    /// <summary>
+    /// Threads that pre-process the samples of a batch in parallel (decoding stays on the cursor's thread). Default 1.
+    /// Values above 1 run TorchSharp operations on several threads at once; with TorchSharp 0.107 that risks its implicit
+    /// <c>Scalar</c> temporaries being finalized during a native call on another thread ("Unknown scalar type"), so it is opt-in.
+    /// </summary>
+    public int DegreeOfParallelism { get; set; } = 1;
 
     /// <summary>
     /// Batches decoded and pre-processed ahead on a background task while the caller works on the current one (0: read on
-    /// the caller's thread). Default 1. The data's cursor is then used from that task only.
+    /// the caller's thread). Default 0, for the reason given on <see cref="DegreeOfParallelism"/>. The data's cursor is then
+    /// used from that task only.
     /// </summary>
-    public int PrefetchBatches { get; set; } = 1;
+    public int PrefetchBatches { get; set; }
 
     /// <summary>The image column (ImageDataViewType / MLImage). Default <c>Image</c>.</summary>
     public string ImageColumnName { get; set; } = MtLoraColumnNames.Image;
