@@ -87,7 +87,10 @@ public partial class NotebookTests
         Assert.True(trainable[2] < trainable[0] && trainable[0] < trainable[3], $"trainable parameters {string.Join(", ", trainable)}");
         Assert.Contains(globals.Displayed.OfType<string>(), s => s.StartsWith("Δm = ", StringComparison.Ordinal));
 
-        var pictures = globals.Displayed.OfType<HtmlFragment>().ToList();
+        var fragments = globals.Displayed.OfType<HtmlFragment>().ToList();
+        var plot = Assert.Single(fragments, f => f.Html.Contains("plotly", StringComparison.OrdinalIgnoreCase));
+        foreach (var mode in new[] { "MTLoRA", "MTLoRA+", "Decoders only", "Full fine-tuning" }) Assert.Contains(mode, plot.Html);
+        var pictures = fragments.Where(f => f != plot).ToList();
         Assert.Equal(2, pictures.Count);
         foreach (var picture in pictures)
         {
