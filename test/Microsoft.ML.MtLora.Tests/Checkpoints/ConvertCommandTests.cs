@@ -2,18 +2,11 @@ using System.CommandLine;
 using System.Text.Json;
 using Microsoft.ML.MtLora.Checkpoints;
 
+using static Microsoft.ML.MtLora.Tests.CliRunner;
 namespace Microsoft.ML.MtLora.Tests.Checkpoints;
 
 public class ConvertCommandTests
 {
-    private static (int Code, string Out, string Err) Run(params string[] args)
-    {
-        var stdout = new StringWriter();
-        var stderr = new StringWriter();
-        int code = global::MtLora.Cli.Program.BuildRoot().Parse(args).Invoke(new InvocationConfiguration { Output = stdout, Error = stderr });
-        return (code, stdout.ToString(), stderr.ToString());
-    }
-
     [Theory]
     [InlineData("model.pth")]
     [InlineData("checkpoint_wrapped.pth")]

@@ -38,13 +38,7 @@ public class CliVerbTests(TrainedCliModel trained) : IClassFixture<TrainedCliMod
 {
     private static readonly string[] TaskNames = ["semseg", "human_parts", "sal", "normals"];
 
-    internal static (int Code, string Stdout, string Stderr) Invoke(params string[] args)
-    {
-        var stdout = new StringWriter();
-        var stderr = new StringWriter();
-        int code = global::MtLora.Cli.Program.BuildRoot().Parse(args).Invoke(new InvocationConfiguration { Output = stdout, Error = stderr });
-        return (code, stdout.ToString(), stderr.ToString());
-    }
+    internal static (int Code, string Stdout, string Stderr) Invoke(params string[] args) => CliRunner.Run(args);
 
     [Fact]
     public void TrainSavesTheModelTheLogAndReportsEveryTask()

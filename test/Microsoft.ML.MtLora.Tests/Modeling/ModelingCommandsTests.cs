@@ -3,18 +3,11 @@ using System.Text.Json;
 using Microsoft.ML.MtLora.Checkpoints;
 using static TorchSharp.torch;
 
+using static Microsoft.ML.MtLora.Tests.CliRunner;
 namespace Microsoft.ML.MtLora.Tests.Modeling;
 
 public class ModelingCommandsTests
 {
-    private static (int Code, string Out, string Err) Run(params string[] args)
-    {
-        var stdout = new StringWriter();
-        var stderr = new StringWriter();
-        int code = global::MtLora.Cli.Program.BuildRoot().Parse(args).Invoke(new InvocationConfiguration { Output = stdout, Error = stderr });
-        return (code, stdout.ToString(), stderr.ToString());
-    }
-
     [Theory]
     [InlineData("mtlora_r64", "{}")]
     [InlineData("mtlora_plus_r8", "{\"mtlora_plus\": true, \"shared_rank\": 8, \"task_rank\": 8}")]

@@ -1,18 +1,11 @@
 using System.CommandLine;
 using System.Text.Json.Nodes;
 
+using static Microsoft.ML.MtLora.Tests.CliRunner;
 namespace Microsoft.ML.MtLora.Tests.Data.Pascal;
 
 public class InspectDataCommandTests
 {
-    private static (int Code, string Out, string Err) Run(params string[] args)
-    {
-        var stdout = new StringWriter();
-        var stderr = new StringWriter();
-        int code = global::MtLora.Cli.Program.BuildRoot().Parse(args).Invoke(new InvocationConfiguration { Output = stdout, Error = stderr });
-        return (code, stdout.ToString(), stderr.ToString());
-    }
-
     [Fact]
     public void Counts_match_hand_computed_values()
     {
