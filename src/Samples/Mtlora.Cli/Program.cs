@@ -26,6 +26,7 @@ public static class Program
         yield return CheckReferenceCommand.Create();
         yield return TrainCommand.Create();
         yield return PredictCommand.Create();
+        yield return TradeOffCommand.Create();
     }
 
     /// <summary>Entry point. User errors (bad files, options, data) print one clear line on stderr and exit with 2.</summary>
