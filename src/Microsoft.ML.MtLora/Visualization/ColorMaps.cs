@@ -78,18 +78,7 @@ public static class ColorMaps
     public static SKBitmap Labels(ReadOnlySpan<byte> classMap, int width, int height)
     {
         CheckLength(classMap.Length, width, height, 1, nameof(classMap));
-        var bitmap = NewBitmap(width, height);
-        var pixels = PixelSpan(bitmap);
-        int stride = bitmap.RowBytes;
-        {
-            for (int y = 0; y < height; y++)
-            {
-                var row = pixels.Slice(y * stride, width * 4);
-                for (int x = 0; x < width; x++) Put(row, x, LabelColor(classMap[y * width + x]));
-            }
-        }
-        bitmap.NotifyPixelsChanged();
-        return bitmap;
+        return Paint(classMap, width, height, static (v, i) => LabelColor(v[i]));
     }
 
     /// <summary>A saliency map as an inferno heat map.</summary>
@@ -100,18 +89,7 @@ public static class ColorMaps
     public static SKBitmap Saliency(ReadOnlySpan<float> saliency, int width, int height)
     {
         CheckLength(saliency.Length, width, height, 1, nameof(saliency));
-        var bitmap = NewBitmap(width, height);
-        var pixels = PixelSpan(bitmap);
-        int stride = bitmap.RowBytes;
-        {
-            for (int y = 0; y < height; y++)
-            {
-                var row = pixels.Slice(y * stride, width * 4);
-                for (int x = 0; x < width; x++) Put(row, x, SaliencyColor(saliency[y * width + x]));
-            }
-        }
-        bitmap.NotifyPixelsChanged();
-        return bitmap;
+        return Paint(saliency, width, height, static (v, i) => SaliencyColor(v[i]));
     }
 
     /// <summary>A surface-normal map as RGB.</summary>
@@ -123,22 +101,7 @@ public static class ColorMaps
     {
         CheckLength(normals.Length, width, height, 3, nameof(normals));
         int plane = width * height;
-        var bitmap = NewBitmap(width, height);
-        var pixels = PixelSpan(bitmap);
-        int stride = bitmap.RowBytes;
-        {
-            for (int y = 0; y < height; y++)
-            {
-                var row = pixels.Slice(y * stride, width * 4);
-                for (int x = 0; x < width; x++)
-                {
-                    int i = y * width + x;
-                    Put(row, x, NormalColor(normals[i], normals[plane + i], normals[2 * plane + i]));
-                }
-            }
-        }
-        bitmap.NotifyPixelsChanged();
-        return bitmap;
+        return Paint(normals, width, height, (v, i) => NormalColor(v[i], v[plane + i], v[2 * plane + i]));
     }
 
     /// <summary>The colour of a class label: its VOC palette colour, or <see cref="IgnoreColor"/> for 255.</summary>
@@ -215,6 +178,23 @@ public static class ColorMaps
         long expected = (long)width * height * perPixel;
         if (length != expected)
             throw new ArgumentException($"'{name}' has {length} values; expected {expected} ({(perPixel == 1 ? "" : perPixel + " × ")}width {width} × height {height}).", name);
+    }
+
+    private delegate SKColor ColorAt<T>(ReadOnlySpan<T> values, int pixel);
+
+    /// <summary>A new bitmap whose pixel <c>i</c> (row-major) gets <paramref name="colorAt"/>(values, i).</summary>
+    private static SKBitmap Paint<T>(ReadOnlySpan<T> values, int width, int height, ColorAt<T> colorAt)
+    {
+        var bitmap = NewBitmap(width, height);
+        var pixels = PixelSpan(bitmap);
+        int stride = bitmap.RowBytes;
+        for (int y = 0; y < height; y++)
+        {
+            var row = pixels.Slice(y * stride, width * 4);
+            for (int x = 0; x < width; x++) Put(row, x, colorAt(values, y * width + x));
+        }
+        bitmap.NotifyPixelsChanged();
+        return bitmap;
     }
 
     internal static SKBitmap NewBitmap(int width, int height) =>
