@@ -46,15 +46,17 @@ internal sealed class RandomBatch : IDisposable
                     break;
                 }
                 case DenseTask.Saliency:
-                    target = torch.rand([batch, 1, size, size], generator: generator).ge(0.5).to(ScalarType.Float32);   // (B, 1, S, S)
+                    target = torch.rand([batch, 1, size, size], generator: generator).ge(TorchScalars.Half).to(ScalarType.Float32);   // (B, 1, S, S)
                     break;
                 default:
                 {
                     // Unit vectors, a few pixels ignored on all three components.
                     var v = torch.randn([batch, 3, size, size], generator: generator);                                   // (B, 3, S, S)
-                    v = v / v.norm(1, keepdim: true, p: 2).clamp_min(1e-6);
-                    var ignore = torch.rand([batch, 1, size, size], generator: generator).lt(IgnoreShare).expand(batch, 3, size, size);
-                    target = v.masked_fill(ignore, DenseTasks.IgnoreLabel);
+                    using var minNorm = 1e-6.ToScalar();
+                    using var share = IgnoreShare.ToScalar();
+                    v = v / v.norm(1, keepdim: true, p: 2).clamp_min(minNorm);
+                    var ignore = torch.rand([batch, 1, size, size], generator: generator).lt(share).expand(batch, 3, size, size);
+                    target = v.masked_fill(ignore, TorchScalars.Ignore);
                     break;
                 }
             }
@@ -64,8 +66,11 @@ internal sealed class RandomBatch : IDisposable
         return new RandomBatch(images, targets);
     }
 
-    private static Tensor IgnoreSome(Tensor ids, Generator generator, long[] shape) =>
-        ids.masked_fill(torch.rand(shape, generator: generator).lt(IgnoreShare), DenseTasks.IgnoreLabel);
+    private static Tensor IgnoreSome(Tensor ids, Generator generator, long[] shape)
+    {
+        using var share = IgnoreShare.ToScalar();
+        return ids.masked_fill(torch.rand(shape, generator: generator).lt(share), TorchScalars.Ignore);
+    }
 
     public void Dispose()
     {

@@ -80,9 +80,10 @@ public sealed class NormalsMeter
         using var scope = NewDisposeScope();
         var gt = target.to(output.device).to(ScalarType.Float32);                             // (B, 3, H, W)
         var pred = nn.functional.normalize(output.to(ScalarType.Float32), p: 2, dim: 1, eps: 1e-12); // (B, 3, H, W)
-        var valid = gt.select(1, 0).ne(DenseTasks.IgnoreLabel);                               // (B, H, W)
-        var cos = pred.mul(gt).sum(1).clamp(-1f, 1f);                                         // (B, H, W)
-        var deg = cos.acos().mul(RadiansToDegrees).masked_select(valid);                      // (V)
+        var valid = gt.select(1, 0).ne(TorchScalars.Ignore);                                  // (B, H, W)
+        var cos = pred.mul(gt).sum(1).clamp(TorchScalars.MinusOneF, TorchScalars.OneF);      // (B, H, W)
+        using var toDegrees = RadiansToDegrees.ToScalar();
+        var deg = cos.acos().mul(toDegrees).masked_select(valid);                             // (V)
         AddAll(deg);
         ImageCount += output.size(0);
     }
@@ -105,10 +106,15 @@ public sealed class NormalsMeter
         var d = degrees.to(ScalarType.Float64);
         _sum += d.sum().item<double>();
         _sumSquares += d.square().sum().item<double>();
-        _under11 += degrees.lt(11.25f).sum().item<long>();
-        _under22 += degrees.lt(22.5f).sum().item<long>();
-        _under30 += degrees.lt(30f).sum().item<long>();
-        var bins = d.div(MedianBinWidth).floor().to(ScalarType.Int64).clamp(0, BinCount - 1);
+        using var t11 = 11.25f.ToScalar();
+        using var t22 = 22.5f.ToScalar();
+        using var t30 = 30f.ToScalar();
+        using var binWidth = MedianBinWidth.ToScalar();
+        using var lastBin = (BinCount - 1).ToScalar();
+        _under11 += degrees.lt(t11).sum().item<long>();
+        _under22 += degrees.lt(t22).sum().item<long>();
+        _under30 += degrees.lt(t30).sum().item<long>();
+        var bins = d.div(binWidth).floor().to(ScalarType.Int64).clamp(TorchScalars.Zero, lastBin);
         var counts = bins.bincount(null, BinCount).cpu();                                     // (BinCount)
         var span = counts.data<long>();
         for (int i = 0; i < BinCount; i++) _histogram[i] += span[i];

@@ -85,17 +85,24 @@ public sealed class SaliencyMeter
         using var scope = NewDisposeScope();
         var p = logits.to(ScalarType.Float32).reshape(b, n).sigmoid();                        // (B, HW)
         var gt = target.to(p.device).reshape(b, n).to(ScalarType.Float32);                    // (B, HW)
-        var bad = gt.ne(0f).logical_and(gt.ne(1f)).logical_and(gt.ne(DenseTasks.IgnoreLabel));
+        var bad = gt.ne(TorchScalars.ZeroF).logical_and(gt.ne(TorchScalars.OneF)).logical_and(gt.ne(TorchScalars.Ignore));
         if (bad.any().item<bool>())
         {
             float value = gt.masked_select(bad)[0].item<float>();
             throw new ArgumentException($"The saliency target holds {value}: expected 0, 1 or {DenseTasks.IgnoreLabel} (ignore).", nameof(target));
         }
         var k = torch.zeros(b, n, ScalarType.Int64, device: p.device);                       // (B, HW) thresholds exceeded
-        foreach (float t in s_thresholds) k.add_(p.gt(t).to(ScalarType.Int64));
-        var valid = gt.ne(DenseTasks.IgnoreLabel);
-        var image = torch.arange(b, ScalarType.Int64, device: p.device).unsqueeze(1).expand(b, n);
-        var index = image * (2 * Bins) + gt.eq(1f).to(ScalarType.Int64) * Bins + k;          // (B, HW)
+        foreach (float t in s_thresholds)
+        {
+            using var threshold = t.ToScalar();
+            k.add_(p.gt(threshold).to(ScalarType.Int64));
+        }
+        var valid = gt.ne(TorchScalars.Ignore);
+        using var batch = b.ToScalar();
+        using var imageStride = (2 * Bins).ToScalar();
+        using var bins = Bins.ToScalar();
+        var image = torch.arange(batch, ScalarType.Int64, device: p.device).unsqueeze(1).expand(b, n);
+        var index = image.mul(imageStride).add(gt.eq(TorchScalars.OneF).to(ScalarType.Int64).mul(bins)).add(k); // (B, HW)
         var counts = index.masked_select(valid).bincount(null, b * 2 * Bins).cpu();          // (B*2*16)
         var all = counts.data<long>().ToArray();
         for (int i = 0; i < b; i++)

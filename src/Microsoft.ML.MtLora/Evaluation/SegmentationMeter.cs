@@ -92,7 +92,7 @@ public sealed class SegmentationMeter
         var gt = gtF.to(ScalarType.Int64);
         if (gtF.is_floating_point() && !gt.to(gtF.dtype).eq(gtF).all().item<bool>())
             throw new ArgumentException("The target holds non-integer class ids.", nameof(target));
-        var valid = gt.ne(DenseTasks.IgnoreLabel);
+        var valid = gt.ne(TorchScalars.Ignore);
         var g = gt.masked_select(valid);                               // (V)
         var p = pred.masked_select(valid);                             // (V)
         long v = g.numel();
@@ -101,7 +101,8 @@ public sealed class SegmentationMeter
             long lo = g.min().item<long>(), hi = g.max().item<long>();
             if (lo < 0 || hi >= NumClasses)
                 throw new ArgumentException($"The target holds class id {(lo < 0 ? lo : hi)}: expected a class in [0, {NumClasses}) or {DenseTasks.IgnoreLabel} (ignore).", nameof(target));
-            var counts = (g * NumClasses + p).bincount(null, NumClasses * NumClasses).cpu(); // (C*C) int64
+            using var classes = NumClasses.ToScalar();
+            var counts = g.mul(classes).add(p).bincount(null, NumClasses * NumClasses).cpu(); // (C*C) int64
             var span = counts.data<long>();
             for (int i = 0; i < _counts.Length; i++) _counts[i] += span[i];
         }

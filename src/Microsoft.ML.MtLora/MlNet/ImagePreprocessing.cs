@@ -54,7 +54,7 @@ internal sealed class ImagePreprocessing
         var resized = CvGeometry.ResizeBicubic(rgb, Size, Size);                            // (3, S, S)
         var mean = tensor(Mean, [3, 1, 1], ScalarType.Float32);
         var std = tensor(Std, [3, 1, 1], ScalarType.Float32);
-        var unit = resized.clamp(0, 255).floor_().div_(255f);                               // the reference's uint8 cast, clamped
+        var unit = resized.clamp(TorchScalars.Zero, TorchScalars.Ignore).floor_().div_(TorchScalars.IgnoreF);                               // the reference's uint8 cast, clamped
         return unit.sub_(mean).div_(std).MoveToOuterDisposeScope();                       // (3, S, S)
     }
 }

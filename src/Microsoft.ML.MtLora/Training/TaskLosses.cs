@@ -90,7 +90,8 @@ public static class TaskLosses
             float weight = weights != null && TryGetWeight(weights, task, out var w2) ? w2 : task.DefaultLossWeight();
             appliedWeights[name] = weight;
             perTask[name] = loss;
-            var weighted = loss * weight;
+            using var weightScalar = weight.ToScalar();
+            var weighted = loss.mul(weightScalar);
             total = total is null ? weighted : total + weighted;
         }
 
@@ -109,8 +110,9 @@ public static class TaskLosses
         using var scope = torch.NewDisposeScope();
         long classes = logits.shape[1];
         var labels = target.select(1, 0).to(ScalarType.Int64);                      // (B, H, W)
-        var valid = labels.ne(DenseTasks.IgnoreLabel);                              // (B, H, W)
-        var outOfRange = valid.logical_and(labels.lt(0).logical_or(labels.ge(classes)));
+        using var classCount = classes.ToScalar();
+        var valid = labels.ne(TorchScalars.Ignore);                                 // (B, H, W)
+        var outOfRange = valid.logical_and(labels.lt(TorchScalars.Zero).logical_or(labels.ge(classCount)));
         // One host transfer for both checks: the count of valid pixels and of out-of-range labels.
         using var counts = torch.stack([valid.sum(), outOfRange.sum()]).cpu();
         long nValid = counts[0].item<long>(), nBad = counts[1].item<long>();
@@ -121,9 +123,10 @@ public static class TaskLosses
             return torch.zeros([], ScalarType.Float32, logits.device).MoveToOuterDisposeScope();
 
         var logProb = torch.nn.functional.log_softmax(logits.to(ScalarType.Float32), 1);  // (B, C, H, W)
-        var safeLabels = labels.masked_fill(valid.logical_not(), 0).unsqueeze(1);          // (B, 1, H, W)
+        var safeLabels = labels.masked_fill(valid.logical_not(), TorchScalars.Zero).unsqueeze(1); // (B, 1, H, W)
         var picked = logProb.gather(1, safeLabels).squeeze(1);                             // (B, H, W)
-        var loss = picked.masked_select(valid).sum().neg() / (double)nValid;
+        using var validCount = ((double)nValid).ToScalar();
+        var loss = picked.masked_select(valid).sum().neg().div(validCount);
         return loss.MoveToOuterDisposeScope();
     }
 
@@ -134,14 +137,15 @@ public static class TaskLosses
     {
         using var scope = torch.NewDisposeScope();
         var x = logits.to(ScalarType.Float32);
-        var y = target.ge(0.5).to(ScalarType.Float32);                                    // (B, 1, H, W)
-        double numel = y.numel();
-        var w = (1.0 - y).sum() / numel;                                                  // share of negatives, no gradient
+        var y = target.ge(TorchScalars.Half).to(ScalarType.Float32);                      // (B, 1, H, W)
+        using var numel = ((double)y.numel()).ToScalar();
+        var notY = y.neg().add_(TorchScalars.OneF);                                        // 1 − y
+        var w = notY.sum().div(numel);                                                    // share of negatives, no gradient
         // Stable per-pixel BCE with logits: log(1 + e^{-x}) for y = 1, log(1 + e^{x}) for y = 0.
         var perPixel = torch.nn.functional.binary_cross_entropy_with_logits(x, y, reduction: nn.Reduction.None);
         var pos = (perPixel * y).sum();
-        var neg = (perPixel * (1.0 - y)).sum();
-        var loss = (w * pos + (1.0 - w) * neg) / numel;
+        var neg = (perPixel * notY).sum();
+        var loss = (w * pos + w.neg().add(TorchScalars.OneF) * neg).div(numel);
         return loss.MoveToOuterDisposeScope();
     }
 
@@ -153,12 +157,14 @@ public static class TaskLosses
         using var scope = torch.NewDisposeScope();
         var p = prediction.to(ScalarType.Float32);
         var t = target.to(ScalarType.Float32);
-        var norm = p.norm(1, keepdim: true, p: 2) + NormalsEpsilon;                      // (B, 1, H, W)
+        using var eps = NormalsEpsilon.ToScalar();
+        var norm = p.norm(1, keepdim: true, p: 2).add(eps);                              // (B, 1, H, W)
         var unit = p / norm;                                                              // (B, 3, H, W)
-        var valid = t.ne(DenseTasks.IgnoreLabel);                                         // (B, 3, H, W), element-wise
+        var valid = t.ne(TorchScalars.Ignore);                                            // (B, 3, H, W), element-wise
         var sum = (unit.masked_select(valid) - t.masked_select(valid)).abs().sum();
         // max(n_valid, 1e-6) as the reference: an all-ignored batch gives 0 with a zero gradient, not NaN.
-        var denominator = valid.sum().to(ScalarType.Float32).clamp_min(1e-6);
+        using var minCount = 1e-6.ToScalar();
+        var denominator = valid.sum().to(ScalarType.Float32).clamp_min(minCount);
         return (sum / denominator).MoveToOuterDisposeScope();
     }
 

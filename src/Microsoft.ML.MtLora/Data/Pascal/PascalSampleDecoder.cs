@@ -194,8 +194,10 @@ internal sealed class PascalSampleDecoder
         var rgb = pixels[.., ..3].T.to(ScalarType.Int64);                                      // (3, H*W) values 0..255
         var normals = NormalsLookup.take(rgb).reshape(3, nh, nw);                               // (3, H, W) 2·v/255 − 1
         var classes = torch.tensor(labelMap, [nh * nw], ScalarType.Int32).to(ScalarType.Int64);
-        var valid = ValidClassLookup.take(classes.clamp(0, ValidClassLookup.shape[0] - 1))
-            .logical_and_(classes.ge(0).logical_and_(classes.lt(ValidClassLookup.shape[0]))).reshape(1, nh, nw);
+        using var lastClass = (ValidClassLookup.shape[0] - 1).ToScalar();
+        using var classCount = ValidClassLookup.shape[0].ToScalar();
+        var valid = ValidClassLookup.take(classes.clamp(TorchScalars.Zero, lastClass))
+            .logical_and_(classes.ge(TorchScalars.Zero).logical_and_(classes.lt(classCount))).reshape(1, nh, nw);
         var masked = normals.where(valid, 0f);                                                   // invalid → zero vector
         if (nh != height || nw != width)
         {
@@ -203,9 +205,9 @@ internal sealed class PascalSampleDecoder
                 throw new PascalSampleException(id, path, $"the label is {nw}x{nh} (width x height) but the image is {width}x{height}; expected the same size (LabelSizeMismatch = Error).");
             masked = CvGeometry.ResizeBicubic(masked, height, width);                           // reference: cv2 bicubic, no renormalisation
         }
-        var isZero = masked.square().sum(0, keepdim: true).eq(0);
-        // A 0-d tensor, not a Scalar: masked_fill with an implicitly converted Scalar crashed intermittently in libtorch
-        // (Scalar::toFloat on a corrupted value) when several loader threads decode at once in Release builds.
+        var isZero = masked.square().sum(0, keepdim: true).eq(TorchScalars.Zero);
+        // A 0-d tensor, not an implicit Scalar (see TorchScalars): masked_fill with an implicitly converted Scalar crashed
+        // intermittently in libtorch (Scalar::toFloat on a corrupted value) when several loader threads decoded at once.
         masked = torch.where(isZero, torch.tensor((float)DenseTasks.IgnoreLabel), masked);
         return System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(masked.contiguous().bytes).ToArray();
     }

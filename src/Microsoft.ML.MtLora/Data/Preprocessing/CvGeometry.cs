@@ -103,14 +103,24 @@ internal static class CvGeometry
         long c = input.shape[0], h = input.shape[1], w = input.shape[2];
         var inv = InvertAffine(m);
         // OpenCV maps in 10-bit fixed point: adelta[x] = round(iM00·x·1024), X0[y] = round((iM01·y + iM02)·1024) + round_delta.
-        var xs = torch.arange(w, ScalarType.Float64);
-        var ys = torch.arange(h, ScalarType.Float64);
+        using var wScalar = w.ToScalar();
+        using var hScalar = h.ToScalar();
+        var xs = torch.arange(wScalar, ScalarType.Float64);
+        var ys = torch.arange(hScalar, ScalarType.Float64);
         double abScale = 1 << AbBits;
         long roundDelta = bicubic ? (1 << AbBits) / InterTabSize / 2 : (1 << AbBits) / 2;
-        var adelta = (xs * (inv[0] * abScale)).round().to(ScalarType.Int64);            // (W)
-        var bdelta = (xs * (inv[3] * abScale)).round().to(ScalarType.Int64);            // (W)
-        var x0 = ((ys * inv[1] + inv[2]) * abScale).round().to(ScalarType.Int64) + roundDelta; // (H)
-        var y0 = ((ys * inv[4] + inv[5]) * abScale).round().to(ScalarType.Int64) + roundDelta; // (H)
+        using var m00 = (inv[0] * abScale).ToScalar();
+        using var m10 = (inv[3] * abScale).ToScalar();
+        using var m01 = inv[1].ToScalar();
+        using var m02 = inv[2].ToScalar();
+        using var m11 = inv[4].ToScalar();
+        using var m12 = inv[5].ToScalar();
+        using var ab = abScale.ToScalar();
+        using var delta = roundDelta.ToScalar();
+        var adelta = xs.mul(m00).round().to(ScalarType.Int64);                           // (W)
+        var bdelta = xs.mul(m10).round().to(ScalarType.Int64);                           // (W)
+        var x0 = ys.mul(m01).add(m02).mul(ab).round().to(ScalarType.Int64).add(delta);   // (H)
+        var y0 = ys.mul(m11).add(m12).mul(ab).round().to(ScalarType.Int64).add(delta);   // (H)
         var fx = x0.unsqueeze(1) + adelta.unsqueeze(0);                                 // (H, W) fixed point
         var fy = y0.unsqueeze(1) + bdelta.unsqueeze(0);                                 // (H, W)
         var flat = input.reshape(c, h * w);                                             // (C, H*W)
@@ -119,8 +129,10 @@ internal static class CvGeometry
         {
             var sx = fx.bitwise_right_shift(AbBits);                                     // floor division
             var sy = fy.bitwise_right_shift(AbBits);
-            var inside = sx.ge(0).logical_and(sx.lt(w)).logical_and(sy.ge(0)).logical_and(sy.lt(h)); // (H, W)
-            var index = (sy.clamp(0, h - 1) * w + sx.clamp(0, w - 1)).reshape(-1);       // (H*W)
+            using var lastX = (w - 1).ToScalar();
+            using var lastY = (h - 1).ToScalar();
+            var inside = sx.ge(TorchScalars.Zero).logical_and(sx.lt(wScalar)).logical_and(sy.ge(TorchScalars.Zero)).logical_and(sy.lt(hScalar)); // (H, W)
+            var index = sy.clamp(TorchScalars.Zero, lastY).mul(wScalar).add(sx.clamp(TorchScalars.Zero, lastX)).reshape(-1); // (H*W)
             var gathered = flat.T.contiguous().index_select(0, index).T.reshape(c, h, w); // (C, H, W), gathered pixel-major
             return gathered.mul(inside.unsqueeze(0).to(input.dtype)).MoveToOuterDisposeScope();
         }
@@ -131,11 +143,16 @@ internal static class CvGeometry
         // wholly outside the source then still lies wholly in the padding, so every tap outside reads 0 (constant border).
         const int pad = 4;
         long pw = w + 2 * pad;
-        var ix = qx.bitwise_right_shift(InterBits).clamp_(-3, w + 1).reshape(-1);       // (N) integer part, N = H*W
-        var iy = qy.bitwise_right_shift(InterBits).clamp_(-3, h + 1).reshape(-1);
+        using var minTap = (-3).ToScalar();
+        using var maxX = (w + 1).ToScalar();
+        using var maxY = (h + 1).ToScalar();
+        using var padScalar = pad.ToScalar();
+        using var pwScalar = pw.ToScalar();
+        var ix = qx.bitwise_right_shift(InterBits).clamp_(minTap, maxX).reshape(-1);    // (N) integer part, N = H*W
+        var iy = qy.bitwise_right_shift(InterBits).clamp_(minTap, maxY).reshape(-1);
         var offsets = new long[16];
         for (int i = 0; i < 4; i++) for (int j = 0; j < 4; j++) offsets[i * 4 + j] = (i - 1) * pw + (j - 1);
-        var first = iy.add(pad).mul_(pw).add_(ix).add_(pad);                              // (N) padded index of tap (1, 1)
+        var first = iy.add(padScalar).mul_(pwScalar).add_(ix).add_(padScalar);                            // (N) padded index of tap (1, 1)
         var taps = first.unsqueeze(1) + torch.tensor(offsets, ScalarType.Int64).unsqueeze(0); // (N, 16)
         var table = torch.tensor(CubicTable, [InterTabSize, 4], ScalarType.Float32);
         var wx = table.index_select(0, qx.bitwise_and(InterTabSize - 1).reshape(-1));     // (N, 4) weights of taps j

@@ -158,8 +158,10 @@ internal static class DenseTransforms
         using var scope = NewDisposeScope();
         var nx = normals[0];
         var ny = normals[1];
-        var rx = nx * cos + ny * sin;                                                     // (H, W)
-        var ry = ny * cos - nx * sin;                                                     // (H, W)
+        using var cosScalar = cos.ToScalar();
+        using var sinScalar = sin.ToScalar();
+        var rx = nx.mul(cosScalar).add(ny.mul(sinScalar));                                // (H, W)
+        var ry = ny.mul(cosScalar).sub(nx.mul(sinScalar));                                // (H, W)
         return torch.stack([rx, ry, normals[2]], 0).MoveToOuterDisposeScope();           // (3, H, W)
     }
 
@@ -190,7 +192,8 @@ internal static class DenseTransforms
             var cubic = CvGeometry.ResizeBicubic(label, height, width);                  // (3, H, W)
             if (!renormalize) return FinishResize(cubic.MoveToOuterDisposeScope(), label, dispose);
             // Reference: n / (|n| + eps) with eps = float64 machine epsilon; zero vectors stay zero.
-            var norm = cubic.square().sum(0, keepdim: true).sqrt() + 2.220446049250313e-16;
+            using var eps = 2.220446049250313e-16.ToScalar();
+            var norm = cubic.square().sum(0, keepdim: true).sqrt().add(eps);
             resized = cubic.div(norm).MoveToOuterDisposeScope();
         }
         return FinishResize(resized, label, dispose);
@@ -211,13 +214,13 @@ internal static class DenseTransforms
         if (labels.TryGetValue(DenseTask.SurfaceNormals, out var normals))
         {
             using var scope = NewDisposeScope();
-            var invalid = normals.square().sum(0, keepdim: true).eq(0);                  // (1, H, W)
-            normals.masked_fill_(invalid, DenseTasks.IgnoreLabel);
+            var invalid = normals.square().sum(0, keepdim: true).eq(TorchScalars.Zero);  // (1, H, W)
+            normals.masked_fill_(invalid, TorchScalars.Ignore);
         }
         if (labels.TryGetValue(DenseTask.HumanParts, out var parts))
         {
             using var scope = NewDisposeScope();
-            if (!parts.ne(0).any().item<bool>()) parts.fill_(DenseTasks.IgnoreLabel);
+            if (!parts.ne(TorchScalars.Zero).any().item<bool>()) parts.fill_(TorchScalars.Ignore);
         }
     }
 
@@ -232,7 +235,7 @@ internal static class DenseTransforms
         using var scope = NewDisposeScope();
         var mean = torch.tensor(Mean, [3, 1, 1], ScalarType.Float32);
         var std = torch.tensor(Std, [3, 1, 1], ScalarType.Float32);
-        var unit = image.clamp(0, 255).floor_().div_(255f);
+        var unit = image.clamp(TorchScalars.Zero, TorchScalars.Ignore).floor_().div_(TorchScalars.IgnoreF);
         return unit.sub_(mean).div_(std).MoveToOuterDisposeScope();
     }
 
@@ -245,13 +248,13 @@ internal static class DenseTransforms
         if (labels.TryGetValue(DenseTask.SurfaceNormals, out var normals))
         {
             using var scope = NewDisposeScope();
-            var invalid = normals.eq(DenseTasks.IgnoreLabel).any(0, keepdim: true);      // (1, H, W)
-            normals.masked_fill_(invalid, 0);
+            var invalid = normals.eq(TorchScalars.Ignore).any(0, keepdim: true);         // (1, H, W)
+            normals.masked_fill_(invalid, TorchScalars.Zero);
         }
         if (labels.TryGetValue(DenseTask.HumanParts, out var parts))
         {
             using var scope = NewDisposeScope();
-            if (parts.eq(DenseTasks.IgnoreLabel).all().item<bool>()) parts.zero_();
+            if (parts.eq(TorchScalars.Ignore).all().item<bool>()) parts.zero_();
         }
     }
 

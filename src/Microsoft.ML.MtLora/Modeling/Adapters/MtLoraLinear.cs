@@ -39,6 +39,8 @@ public sealed class MtLoraLinear : nn.Module
     private readonly string[] _tasks;
     // Kept outside a Tensor-typed field so that TorchSharp's reflection never registers it as a buffer.
     private readonly MergeState _merge = new();
+    // The LoRA multiplier as one long-lived Scalar (no implicit Scalar temporaries: see TorchScalars); disposed with the layer.
+    private readonly Scalar _scale;
 
     /// <summary>Creates the layer with the reference initialisation: trunc-normal(0.02) base weight, zero bias, Kaiming-uniform (a=√5) A, zero B.</summary>
     /// <param name="inFeatures">Input features.</param>
@@ -60,6 +62,7 @@ public sealed class MtLoraLinear : nn.Module
         OutFeatures = outFeatures;
         SharedRank = sharedRank;
         Scale = scale;
+        _scale = scale.ToScalar();
         Dropout = dropout;
         _tasks = tasks is { Count: > 0 } && taskRank > 0 ? tasks.ToArray() : [];
         TaskRank = _tasks.Length > 0 ? taskRank : 0;
@@ -157,7 +160,7 @@ public sealed class MtLoraLinear : nn.Module
     }
 
     private Tensor Delta(Tensor input, Tensor a, Tensor b)
-        => nn.functional.linear(nn.functional.linear(input, a), b).mul(Scale); // (…, r) then (…, out)
+        => nn.functional.linear(nn.functional.linear(input, a), b).mul(_scale); // (…, r) then (…, out)
 
     /// <summary>Folds the shared delta <c>s·B_s·A_s</c> into the base weight (evaluation mode only). No-op when already merged or without shared LoRA.</summary>
     /// <exception cref="InvalidOperationException">The layer is in training mode.</exception>
@@ -168,7 +171,7 @@ public sealed class MtLoraLinear : nn.Module
         using var _ = no_grad();
         var w = _linear.weight!;
         _merge.UnmergedWeight = w.detach().clone();
-        using var delta = _sharedB!.matmul(_sharedA).mul(Scale);           // (out, in)
+        using var delta = _sharedB!.matmul(_sharedA).mul(_scale);          // (out, in)
         w.add_(delta);
     }
 
@@ -196,6 +199,7 @@ public sealed class MtLoraLinear : nn.Module
         {
             _merge.UnmergedWeight?.Dispose();
             _merge.UnmergedWeight = null;
+            _scale.Dispose();
         }
         base.Dispose(disposing);
     }

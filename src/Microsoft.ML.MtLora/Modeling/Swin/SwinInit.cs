@@ -27,7 +27,11 @@ internal static class SwinInit
         using var _ = no_grad();
         static double NormCdf(double x) => (1.0 + Erf(x / Math.Sqrt(2.0))) / 2.0;
         double l = NormCdf((a - mean) / std), u = NormCdf((b - mean) / std);
-        t.uniform_(2 * l - 1, 2 * u - 1).erfinv_().mul_(std * Math.Sqrt(2.0)).add_(mean).clamp_(a, b);
+        using var scale = (std * Math.Sqrt(2.0)).ToScalar();
+        using var shift = mean.ToScalar();
+        using var low = a.ToScalar();
+        using var high = b.ToScalar();
+        t.uniform_(2 * l - 1, 2 * u - 1).erfinv_().mul_(scale).add_(shift).clamp_(low, high);
     }
 
     // .NET has no erf; take the exact value from libtorch.

@@ -1,3 +1,4 @@
+using TorchSharp;
 using TorchSharp.Modules;
 using TorchSharp.Utils;
 using static TorchSharp.torch;
@@ -20,13 +21,14 @@ internal sealed class WindowAttention : nn.Module
     private readonly nn.Module _proj;
     private readonly int _heads;
     private readonly int _window;
-    private readonly double _qkScale;
+    // head_dim^-0.5 as one long-lived Scalar (no implicit Scalar temporaries: see TorchScalars); disposed with the module.
+    private readonly Scalar _qkScale;
 
     public WindowAttention(int dim, int window, int heads, bool taskLora, MtLoraNetworkOptions o, Device? device) : base(nameof(WindowAttention))
     {
         _heads = heads;
         _window = window;
-        _qkScale = Math.Pow(dim / heads, -0.5);
+        _qkScale = Math.Pow(dim / heads, -0.5).ToScalar();
         bool lora = o.UsesLora;
         _table = nn.Parameter(empty(new long[] { (2 * window - 1) * (2 * window - 1), heads }, device: device));  // (169, nH) for window 7
         SwinInit.TruncNormal(_table);
@@ -71,5 +73,12 @@ internal sealed class WindowAttention : nn.Module
         attn = attn.softmax(-1);
         var a = attn.matmul(v).transpose(1, 2).reshape(bw, n, c);        // (B·nW, N, C)
         return TaskLinear.Apply(_proj, a, null);
+    }
+
+    /// <inheritdoc/>
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing) _qkScale.Dispose();
+        base.Dispose(disposing);
     }
 }

@@ -1,3 +1,4 @@
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace Microsoft.ML.MtLora.Modeling.Swin;
@@ -73,7 +74,11 @@ internal static class WindowOps
         Array.Fill(shape, 1L);
         shape[0] = x.shape[0];
         var mask = empty(shape, x.dtype, x.device).bernoulli_(keep);   // (B, 1, 1)
-        if (keep > 0) mask.div_(keep);
+        if (keep > 0)
+        {
+            using var keepScalar = keep.ToScalar();
+            mask.div_(keepScalar);
+        }
         return x.mul(mask);
     }
 }
