@@ -40,7 +40,9 @@ public sealed class MtLoraEstimator : IEstimator<MtLoraTransformer>
     public MtLoraOptions Options => _options;
 
     /// <summary>
-    /// The schema <c>Fit(...).Transform</c> produces: the input columns plus the prediction columns. Checks that the image
+    /// The schema <c>Fit(...).Transform</c> produces: the input columns plus the prediction columns, exactly as the
+    /// transformer delivers them (types, vector kinds and the <c>Layout</c> annotation): known-size vectors when the image
+    /// column has a known size (e.g. after <c>ResizeImages</c>), variable-size vectors otherwise. Checks that the image
     /// column and every task's label column are present with the right types.
     /// </summary>
     /// <param name="inputSchema">The training data's schema shape.</param>
@@ -51,19 +53,13 @@ public sealed class MtLoraEstimator : IEstimator<MtLoraTransformer>
         ArgumentNullException.ThrowIfNull(inputSchema);
         CheckColumns(inputSchema);
         var columns = inputSchema.ToDictionary(c => c.Name);
-        void Add(string name, DataViewType item, bool vector) =>
-            columns[name] = new SchemaShape.Column(name, vector ? SchemaShape.Column.VectorKind.VariableVector : SchemaShape.Column.VectorKind.Scalar, item, false);
-        foreach (var task in _options.Network.Tasks)
+        inputSchema.TryFindColumn(_options.ImageColumnName, out var image);
+        // The transformer's own description of its outputs (MtLoraBindings), so that promise and delivery cannot drift apart.
+        foreach (var o in MtLoraBindings.DescribeOutputs(_options.Network.Tasks, (ImageDataViewType)image.ItemType))
         {
-            if (task.IsClassification())
-            {
-                Add(task.PredictionColumnName(), NumberDataViewType.Byte, true);
-                Add(task.ScoreColumnName()!, NumberDataViewType.Single, true);
-            }
-            else Add(task.PredictionColumnName(), NumberDataViewType.Single, true);
+            SchemaShape.GetColumnTypeShape(o.Type, out var kind, out var item, out bool isKey);
+            columns[o.Name] = new SchemaShape.Column(o.Name, kind, item, isKey, SchemaShape.Create(o.Annotations().Schema));
         }
-        Add(MtLoraColumnNames.Height, NumberDataViewType.Int32, false);
-        Add(MtLoraColumnNames.Width, NumberDataViewType.Int32, false);
         return new SchemaShape(columns.Values);
     }
 

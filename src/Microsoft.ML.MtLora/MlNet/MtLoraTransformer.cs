@@ -188,10 +188,23 @@ internal sealed class MtLoraBindings
         if (image.Type is not ImageDataViewType imageType)
             throw new ArgumentOutOfRangeException(nameof(inputSchema), $"Input column '{imageColumnName}' has type {image.Type}; the MTLoRA transformer needs an image (MLImage), e.g. from mlContext.Transforms.LoadImages.");
         ImageColumn = image;
-        int h = imageType.Height, w = imageType.Width;
-        KnownHeight = h;
-        KnownWidth = w;
+        KnownHeight = imageType.Height;
+        KnownWidth = imageType.Width;
+        Outputs = DescribeOutputs(tasks, imageType);
 
+        var builder = new DataViewSchema.Builder();
+        builder.AddColumns(inputSchema);
+        foreach (var o in Outputs) builder.AddColumn(o.Name, o.Type, o.Annotations());
+        OutputSchema = builder.ToSchema();
+    }
+
+    /// <summary>
+    /// The output columns for the tasks and the input image type: names, types (known-size vectors when the image size is
+    /// known) and annotations. The one description behind both the transformer's schema and the estimator's promise.
+    /// </summary>
+    public static IReadOnlyList<OutputColumn> DescribeOutputs(IReadOnlyList<DenseTask> tasks, ImageDataViewType imageType)
+    {
+        int h = imageType.Height, w = imageType.Width;
         var outputs = new List<OutputColumn>();
         foreach (var task in tasks)
         {
@@ -216,18 +229,7 @@ internal sealed class MtLoraBindings
         }
         outputs.Add(new(MtLoraColumnNames.Height, null, NumberDataViewType.Int32, "height H of the input image in pixels"));
         outputs.Add(new(MtLoraColumnNames.Width, null, NumberDataViewType.Int32, "width W of the input image in pixels"));
-        Outputs = outputs;
-
-        var builder = new DataViewSchema.Builder();
-        builder.AddColumns(inputSchema);
-        foreach (var o in outputs)
-        {
-            var annotations = new DataViewSchema.Annotations.Builder();
-            var layout = o.Layout.AsMemory();
-            annotations.Add(MtLoraTransformer.LayoutAnnotationName, TextDataViewType.Instance, (ref ReadOnlyMemory<char> v) => v = layout);
-            builder.AddColumn(o.Name, o.Type, annotations.ToAnnotations());
-        }
-        OutputSchema = builder.ToSchema();
+        return outputs;
     }
 
     public DataViewSchema InputSchema { get; }
@@ -269,7 +271,17 @@ internal sealed class MtLoraBindings
             : new VectorDataViewType(item);
 
     /// <summary>One output column: name, task (null for Height/Width), type and a layout description.</summary>
-    internal sealed record OutputColumn(string Name, DenseTask? Task, DataViewType Type, string Layout);
+    internal sealed record OutputColumn(string Name, DenseTask? Task, DataViewType Type, string Layout)
+    {
+        /// <summary>The column's annotations: the text <see cref="MtLoraTransformer.LayoutAnnotationName"/>.</summary>
+        public DataViewSchema.Annotations Annotations()
+        {
+            var annotations = new DataViewSchema.Annotations.Builder();
+            var layout = Layout.AsMemory();
+            annotations.Add(MtLoraTransformer.LayoutAnnotationName, TextDataViewType.Instance, (ref ReadOnlyMemory<char> v) => v = layout);
+            return annotations.ToAnnotations();
+        }
+    }
 
     /// <summary>Makes the getter of an output column over whatever prediction <paramref name="current"/> returns.</summary>
     public Delegate MakeGetter<TValue>(OutputColumn column, Func<DensePrediction> current)
