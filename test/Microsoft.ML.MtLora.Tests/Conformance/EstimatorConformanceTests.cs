@@ -11,16 +11,6 @@ namespace Microsoft.ML.MtLora.Tests.Conformance;
 [Collection(SerialCollection.Name)] // Fit seeds torch's process-wide generator
 public class EstimatorConformanceTests
 {
-    /// <summary>One training step on the tiny4 network: enough for a real fitted transformer, in a few seconds.</summary>
-    private static MtLoraOptions OneStep()
-    {
-        var o = MtLoraEstimatorTests.TinyOptions();
-        o.Epochs = 1;
-        o.WarmupEpochs = 0;
-        o.MaxSteps = 1;
-        return o;
-    }
-
     /// <summary>A view with only the file names: what a user scores (no labels), which the estimator must reject.</summary>
     private static IDataView NamesOnly(MLContext ml, IDataView files)
     {
@@ -50,7 +40,7 @@ public class EstimatorConformanceTests
         using var dir = Fixture.TempDir();
         var files = MtLoraEstimatorTests.LabelledFiles(ml, dir.Path, 4);
         var estimator = ml.Transforms.LoadImages("Image", dir.Path, "Name")
-            .Append(ml.MultiTask().Trainers.MtLora(OneStep()));
+            .Append(ml.MultiTask().Trainers.MtLora(MtLoraEstimatorTests.OneStepOptions()));
 
         MlNetConformance.EstimatorWorkout(ml, estimator, files,
             validTransformInput: NamesOnly(ml, files),
@@ -75,7 +65,7 @@ public class EstimatorConformanceTests
         var files = MtLoraEstimatorTests.LabelledFiles(ml, dir.Path, 5, size: (40, 30));
         var estimator = ml.Transforms.LoadImages("Image", dir.Path, "Name")
             .Append(ml.Transforms.ResizeImages("Image", imageWidth: 40, imageHeight: 30))
-            .Append(ml.MultiTask().Trainers.MtLora(OneStep()));
+            .Append(ml.MultiTask().Trainers.MtLora(MtLoraEstimatorTests.OneStepOptions()));
 
         MlNetConformance.EstimatorWorkout(ml, estimator, files,
             validTransformInput: NamesOnly(ml, files),
@@ -104,7 +94,7 @@ public class EstimatorConformanceTests
             schema.AddColumn(task.LabelColumnName(), new VectorDataViewType(task == DenseTask.SurfaceNormals ? NumberDataViewType.Single : NumberDataViewType.Byte));
         var input = schema.ToSchema();
 
-        var options = OneStep();
+        var options = MtLoraEstimatorTests.OneStepOptions();
         var promised = ml.MultiTask().Trainers.MtLora(options).GetOutputSchema(MlNetConformance.Shape(input));
         using var model = MtLoraTestModel.Create(ml);
         MlNetConformance.CheckSameSchemaShape(promised, MlNetConformance.Shape(model.GetOutputSchema(input)));

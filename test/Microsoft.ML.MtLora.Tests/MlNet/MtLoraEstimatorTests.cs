@@ -87,6 +87,16 @@ public class MtLoraEstimatorTests
         ProgressEverySteps = 1,
     };
 
+    /// <summary>One training step on the tiny4 network: a real fitted transformer, in a few seconds.</summary>
+    internal static MtLoraOptions OneStepOptions()
+    {
+        var o = TinyOptions();
+        o.Epochs = 1;
+        o.WarmupEpochs = 0;
+        o.MaxSteps = 1;
+        return o;
+    }
+
     [Fact]
     public void FitTrainsLogsAndReturnsAWorkingTransformer()
     {
