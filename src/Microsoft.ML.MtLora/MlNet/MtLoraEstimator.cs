@@ -19,6 +19,11 @@ namespace Microsoft.ML.MtLora;
 /// <c>mlContext.Data.LoadPascalContext</c>, cached for shuffling. Output: the transformer's prediction columns.</para>
 /// <para><c>Fit</c> builds the network, loads the pretrained weights, reads augmented batches, trains with the reference's
 /// schedule and losses, and logs progress and validation results through the ML.NET log (<c>mlContext.Log</c>).</para>
+/// <para>To save a model that takes image files as input (with the complete input schema in model.zip), put the
+/// estimator after <c>LoadImages</c>: <c>mlContext.Transforms.LoadImages("Image", imageFolder: null, inputColumnName: "ImagePath").Append(mlContext.MultiTask().Trainers.MtLora(options))</c>
+/// over <c>LoadPascalContext</c> with <c>PascalContextOptions.ImageColumn = PascalImageColumn.FilePath</c>, and save the
+/// fitted chain with that view's schema. <see cref="MtLoraOptions.ValidationSet"/> is read by this estimator directly, so
+/// it needs the image column itself (e.g. the loader's default decoded view of the validation split).</para>
 /// </remarks>
 public sealed class MtLoraEstimator : IEstimator<MtLoraTransformer>
 {
