@@ -144,8 +144,7 @@ public class CursorSetConformanceTests
     public void MtLoraTransformerAcceptsMlNetTransformsOverTheLoader()
     {
         using var dir = Fixture.TempDir();
-        Microsoft.ML.MtLora.Data.Synthetic.SyntheticPascal.Generate(dir.Path,
-            new Microsoft.ML.MtLora.Data.Synthetic.SyntheticPascalOptions { TrainCount = 7, ValCount = 1, Width = 48, Height = 40, Seed = 2 });
+        MtLoraTestModel.WritePascal(dir.Path, train: 7, val: 1, seed: 2);
         var ml = new MLContext(seed: 1);
         using var model = MtLoraTestModel.Create(ml, batchSize: 3);
         var view = ml.Data.LoadPascalContext(dir.Path, "train");

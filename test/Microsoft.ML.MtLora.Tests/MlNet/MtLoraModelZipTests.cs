@@ -90,8 +90,7 @@ public class MtLoraModelZipTests
     {
         using var dir = Fixture.TempDir();
         var data = Path.Combine(dir.Path, "PASCAL_MT");
-        Microsoft.ML.MtLora.Data.Synthetic.SyntheticPascal.Generate(data,
-            new Microsoft.ML.MtLora.Data.Synthetic.SyntheticPascalOptions { TrainCount = 2, ValCount = 3, Width = 48, Height = 40, Seed = 4 });
+        MtLoraTestModel.WritePascal(data, train: 2, val: 3);
         var ml = new MLContext(seed: 1);
         var paths = new PascalContextOptions { ImageColumn = PascalImageColumn.FilePath };
         var train = ml.Data.LoadPascalContext(data, "train", options: paths);
@@ -120,8 +119,7 @@ public class MtLoraModelZipTests
     public void DecodedImageColumnIsLeftOutOfTheStoredInputSchema()
     {
         using var dir = Fixture.TempDir();
-        Microsoft.ML.MtLora.Data.Synthetic.SyntheticPascal.Generate(dir.Path,
-            new Microsoft.ML.MtLora.Data.Synthetic.SyntheticPascalOptions { TrainCount = 1, ValCount = 1, Width = 32, Height = 32, Seed = 4 });
+        MtLoraTestModel.WritePascal(dir.Path, train: 1, val: 1, width: 32, height: 32);
         var ml = new MLContext(seed: 1);
         var val = ml.Data.LoadPascalContext(dir.Path, "val");
         using var model = MtLoraTestModel.Create(ml);

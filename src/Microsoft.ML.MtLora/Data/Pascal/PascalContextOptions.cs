@@ -23,7 +23,9 @@ public enum PascalImageColumn
     /// <summary>
     /// An <c>ImagePath</c> text column holding the image file's full path, and no <c>Image</c> column: decode it inside the
     /// pipeline with <c>mlContext.Transforms.LoadImages("Image", imageFolder: null, inputColumnName: "ImagePath")</c>, so that
-    /// a saved model.zip takes file paths as its input and stores its complete input schema.
+    /// a saved model.zip takes file paths as its input and stores its complete input schema. The loader checks that the
+    /// file exists (and <see cref="PascalContextOptions.SkipBadSamples"/> leaves out a sample whose file is missing); decoding
+    /// errors come from <c>LoadImages</c>.
     /// </summary>
     FilePath,
 }
