@@ -38,7 +38,7 @@ public class EstimatorConformanceTests
     {
         var ml = new MLContext(seed: 1);
         using var dir = Fixture.TempDir();
-        var files = MtLoraEstimatorTests.LabelledFiles(ml, dir.Path, 4);
+        var files = MtLoraEstimatorTests.LabelledFiles(ml, dir.Path, 3);
         var estimator = ml.Transforms.LoadImages("Image", dir.Path, "Name")
             .Append(ml.MultiTask().Trainers.MtLora(MtLoraEstimatorTests.OneStepOptions()));
 
