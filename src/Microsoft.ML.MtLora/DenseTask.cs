@@ -130,6 +130,10 @@ public static class MtLoraColumnNames
     /// <summary>The decoded image (<c>MLImage</c>), <c>Image</c>.</summary>
     public const string Image = "Image";
 
+    /// <summary>The image file's full path (text), <c>ImagePath</c>: what <c>LoadPascalContext</c> gives instead of the image
+    /// with <c>PascalContextOptions.ImageColumn = PascalImageColumn.FilePath</c>, for <c>mlContext.Transforms.LoadImages</c>.</summary>
+    public const string ImagePath = "ImagePath";
+
     /// <summary>The sample id (text, e.g. <c>2008_000002</c>), <c>Id</c>.</summary>
     public const string Id = "Id";
 

@@ -1,4 +1,5 @@
 using Microsoft.ML.Data;
+using TorchSharp;
 
 namespace Microsoft.ML.MtLora;
 
@@ -6,10 +7,18 @@ namespace Microsoft.ML.MtLora;
 /// The lazy result of <see cref="MtLoraTransformer.Transform"/>. ML.NET cursors hand out one row at a time, so to
 /// run the network on batches each cursor opens two input cursors with the same seed: the main one serves the
 /// pass-through columns row by row, and a look-ahead one over the image column only reads <c>BatchSize</c> images
-/// ahead, runs one forward pass and keeps the per-row results until the main cursor reaches them. IDataView cursors
-/// are repeatable (same data, same seed, same order), so both walk the same rows; the row ids are compared on every
-/// row to prove it.
+/// ahead, runs one forward pass and keeps the per-row results until the main cursor reaches them.
 /// </summary>
+/// <remarks>
+/// What this relies on is only the IDataView contract (dotnet/machinelearning docs/code/IDataViewImplementation.md,
+/// "Repeatability"; DataViewRowCursor.md, "Batch" and "GetIdGetter"): two cursors of one view with identically seeded
+/// generators visit the same rows in the same order, whatever columns they ask for, and a row has the same id in every
+/// cursoring. The two cursors may take different paths upstream (an ML.NET transform consolidates a parallel cursor set
+/// by its <c>Batch</c> ids when all the requested columns are cacheable, which the image column is not), and the contract
+/// makes them agree; the ids are compared on every row, so an input that breaks it gets a clear error instead of
+/// predictions on the wrong rows. A getter's value is only valid for the current row, so each image is turned into the
+/// network input as soon as it is read (see <see cref="PreparedImage"/>).
+/// </remarks>
 internal sealed class MtLoraDataView : IDataView
 {
     private readonly MtLoraTransformer _parent;
@@ -128,13 +137,14 @@ internal sealed class MtLoraDataView : IDataView
 
         private void ReadBatch()
         {
-            var images = new List<MLImage?>(_batchSize);
+            using var scope = torch.NewDisposeScope(); // the prepared inputs live until the forward pass is done
+            var images = new List<PreparedImage>(_batchSize);
             var ids = new List<DataViewRowId>(_batchSize);
             while (images.Count < _batchSize && _lookAhead!.MoveNext())
             {
                 MLImage image = null!;
                 _image!(ref image);
-                images.Add(image);
+                images.Add(_predictor.Prepare(image, _wanted, _imageColumnName)); // before the next call can reuse or dispose it
                 DataViewRowId id = default;
                 _lookAheadId!(ref id);
                 ids.Add(id);
@@ -142,7 +152,7 @@ internal sealed class MtLoraDataView : IDataView
             if (images.Count == 0)
                 throw new InvalidOperationException(
                     "The input data view returned fewer rows to the look-ahead cursor than to the main one. Make the input repeatable first, e.g. with mlContext.Data.Cache(data).");
-            _batch = _predictor.Predict(images, _wanted, _imageColumnName);
+            _batch = _predictor.Predict(images, _wanted);
             _batchIds = ids.ToArray();
             _inBatch = 0;
         }

@@ -19,6 +19,11 @@ namespace Microsoft.ML.MtLora;
 /// <c>mlContext.Data.LoadPascalContext</c>, cached for shuffling. Output: the transformer's prediction columns.</para>
 /// <para><c>Fit</c> builds the network, loads the pretrained weights, reads augmented batches, trains with the reference's
 /// schedule and losses, and logs progress and validation results through the ML.NET log (<c>mlContext.Log</c>).</para>
+/// <para>To save a model that takes image files as input (with the complete input schema in model.zip), put the
+/// estimator after <c>LoadImages</c>: <c>mlContext.Transforms.LoadImages("Image", imageFolder: null, inputColumnName: "ImagePath").Append(mlContext.MultiTask().Trainers.MtLora(options))</c>
+/// over <c>LoadPascalContext</c> with <c>PascalContextOptions.ImageColumn = PascalImageColumn.FilePath</c>, and save the
+/// fitted chain with that view's schema. <see cref="MtLoraOptions.ValidationSet"/> is read by this estimator directly, so
+/// it needs the image column itself (e.g. the loader's default decoded view of the validation split).</para>
 /// </remarks>
 public sealed class MtLoraEstimator : IEstimator<MtLoraTransformer>
 {
@@ -40,7 +45,9 @@ public sealed class MtLoraEstimator : IEstimator<MtLoraTransformer>
     public MtLoraOptions Options => _options;
 
     /// <summary>
-    /// The schema <c>Fit(...).Transform</c> produces: the input columns plus the prediction columns. Checks that the image
+    /// The schema <c>Fit(...).Transform</c> produces: the input columns plus the prediction columns, exactly as the
+    /// transformer delivers them (types, vector kinds and the <c>Layout</c> annotation): known-size vectors when the image
+    /// column has a known size (e.g. after <c>ResizeImages</c>), variable-size vectors otherwise. Checks that the image
     /// column and every task's label column are present with the right types.
     /// </summary>
     /// <param name="inputSchema">The training data's schema shape.</param>
@@ -51,19 +58,13 @@ public sealed class MtLoraEstimator : IEstimator<MtLoraTransformer>
         ArgumentNullException.ThrowIfNull(inputSchema);
         CheckColumns(inputSchema);
         var columns = inputSchema.ToDictionary(c => c.Name);
-        void Add(string name, DataViewType item, bool vector) =>
-            columns[name] = new SchemaShape.Column(name, vector ? SchemaShape.Column.VectorKind.VariableVector : SchemaShape.Column.VectorKind.Scalar, item, false);
-        foreach (var task in _options.Network.Tasks)
+        inputSchema.TryFindColumn(_options.ImageColumnName, out var image);
+        // The transformer's own description of its outputs (MtLoraBindings), so that promise and delivery cannot drift apart.
+        foreach (var o in MtLoraBindings.DescribeOutputs(_options.Network.Tasks, (ImageDataViewType)image.ItemType))
         {
-            if (task.IsClassification())
-            {
-                Add(task.PredictionColumnName(), NumberDataViewType.Byte, true);
-                Add(task.ScoreColumnName()!, NumberDataViewType.Single, true);
-            }
-            else Add(task.PredictionColumnName(), NumberDataViewType.Single, true);
+            SchemaShape.GetColumnTypeShape(o.Type, out var kind, out var item, out bool isKey);
+            columns[o.Name] = new SchemaShape.Column(o.Name, kind, item, isKey, SchemaShape.Create(o.Annotations().Schema));
         }
-        Add(MtLoraColumnNames.Height, NumberDataViewType.Int32, false);
-        Add(MtLoraColumnNames.Width, NumberDataViewType.Int32, false);
         return new SchemaShape(columns.Values);
     }
 

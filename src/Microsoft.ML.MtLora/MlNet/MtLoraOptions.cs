@@ -85,7 +85,11 @@ public sealed class MtLoraOptions
     /// </remarks>
     public int DataLoaderParallelism = 1;
 
-    /// <summary>Held-out data (same columns as the training data) evaluated with the reference's metrics during and after training; logged to the ML.NET log. Default null.</summary>
+    /// <summary>
+    /// Held-out data evaluated with the reference's metrics during and after training; logged to the ML.NET log. It needs
+    /// the columns this estimator sees: the image column and the label columns (when the estimator follows <c>LoadImages</c>
+    /// in a pipeline, give it decoded images, e.g. <c>LoadPascalContext(root, "val")</c>). Default null.
+    /// </summary>
     public IDataView? ValidationSet;
 
     /// <summary>Evaluate <see cref="ValidationSet"/> every this many epochs (0: only at the end). Default 0.</summary>

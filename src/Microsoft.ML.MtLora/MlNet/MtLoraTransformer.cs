@@ -38,6 +38,34 @@ namespace Microsoft.ML.MtLora;
 /// Several cursors may run at once: forward passes are serialised on the network. Dispose the transformer to free
 /// the network's native memory.
 /// </para>
+/// <para>
+/// <b>Transform and PredictionEngine.</b> Both compute the same thing, and with one libtorch thread
+/// (<c>torch.set_num_threads(1)</c>) they agree bit for bit. With several threads (libtorch's default is one per core)
+/// libtorch's CPU convolutions (the decoders' 1×1 convolutions) divide their work differently for a batch of
+/// <see cref="BatchSize"/> images and for a single image, so the same image can get results that differ in the last
+/// bits: a few 1e-7 on the raw outputs, and more on <c>NormalsPredicted</c> (up to 2.8e-6 seen), whose normalisation to
+/// unit length magnifies the difference where the predicted vector is short. That is above the 1e-6 tolerance ML.NET's
+/// own tests compare floats with; a class id can flip where two classes tie. Compare the two paths with a tolerance, or
+/// use one thread when they must agree exactly. <see cref="Transform"/> with the same batch size is deterministic.
+/// </para>
+/// <para>
+/// <b>PredictionEngine input classes (ML.NET 5.0.1).</b> Declare the image property with a size,
+/// <c>[ImageType(height, width)] public MLImage Image { get; set; }</c>: the parameterless <c>[ImageType]</c> throws
+/// (<c>ArgumentOutOfRangeException</c>, "Must be positive") when the engine is created. Every image must then have
+/// that size (resize first; the output vectors have the known size (C, H, W)). For images of any size, leave the property
+/// without the attribute and register the unknown-size image type once per process:
+/// <c>DataViewTypeManager.Register(new ImageDataViewType(), typeof(MLImage))</c>. By default ML.NET's
+/// <c>PredictionEngine</c> owns the transformer it was made from and disposes it with itself, which frees this model;
+/// create it with <c>mlContext.Model.CreatePredictionEngine&lt;TIn, TOut&gt;(model, new PredictionEngineOptions { OwnsTransformer = false })</c>
+/// to keep using the model after the engine is disposed.
+/// </para>
+/// <para>
+/// <b>Saving.</b> A model.zip stores the weights and settings, and the input schema it is saved with; ML.NET cannot store
+/// an image column in that schema and leaves it out. Save a pipeline that starts from image file paths, e.g.
+/// <c>LoadImages("Image", imageFolder: null, inputColumnName: "ImagePath")</c> followed by this transformer (the PASCAL
+/// loader gives the paths with <c>PascalContextOptions.ImageColumn = PascalImageColumn.FilePath</c>), so that
+/// <c>mlContext.Model.Load(path, out var inputSchema)</c> returns a schema a user can score with.
+/// </para>
 /// </remarks>
 public sealed partial class MtLoraTransformer : ITransformer, IDisposable
 {
@@ -137,7 +165,10 @@ public sealed partial class MtLoraTransformer : ITransformer, IDisposable
         return new MtLoraDataView(this, input, MakeBindings(input.Schema));
     }
 
-    /// <summary>A row-to-row mapper (used by <c>PredictionEngine</c>): one forward pass per row, shared by all output columns.</summary>
+    /// <summary>
+    /// A row-to-row mapper (used by <c>PredictionEngine</c>): one forward pass per row, shared by all output columns. With
+    /// several libtorch threads its values can differ from <see cref="Transform"/>'s in the last bits (see the remarks of the class).
+    /// </summary>
     /// <param name="inputSchema">The input schema, with the image column.</param>
     /// <returns>The mapper.</returns>
     public IRowToRowMapper GetRowToRowMapper(DataViewSchema inputSchema)
@@ -188,10 +219,23 @@ internal sealed class MtLoraBindings
         if (image.Type is not ImageDataViewType imageType)
             throw new ArgumentOutOfRangeException(nameof(inputSchema), $"Input column '{imageColumnName}' has type {image.Type}; the MTLoRA transformer needs an image (MLImage), e.g. from mlContext.Transforms.LoadImages.");
         ImageColumn = image;
-        int h = imageType.Height, w = imageType.Width;
-        KnownHeight = h;
-        KnownWidth = w;
+        KnownHeight = imageType.Height;
+        KnownWidth = imageType.Width;
+        Outputs = DescribeOutputs(tasks, imageType);
 
+        var builder = new DataViewSchema.Builder();
+        builder.AddColumns(inputSchema);
+        foreach (var o in Outputs) builder.AddColumn(o.Name, o.Type, o.Annotations());
+        OutputSchema = builder.ToSchema();
+    }
+
+    /// <summary>
+    /// The output columns for the tasks and the input image type: names, types (known-size vectors when the image size is
+    /// known) and annotations. The one description behind both the transformer's schema and the estimator's promise.
+    /// </summary>
+    public static IReadOnlyList<OutputColumn> DescribeOutputs(IReadOnlyList<DenseTask> tasks, ImageDataViewType imageType)
+    {
+        int h = imageType.Height, w = imageType.Width;
         var outputs = new List<OutputColumn>();
         foreach (var task in tasks)
         {
@@ -216,18 +260,7 @@ internal sealed class MtLoraBindings
         }
         outputs.Add(new(MtLoraColumnNames.Height, null, NumberDataViewType.Int32, "height H of the input image in pixels"));
         outputs.Add(new(MtLoraColumnNames.Width, null, NumberDataViewType.Int32, "width W of the input image in pixels"));
-        Outputs = outputs;
-
-        var builder = new DataViewSchema.Builder();
-        builder.AddColumns(inputSchema);
-        foreach (var o in outputs)
-        {
-            var annotations = new DataViewSchema.Annotations.Builder();
-            var layout = o.Layout.AsMemory();
-            annotations.Add(MtLoraTransformer.LayoutAnnotationName, TextDataViewType.Instance, (ref ReadOnlyMemory<char> v) => v = layout);
-            builder.AddColumn(o.Name, o.Type, annotations.ToAnnotations());
-        }
-        OutputSchema = builder.ToSchema();
+        return outputs;
     }
 
     public DataViewSchema InputSchema { get; }
@@ -269,7 +302,17 @@ internal sealed class MtLoraBindings
             : new VectorDataViewType(item);
 
     /// <summary>One output column: name, task (null for Height/Width), type and a layout description.</summary>
-    internal sealed record OutputColumn(string Name, DenseTask? Task, DataViewType Type, string Layout);
+    internal sealed record OutputColumn(string Name, DenseTask? Task, DataViewType Type, string Layout)
+    {
+        /// <summary>The column's annotations: the text <see cref="MtLoraTransformer.LayoutAnnotationName"/>.</summary>
+        public DataViewSchema.Annotations Annotations()
+        {
+            var annotations = new DataViewSchema.Annotations.Builder();
+            var layout = Layout.AsMemory();
+            annotations.Add(MtLoraTransformer.LayoutAnnotationName, TextDataViewType.Instance, (ref ReadOnlyMemory<char> v) => v = layout);
+            return annotations.ToAnnotations();
+        }
+    }
 
     /// <summary>Makes the getter of an output column over whatever prediction <paramref name="current"/> returns.</summary>
     public Delegate MakeGetter<TValue>(OutputColumn column, Func<DensePrediction> current)

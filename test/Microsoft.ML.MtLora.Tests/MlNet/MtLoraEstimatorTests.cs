@@ -29,8 +29,21 @@ public class MtLoraEstimatorTests
     /// </summary>
     internal static IDataView Labelled(MLContext ml, string folder, int count, int seed = 3)
     {
+        var view = LabelledFiles(ml, folder, count, seed);
+        return ml.Transforms.LoadImages("Image", folder, "Name").Fit(view).Transform(view);
+    }
+
+    /// <summary>
+    /// The rows of <see cref="Labelled"/> before the images are loaded: the PNG file name (column <c>Name</c>, in
+    /// <paramref name="folder"/>) and the labels. With <paramref name="size"/> every image has that size, else assorted sizes.
+    /// </summary>
+    internal static IDataView LabelledFiles(MLContext ml, string folder, int count, int seed = 3, (int Width, int Height)? size = null)
+    {
         var rows = new List<LabelledRow>();
-        foreach (var (r, i) in MtLoraTestModel.Rows(count, seed).Select((r, i) => (r, i)))
+        var images = size is { } s
+            ? Enumerable.Range(0, count).Select(i => new ImageRow { Image = MtLoraTestModel.Image(s.Width, s.Height, seed * 100 + i) }).ToList()
+            : MtLoraTestModel.Rows(count, seed);
+        foreach (var (r, i) in images.Select((r, i) => (r, i)))
         {
             int h = r.Image.Height, w = r.Image.Width;
             var name = $"train{seed}_{i}.png";
@@ -54,8 +67,7 @@ public class MtLoraEstimatorTests
                 }
             rows.Add(new LabelledRow { Name = name, SemsegLabel = sem, HumanPartsLabel = parts, SaliencyLabel = sal, NormalsLabel = normals, Height = h, Width = w });
         }
-        var view = ml.Data.LoadFromEnumerable(rows);
-        return ml.Transforms.LoadImages("Image", folder, "Name").Fit(view).Transform(view);
+        return ml.Data.LoadFromEnumerable(rows);
     }
 
     /// <summary>Small, fast training settings on the tiny4 network, starting from the tiny4 reference weights.</summary>
@@ -74,6 +86,16 @@ public class MtLoraEstimatorTests
         InferenceBatchSize = 2,
         ProgressEverySteps = 1,
     };
+
+    /// <summary>One training step on the tiny4 network: a real fitted transformer, in a few seconds.</summary>
+    internal static MtLoraOptions OneStepOptions()
+    {
+        var o = TinyOptions();
+        o.Epochs = 1;
+        o.WarmupEpochs = 0;
+        o.MaxSteps = 1;
+        return o;
+    }
 
     [Fact]
     public void FitTrainsLogsAndReturnsAWorkingTransformer()

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.IO.Compression;
 using Microsoft.ML.Data;
 using Microsoft.ML.MtLora.Checkpoints;
+using Microsoft.ML.MtLora.Data.Pascal;
 using static TorchSharp.torch;
 
 namespace Microsoft.ML.MtLora.Tests.MlNet;
@@ -30,9 +31,14 @@ public class MtLoraModelZipTests
 
         // Absolute paths: the child resolves them without the image folder the chain was fitted with.
         var result = dir.File("probe.safetensors");
-        var (code, stderr) = RunProbe(zip, result, files.Select(f => Path.Combine(dir.Path, f)));
+        var (code, _, stderr) = RunProbe(zip, result, files.Select(f => Path.Combine(dir.Path, f)));
         Assert.True(code == 0, $"probe exit code {code}: {stderr}");
+        AssertSameAsProbe(expected, result);
+    }
 
+    /// <summary>The probe's predictions (<paramref name="result"/>) are bit-identical to <paramref name="expected"/>, row by row.</summary>
+    private static void AssertSameAsProbe(List<Dictionary<string, Array>> expected, string result)
+    {
         var actual = SafeTensors.Load(result);
         try
         {
@@ -52,7 +58,7 @@ public class MtLoraModelZipTests
         finally { foreach (var t in actual.Values) t.Dispose(); }
     }
 
-    private static (int ExitCode, string StdErr) RunProbe(string zip, string output, IEnumerable<string> images)
+    private static (int ExitCode, string StdOut, string StdErr) RunProbe(string zip, string output, IEnumerable<string> images, string pathColumn = "Name")
     {
         var probe = Path.Combine(AppContext.BaseDirectory, "ModelLoadProbe.dll");
         Assert.True(File.Exists(probe), $"{probe} is missing (built by the ModelLoadProbe project reference)");
@@ -63,14 +69,75 @@ public class MtLoraModelZipTests
         psi.ArgumentList.Add(probe);
         psi.ArgumentList.Add("--threads"); // the same reduction order as this process, for bit-identical values
         psi.ArgumentList.Add(TorchSharp.torch.get_num_threads().ToString(System.Globalization.CultureInfo.InvariantCulture));
+        psi.ArgumentList.Add("--path-column");
+        psi.ArgumentList.Add(pathColumn);
         psi.ArgumentList.Add(zip);
         psi.ArgumentList.Add(output);
         foreach (var i in images) psi.ArgumentList.Add(i);
         using var p = Process.Start(psi)!;
         var stderr = p.StandardError.ReadToEndAsync();
-        p.StandardOutput.ReadToEnd();
+        var stdout = p.StandardOutput.ReadToEnd();
         Assert.True(p.WaitForExit(120_000), "the probe did not finish in 2 minutes");
-        return (p.ExitCode, stderr.Result);
+        return (p.ExitCode, stdout, stderr.Result);
+    }
+
+    /// <summary>
+    /// The documented way to save a model (README, "model.zip"): the PASCAL loader's ImagePath column as the model's input,
+    /// LoadImages inside it. A new process loads it with its complete input schema and scores image paths.
+    /// </summary>
+    [Fact]
+    public void PathColumnModelZipIsSelfDescribingInAFreshProcess()
+    {
+        using var dir = Fixture.TempDir();
+        var data = Path.Combine(dir.Path, "PASCAL_MT");
+        MtLoraTestModel.WritePascal(data, train: 2, val: 3);
+        var ml = new MLContext(seed: 1);
+        var paths = new PascalContextOptions { ImageColumn = PascalImageColumn.FilePath };
+        var train = ml.Data.LoadPascalContext(data, "train", options: paths);
+        var pipeline = ml.Transforms.LoadImages(MtLoraColumnNames.Image, imageFolder: null!, inputColumnName: MtLoraColumnNames.ImagePath)
+            .Append(ml.MultiTask().Trainers.MtLora(MtLoraEstimatorTests.OneStepOptions()));
+        using var model = pipeline.Fit(train);
+        var zip = dir.File("model.zip");
+        ml.Model.Save(model, train.Schema, zip);
+
+        // What a user scores: image files, by path; the rest of the input schema is not needed to predict.
+        var images = ml.Data.LoadPascalContext(data, "val", options: paths).Ids.Select(id => Path.Combine(data, "JPEGImages", id + ".jpg")).ToList();
+        var scoring = ml.Data.LoadFromEnumerable(images.Select(p => new ImagePathRow { ImagePath = p }));
+        var expected = MtLoraTransformerTests.ReadPredictions(model.Transform(scoring));
+
+        var result = dir.File("probe.safetensors");
+        var (code, stdout, stderr) = RunProbe(zip, result, images, pathColumn: MtLoraColumnNames.ImagePath);
+        Assert.True(code == 0, $"probe exit code {code}: {stderr}");
+        var stored = stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries).Where(l => l.StartsWith("input-schema\t", StringComparison.Ordinal))
+            .Select(l => l.Split('\t')).Select(f => (f[1], f[2].TrimEnd('\r'))).ToList();
+        Assert.Equal(train.Schema.Select(c => (c.Name, c.Type.ToString()!)), stored); // every column, the path first
+        AssertSameAsProbe(expected, result);
+    }
+
+    /// <summary>What the README says happens otherwise: ML.NET's schema saver leaves an image column out of the stored input schema.</summary>
+    [Fact]
+    public void DecodedImageColumnIsLeftOutOfTheStoredInputSchema()
+    {
+        using var dir = Fixture.TempDir();
+        MtLoraTestModel.WritePascal(dir.Path, train: 1, val: 1, width: 32, height: 32);
+        var ml = new MLContext(seed: 1);
+        var val = ml.Data.LoadPascalContext(dir.Path, "val");
+        using var model = MtLoraTestModel.Create(ml);
+        var zip = dir.File("decoded.zip");
+        ml.Model.Save(model, val.Schema, zip);
+        var loaded = ml.Model.Load(zip, out var stored);
+        using (loaded as IDisposable)
+        {
+            Assert.Null(stored.GetColumnOrNull(MtLoraColumnNames.Image));
+            Assert.Equal(val.Schema.Where(c => c.Name != MtLoraColumnNames.Image).Select(c => c.Name), stored.Select(c => c.Name));
+            // The model still scores data that has the image column, built by the user.
+            Assert.Single(MtLoraTransformerTests.ReadPredictions(loaded.Transform(val), ["Id", "SaliencyProbability"]));
+        }
+    }
+
+    private sealed class ImagePathRow
+    {
+        public string ImagePath { get; set; } = "";
     }
 
     [Fact]

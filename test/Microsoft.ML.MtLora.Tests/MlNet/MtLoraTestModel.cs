@@ -68,6 +68,11 @@ internal static class MtLoraTestModel
         return names;
     }
 
+    /// <summary>A small synthetic PASCAL_MT folder (train and val splits of <paramref name="width"/>×<paramref name="height"/> JPEGs) for loader tests.</summary>
+    public static void WritePascal(string folder, int train, int val, int width = 48, int height = 40, int seed = 4) =>
+        Microsoft.ML.MtLora.Data.Synthetic.SyntheticPascal.Generate(folder,
+            new Microsoft.ML.MtLora.Data.Synthetic.SyntheticPascalOptions { TrainCount = train, ValCount = val, Width = width, Height = height, Seed = seed });
+
     /// <summary>Images of assorted sizes (smaller, equal and larger than the network size, non-square).</summary>
     public static List<ImageRow> Rows(int count, int seed = 1) =>
         Enumerable.Range(0, count).Select(i => new ImageRow { Image = Image(100 + 14 * (i % 5), 90 + 19 * (i % 4), seed * 100 + i), Name = $"img{i}" }).ToList();

@@ -177,15 +177,16 @@ public class MtLoraTransformerTests
             Assert.Equal(rows[i].Image.Width, p.Width);
             Assert.Equal((byte[])batched[i]["SemsegPredictedLabel"], p.SemsegPredictedLabel);
             Assert.Equal((byte[])batched[i]["HumanPartsPredictedLabel"], p.HumanPartsPredictedLabel);
-            AssertNear((float[])batched[i]["SemsegScore"], p.SemsegScore);
-            AssertNear((float[])batched[i]["HumanPartsScore"], p.HumanPartsScore);
-            AssertNear((float[])batched[i]["SaliencyProbability"], p.SaliencyProbability);
-            AssertNear((float[])batched[i]["NormalsPredicted"], p.NormalsPredicted);
+            // Bit for bit with one libtorch thread (TestSetup); with several, libtorch's CPU convolutions split the work by
+            // batch size and the last bits may differ (MtLoraTransformer remarks, "Transform and PredictionEngine").
+            Assert.Equal((float[])batched[i]["SemsegScore"], p.SemsegScore);
+            Assert.Equal((float[])batched[i]["HumanPartsScore"], p.HumanPartsScore);
+            Assert.Equal((float[])batched[i]["SaliencyProbability"], p.SaliencyProbability);
+            Assert.Equal((float[])batched[i]["NormalsPredicted"], p.NormalsPredicted);
         }
         Assert.Equal(rows.Count, model.Predictor.ForwardPasses - before); // one pass per row, shared by all columns
     }
 
-    // Batched and single-row convolutions may pick different kernels; allow float rounding only.
     private static void AssertNear(float[] expected, float[] actual)
     {
         Assert.Equal(expected.Length, actual.Length);

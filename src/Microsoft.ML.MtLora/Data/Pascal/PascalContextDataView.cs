@@ -19,7 +19,9 @@ public sealed record SkippedSample(string Id, string Reason);
 /// <list type="table">
 /// <item><term><c>Image</c></term><description><see cref="ImageDataViewType"/> (unknown size): the RGB image as an
 /// <see cref="MLImage"/>, usable by ML.NET's image transforms. Each getter call decodes a new image; the caller owns (and
-/// should dispose) it.</description></item>
+/// should dispose) it. With <see cref="PascalContextOptions.ImageColumn"/> = <see cref="PascalImageColumn.FilePath"/> the view
+/// has instead an <c>ImagePath</c> column (Text: the full path of <c>JPEGImages/&lt;id&gt;.jpg</c>) for
+/// <c>mlContext.Transforms.LoadImages</c>.</description></item>
 /// <item><term><c>Id</c></term><description>Text: the sample id (e.g. <c>2008_000002</c>).</description></item>
 /// <item><term><c>Height</c>, <c>Width</c></term><description>Int32: the image size (read from the file header).</description></item>
 /// <item><term><c>SemsegLabel</c></term><description>Vector of Byte, Height·Width: class 0..20 (0 background, then the 20 VOC
@@ -44,7 +46,7 @@ public sealed class PascalContextDataView : IDataView
     private readonly string[] _rows;
     private readonly HashSet<string>? _partsIndex;
     private readonly ConcurrentDictionary<string, string> _skipped = new(StringComparer.Ordinal);
-    private readonly int _imageColumn, _idColumn, _heightColumn, _widthColumn;
+    private readonly int _imageColumn, _pathColumn, _idColumn, _heightColumn, _widthColumn; // -1: the column is absent
     private readonly Dictionary<int, DenseTask> _labelColumns = [];
 
     internal PascalContextDataView(string root, string split, IEnumerable<DenseTask>? tasks, PascalContextOptions? options)
@@ -79,7 +81,8 @@ public sealed class PascalContextDataView : IDataView
         _rows = rows.ToArray();
 
         var builder = new DataViewSchema.Builder();
-        builder.AddColumn(MtLoraColumnNames.Image, new ImageDataViewType());
+        if (_options.ImageColumn == PascalImageColumn.FilePath) builder.AddColumn(MtLoraColumnNames.ImagePath, TextDataViewType.Instance);
+        else builder.AddColumn(MtLoraColumnNames.Image, new ImageDataViewType());
         builder.AddColumn(MtLoraColumnNames.Id, TextDataViewType.Instance);
         builder.AddColumn(MtLoraColumnNames.Height, NumberDataViewType.Int32);
         builder.AddColumn(MtLoraColumnNames.Width, NumberDataViewType.Int32);
@@ -89,7 +92,8 @@ public sealed class PascalContextDataView : IDataView
             builder.AddColumn(task.LabelColumnName(), new VectorDataViewType(item));
         }
         Schema = builder.ToSchema();
-        _imageColumn = Schema[MtLoraColumnNames.Image].Index;
+        _imageColumn = Schema.GetColumnOrNull(MtLoraColumnNames.Image)?.Index ?? -1;
+        _pathColumn = Schema.GetColumnOrNull(MtLoraColumnNames.ImagePath)?.Index ?? -1;
         _idColumn = Schema[MtLoraColumnNames.Id].Index;
         _heightColumn = Schema[MtLoraColumnNames.Height].Index;
         _widthColumn = Schema[MtLoraColumnNames.Width].Index;
@@ -152,6 +156,12 @@ public sealed class PascalContextDataView : IDataView
     /// cursor with the same <paramref name="rand"/> would visit them, cursor k gets positions k, k+n, k+2n, … Each cursor
     /// decodes its own rows, so the set can be read from n threads.
     /// </summary>
+    /// <remarks>
+    /// A row's <see cref="DataViewRow.Batch"/> is its position in that order: distinct across the set and increasing along
+    /// each cursor, so a stable sort of the set's rows by <c>Batch</c> gives the single cursor's sequence, which is how ML.NET
+    /// consolidates a cursor set (dotnet/machinelearning docs/code/DataViewRowCursor.md, "Batch"). ML.NET transforms over
+    /// this view therefore keep its row order when they read it in parallel.
+    /// </remarks>
     public DataViewRowCursor[] GetRowCursorSet(IEnumerable<DataViewSchema.Column> columnsNeeded, int n, Random? rand = null)
     {
         var active = ActiveColumns(columnsNeeded);
@@ -162,7 +172,7 @@ public sealed class PascalContextDataView : IDataView
         {
             var part = new int[(order.Length - k + n - 1) / n];
             for (int i = 0; i < part.Length; i++) part[i] = order[k + i * n];
-            cursors[k] = new Cursor(this, active, part);
+            cursors[k] = new Cursor(this, active, part, firstBatch: k, batchStride: n);
         }
         return cursors;
     }
@@ -204,7 +214,9 @@ public sealed class PascalContextDataView : IDataView
         private readonly PascalContextDataView _view;
         private readonly bool[] _active;
         private readonly int[] _order;
+        private readonly long _firstBatch, _batchStride; // Batch of _order[i] = _firstBatch + i·_batchStride (see GetRowCursorSet)
         private int _next;               // next index into _order
+        private long _batch;
         private long _position = -1;
         private int _row = -1;           // row index (into _rows) of the current row
         private string _id = "";
@@ -212,16 +224,18 @@ public sealed class PascalContextDataView : IDataView
         private MLImage? _pendingImage;  // decoded by MoveNext when validating; handed to the first Image getter call
         private readonly Dictionary<DenseTask, Array> _labels = [];
 
-        public Cursor(PascalContextDataView view, bool[] active, int[] order)
+        public Cursor(PascalContextDataView view, bool[] active, int[] order, long firstBatch = 0, long batchStride = 0)
         {
             _view = view;
             _active = active;
             _order = order;
+            _firstBatch = firstBatch;
+            _batchStride = batchStride;
         }
 
         public override long Position => _position;
 
-        public override long Batch => 0;
+        public override long Batch => _batch;
 
         public override DataViewSchema Schema => _view.Schema;
 
@@ -230,6 +244,7 @@ public sealed class PascalContextDataView : IDataView
             while (_next < _order.Length)
             {
                 ResetRow();
+                _batch = _firstBatch + _next * _batchStride;
                 _row = _order[_next++];
                 _id = _view._rows[_row];
                 if (_view._skipped.ContainsKey(_id)) continue;
@@ -256,7 +271,7 @@ public sealed class PascalContextDataView : IDataView
         /// <summary>Decodes every active column now, so that a bad sample is found before the row is exposed.</summary>
         private void LoadActiveColumns()
         {
-            if (_active[_view._imageColumn]) _pendingImage = _view._decoder.ReadImage(_id);
+            if (_view._imageColumn >= 0 && _active[_view._imageColumn]) _pendingImage = _view._decoder.ReadImage(_id);
             if (_active[_view._heightColumn] || _active[_view._widthColumn]) EnsureSize();
             foreach (var (column, task) in _view._labelColumns)
                 if (_active[column]) EnsureLabel(task);
@@ -340,6 +355,14 @@ public sealed class PascalContextDataView : IDataView
                     {
                         value = _view._decoder.ReadImage(_id);
                     }
+                });
+            }
+            else if (index == _view._pathColumn)
+            {
+                getter = (ValueGetter<ReadOnlyMemory<char>>)((ref ReadOnlyMemory<char> value) =>
+                {
+                    CheckRow();
+                    value = _view._layout.ImagePath(_id).AsMemory();
                 });
             }
             else if (index == _view._idColumn)

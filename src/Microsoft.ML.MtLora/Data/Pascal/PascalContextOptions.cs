@@ -13,6 +13,23 @@ public enum LabelSizeMismatchHandling
     Error,
 }
 
+/// <summary>How the PASCAL-Context loader provides each sample's image.</summary>
+public enum PascalImageColumn
+{
+    /// <summary>An <c>Image</c> column holding the decoded image (<c>MLImage</c>). The default. ML.NET cannot store an image
+    /// column in a model.zip's input schema, so a model saved with this view's schema loads without it.</summary>
+    DecodedImage,
+
+    /// <summary>
+    /// An <c>ImagePath</c> text column holding the image file's full path, and no <c>Image</c> column: decode it inside the
+    /// pipeline with <c>mlContext.Transforms.LoadImages("Image", imageFolder: null, inputColumnName: "ImagePath")</c>, so that
+    /// a saved model.zip takes file paths as its input and stores its complete input schema. The loader checks that the
+    /// file exists (and <see cref="PascalContextOptions.SkipBadSamples"/> leaves out a sample whose file is missing); decoding
+    /// errors come from <c>LoadImages</c>.
+    /// </summary>
+    FilePath,
+}
+
 /// <summary>Options of <c>mlContext.Data.LoadPascalContext</c>.</summary>
 public sealed class PascalContextOptions
 {
@@ -42,4 +59,10 @@ public sealed class PascalContextOptions
     /// is created. Default true.
     /// </summary>
     public bool HumanPartsOnlyKeepsAnnotatedImages { get; set; } = true;
+
+    /// <summary>
+    /// Whether the view has the decoded <c>Image</c> column or an <c>ImagePath</c> column with the file's full path (see
+    /// <see cref="PascalImageColumn"/>). Default <see cref="PascalImageColumn.DecodedImage"/>.
+    /// </summary>
+    public PascalImageColumn ImageColumn { get; set; } = PascalImageColumn.DecodedImage;
 }
