@@ -12,7 +12,9 @@ namespace Microsoft.ML.MtLora.Onnx;
 /// </summary>
 /// <remarks>
 /// The library references ONNX Runtime's managed API only; the application adds the native runtime, the
-/// <c>Microsoft.ML.OnnxRuntime</c> package (CPU) or another build of it (CUDA, DirectML, ...).
+/// <c>Microsoft.ML.OnnxRuntime</c> package (CPU) or another build of it (CUDA, DirectML, ...). The pre- and post-processing
+/// are the transformer's own TorchSharp code, so TorchSharp's native backend is needed too; to serve a model with ML.NET
+/// and ONNX Runtime alone, see the OnnxScoring sample (<c>ApplyOnnxModel</c>).
 /// </remarks>
 public sealed class MtLoraOnnxModel : IDisposable
 {

@@ -106,13 +106,8 @@ public class OnnxCliTests(TrainedCliModel trained) : IClassFixture<TrainedCliMod
     public void PredictWithTheOnnxEngineRefusesAModelWithoutMtLoraMetadata()
     {
         using var dir = Fixture.TempDir();
-        var graph = new Microsoft.ML.MtLora.Onnx.OnnxGraph();
-        graph.Input("x", [null, 3], "batch");
-        graph.NodeTo("Relu", "y", ["x"]);
-        graph.Output("y", [null, 3], "batch");
         var path = dir.File("other.onnx");
-        using (var f = File.Create(path))
-            Google.Protobuf.MessageExtensions.WriteTo(graph.ToModel("other", "test", "1", "", []), f);
+        OnnxRunner.WriteForeignModel(path);
         var image = Directory.GetFiles(Path.Combine(trained.DataRoot, "JPEGImages"), "*.jpg")[0];
         var (code, stdout, stderr) = CliRunner.Run("predict", "--engine", "onnx", "--model", path, "--image", image, "--out", dir.File("out"));
         Assert.Equal(2, code);

@@ -52,14 +52,8 @@ public class OnnxModelZipTests
     public void AnOnnxModelWithoutMtLoraMetadataIsRefusedWithAClearMessage()
     {
         using var dir = Fixture.TempDir();
-        // A valid ONNX model that is not ours: one Relu, written with the same schema classes.
-        var graph = new OnnxGraph();
-        graph.Input("x", [1, 3], "batch");
-        graph.NodeTo("Relu", "y", ["x"]);
-        graph.Output("y", [1, 3], "batch");
         var path = dir.File("other.onnx");
-        using (var f = File.Create(path))
-            Google.Protobuf.MessageExtensions.WriteTo(graph.ToModel("other", "test", "1", "", []), f);
+        OnnxRunner.WriteForeignModel(path);
         var e = Assert.Throws<InvalidDataException>(() => MtLoraOnnxModel.Load(path));
         Assert.Contains($"'{path}' is an ONNX model without MTLoRA metadata", e.Message);
 

@@ -25,6 +25,17 @@ internal static class OnnxRunner
         return outputs;
     }
 
+    /// <summary>Writes a valid ONNX model that is not an MTLoRA export (one Relu, no metadata), with the library's schema classes.</summary>
+    public static void WriteForeignModel(string path)
+    {
+        var graph = new Microsoft.ML.MtLora.Onnx.OnnxGraph();
+        graph.Input("x", [null, 3], "batch");
+        graph.NodeTo("Relu", "y", ["x"]);
+        graph.Output("y", [null, 3], "batch");
+        using var file = File.Create(path);
+        Google.Protobuf.MessageExtensions.WriteTo(graph.ToModel("other", "test", "1", "", []), file);
+    }
+
     /// <summary>The model's custom metadata, as ONNX Runtime reads it.</summary>
     public static Dictionary<string, string> Metadata(byte[] model)
     {
