@@ -10,6 +10,9 @@
 // image it writes <name>.semseg.png and <name>.human_parts.png (8-bit class ids, as PASCAL label PNGs), <name>.sal.png
 // (probability × 255) and <name>.normals.png ((n + 1)/2 as RGB), and prints one line.
 //
+// With --io io.safetensors instead of --images, it checks the model against the outputs the reference PyTorch code recorded
+// for the same weights (ReferenceCheck.cs): ONNX Runtime alone reproduces the reference, exit code 0 when within tolerance.
+//
 // The one difference from MtLoraTransformer is the resize into the network: ML.NET's ResizeImages instead of the bicubic
 // resize the model was trained with. Images already at the network's size (metadata mtlora.image_size) are not resized by
 // either, and then the two agree on every class id (test/.../Onnx/OnnxScoringSampleTests.cs).
@@ -23,9 +26,13 @@ using SkiaSharp;
 
 string? Arg(string name) { int i = Array.IndexOf(args, "--" + name); return i >= 0 && i + 1 < args.Length ? args[i + 1] : null; }
 
+// Check mode: the exported model against the outputs the reference PyTorch code recorded (io.safetensors).
+if (Arg("model") is { } checkedModel && Arg("io") is { } ioPath)
+    return ReferenceCheck.Run(checkedModel, ioPath, double.Parse(Arg("tolerance") ?? "1e-4", System.Globalization.CultureInfo.InvariantCulture), Console.Out);
+
 if (Arg("model") is not { } modelPath || Arg("images") is not { } imageFolder)
 {
-    Console.Error.WriteLine("usage: OnnxScoring --model <model.onnx> --images <folder> [--out onnx-predictions]");
+    Console.Error.WriteLine("usage: OnnxScoring --model <model.onnx> --images <folder> [--out onnx-predictions]  |  --model <model.onnx> --io <io.safetensors> [--tolerance 1e-4]");
     return 2;
 }
 var outDir = Directory.CreateDirectory(Arg("out") ?? "onnx-predictions").FullName;

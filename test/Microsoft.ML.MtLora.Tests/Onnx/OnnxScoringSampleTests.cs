@@ -69,6 +69,31 @@ public class OnnxScoringSampleTests
     }
 
     [Fact]
+    public void TheSampleAloneReproducesTheReferenceOutputsFromAnExportedReferenceCheckpoint()
+    {
+        using var dir = Fixture.TempDir();
+        var onnx = dir.File("tiny4.onnx");
+        var (code, _, stderr) = CliRunner.Run("export-onnx", "--config", Fixture.Path("tiny4", "config.json"),
+            "--checkpoint", Fixture.Path("tiny4", "model.pth"), "--out", onnx);
+        Assert.True(code == 0, stderr);
+        var io = Fixture.Path("tiny4", "io.safetensors");
+        (code, var stdout, stderr) = SampleRunner.Run("OnnxScoring", "--model", onnx, "--io", io);
+        Assert.True(code == 0, stdout + stderr);
+        var lines = stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Equal(["human_parts", "normals", "sal", "semseg"], lines.Select(l => l[..l.IndexOf(':')]).Order());
+        Assert.All(lines, l => Assert.EndsWith(" ok", l));
+
+        // The same network with other weights does not pass: the check can fail.
+        using (var scope = NewDisposeScope())
+        using (var other = OnnxExportTests.RandomNetwork(Microsoft.ML.MtLora.Tests.Modeling.Tiny4.Options(), seed: 3))
+        using (var f = File.Create(dir.File("other.onnx")))
+            Microsoft.ML.MtLora.Onnx.MtLoraOnnxExporter.Export(other, f);
+        (code, stdout, _) = SampleRunner.Run("OnnxScoring", "--model", dir.File("other.onnx"), "--io", io);
+        Assert.Equal(1, code);
+        Assert.Contains("TOO LARGE", stdout);
+    }
+
+    [Fact]
     public void ThePlainCSharpPostProcessingEqualsTorchSharps()
     {
         using var scope = NewDisposeScope();
