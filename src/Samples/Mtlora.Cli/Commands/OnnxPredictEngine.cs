@@ -38,7 +38,7 @@ internal static class OnnxPredictEngine
     /// A lazy view over <paramref name="files"/> (one row per file, in order) with the path, the decoded image, its size and
     /// the prediction column of each task, named and typed as <see cref="MtLoraTransformer"/>'s columns.
     /// </summary>
-    public static IDataView Score(MLContext ml, MtLoraOnnxModel model, IReadOnlyList<string> files, string pathColumn, string imageColumn)
+    public static IDataView Score(MtLoraOnnxModel model, IReadOnlyList<string> files, string pathColumn, string imageColumn)
     {
         var schema = new DataViewSchema.Builder();
         schema.AddColumn(pathColumn, TextDataViewType.Instance);

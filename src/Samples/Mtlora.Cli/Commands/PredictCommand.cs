@@ -52,7 +52,7 @@ internal static class PredictCommand
             {
                 using var onnx = OnnxPredictEngine.Load(modelPath);
                 Directory.CreateDirectory(outDir);
-                var scored = OnnxPredictEngine.Score(ml, onnx, files, nameof(ImageFile.Path), MtLoraColumnNames.Image);
+                var scored = OnnxPredictEngine.Score(onnx, files, nameof(ImageFile.Path), MtLoraColumnNames.Image);
                 WriteSummary(modelPath!, onnx.Tasks, files, outDir, Predict(scored, onnx.Tasks, MtLoraColumnNames.Image, files, outDir, grid, stderr), stdout);
                 return 0;
             }
