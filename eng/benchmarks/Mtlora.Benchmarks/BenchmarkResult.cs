@@ -9,6 +9,9 @@ internal sealed record BenchmarkResult
 {
     public required string Mode { get; init; }
     public required string Config { get; init; }
+
+    /// <summary>What ran the network: <c>torchsharp</c>, or <c>onnxruntime &lt;version&gt;</c> on the exported graph.</summary>
+    public string Engine { get; init; } = "torchsharp";
     public int ImageSize { get; init; }
     public int Batch { get; init; }
     public int Steps { get; init; }
@@ -75,7 +78,7 @@ internal sealed record BenchmarkResult
         var memory = $"host peak {GiB(HostPeakWorkingSetBytes)}";
         if (GpuPeakUsedBytes is long peak)
             memory += $", GPU peak used {GiB(peak)} (baseline {GiB(GpuBaselineUsedBytes ?? 0)})";
-        return $"{Mode} {Config} {ImageSize}px batch {Batch} {Device} {DType}{(Float32Norms ? "+fp32 norms" : "")}: " +
+        return $"{Mode} {Config} {ImageSize}px batch {Batch} {Device} {Engine} {DType}{(Float32Norms ? "+fp32 norms" : "")}: " +
                $"{ImagesPerSecond:F2} images/s over {Steps} steps ({Seconds:F2} s; median step {MedianStepSeconds * 1000:F0} ms = {MedianImagesPerSecond:F2} images/s; " +
                $"process CPU {ProcessCpuSeconds:F1} s = {Batch * (double)Steps / ProcessCpuSeconds:F2} images per CPU-second); {memory}";
     }

@@ -45,6 +45,9 @@ internal sealed record BenchmarkSettings
 
     public int Seed { get; init; } = 1234;
 
+    /// <summary>Inference engine: <c>torchsharp</c> (the library's TorchSharp forward) or <c>onnx</c> (the same network exported to ONNX, run by ONNX Runtime on the CPU).</summary>
+    public string Engine { get; init; } = "torchsharp";
+
     /// <summary>Intra-op CPU threads; null leaves libtorch's default.</summary>
     public int? Threads { get; init; }
 
@@ -72,6 +75,9 @@ internal sealed record BenchmarkSettings
         if (DType is not ("float32" or "bfloat16")) throw new ArgumentException($"--dtype must be float32 or bfloat16, got '{DType}'.");
         if (Float32Norms && !IsBFloat16) throw new ArgumentException("--float32-norms only applies with --dtype bfloat16.");
         if (Threads is < 1) throw new ArgumentException($"--threads must be at least 1, got {Threads}.");
+        if (Engine is not ("torchsharp" or "onnx")) throw new ArgumentException($"--engine must be torchsharp or onnx, got '{Engine}'.");
+        if (Engine == "onnx" && (Mode != BenchmarkMode.Infer || Device != "cpu" || IsBFloat16))
+            throw new ArgumentException("--engine onnx measures float32 inference on the CPU: use it with --mode infer, --device cpu, --dtype float32.");
         if (!BenchmarkConfigs.Names.Contains(Config)) throw new ArgumentException($"--config must be one of {string.Join(", ", BenchmarkConfigs.Names)}, got '{Config}'.");
     }
 }

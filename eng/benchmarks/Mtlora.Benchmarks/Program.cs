@@ -26,11 +26,13 @@ public static class Program
         dtype.AcceptOnlyFromAmong("float32", "bfloat16");
         var float32Norms = new Option<bool>("--float32-norms") { Description = "With bfloat16: keep LayerNorm/BatchNorm in float32 (the trainer's policy)." };
         var seed = new Option<int>("--seed") { Description = "Seed of the weights and the random batch.", DefaultValueFactory = _ => 1234 };
+        var engine = new Option<string>("--engine") { Description = "With --mode infer on the CPU: torchsharp (the library's forward, LoRA merged) or onnx (the network exported to ONNX, run by ONNX Runtime).", DefaultValueFactory = _ => "torchsharp" };
+        engine.AcceptOnlyFromAmong("torchsharp", "onnx");
         var threads = new Option<int?>("--threads") { Description = "CPU intra-op threads (default: libtorch's choice)." };
         var json = new Option<FileInfo?>("--json") { Description = "Write the result as JSON to this file." };
 
         var root = new RootCommand("Training / inference throughput (images/s) and peak memory of the MTLoRA multi-task Swin network.");
-        foreach (var o in new Option[] { mode, config, batch, imageSize, steps, warmup, device, dtype, float32Norms, seed, threads, json })
+        foreach (var o in new Option[] { mode, config, batch, imageSize, steps, warmup, device, dtype, float32Norms, seed, threads, json, engine })
             root.Options.Add(o);
         root.SetAction(parseResult =>
         {
@@ -47,6 +49,7 @@ public static class Program
                 Float32Norms = parseResult.GetValue(float32Norms),
                 Seed = parseResult.GetValue(seed),
                 Threads = parseResult.GetValue(threads),
+                Engine = parseResult.GetValue(engine)!,
                 JsonPath = parseResult.GetValue(json)?.FullName,
             };
             var result = ThroughputBenchmark.Run(settings, Console.Error);

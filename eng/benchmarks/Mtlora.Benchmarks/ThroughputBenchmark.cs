@@ -70,6 +70,14 @@ internal static class ThroughputBenchmark
                 step = trainer.Run;
                 stepState = trainer;
             }
+            else if (settings.Engine == "onnx")
+            {
+                model.eval();
+                var onnx = new OnnxInferStep(model, batch.Images, settings.Threads);
+                log.WriteLine($"exported to ONNX ({onnx.ModelBytes / (double)(1 << 20):F1} MiB), ONNX Runtime {OnnxInferStep.RuntimeVersion}");
+                step = onnx.Run;
+                stepState = onnx;
+            }
             else
             {
                 model.eval();
@@ -109,6 +117,7 @@ internal static class ThroughputBenchmark
                 return new BenchmarkResult
                 {
                     Mode = settings.Mode == BenchmarkMode.Train ? "train" : "infer",
+                    Engine = settings.Engine == "onnx" ? $"onnxruntime {OnnxInferStep.RuntimeVersion}" : "torchsharp",
                     Config = settings.Config,
                     ImageSize = options.ImageSize,
                     Batch = settings.Batch,

@@ -105,7 +105,7 @@ public sealed class NormalsMeter
         if (v == 0) return;
         var d = degrees.to(ScalarType.Float64);
         _sum += d.sum().item<double>();
-        _sumSquares += d.square().sum().item<double>();
+        _sumSquares += d.mul(d).sum().item<double>();
         using var t11 = 11.25f.ToScalar();
         using var t22 = 22.5f.ToScalar();
         using var t30 = 30f.ToScalar();

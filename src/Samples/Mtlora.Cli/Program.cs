@@ -27,6 +27,7 @@ public static class Program
         yield return TrainCommand.Create();
         yield return PredictCommand.Create();
         yield return TradeOffCommand.Create();
+        yield return ExportOnnxCommand.Create();
     }
 
     /// <summary>Entry point. User errors (bad files, options, data) print one clear line on stderr and exit with 2.</summary>

@@ -205,7 +205,7 @@ internal sealed class PascalSampleDecoder
                 throw new PascalSampleException(id, path, $"the label is {nw}x{nh} (width x height) but the image is {width}x{height}; expected the same size (LabelSizeMismatch = Error).");
             masked = CvGeometry.ResizeBicubic(masked, height, width);                           // reference: cv2 bicubic, no renormalisation
         }
-        var isZero = masked.square().sum(0, keepdim: true).eq(TorchScalars.Zero);
+        var isZero = masked.mul(masked).sum(0, keepdim: true).eq(TorchScalars.Zero);
         // A 0-d tensor, not an implicit Scalar (see TorchScalars): masked_fill with an implicitly converted Scalar crashed
         // intermittently in libtorch (Scalar::toFloat on a corrupted value) when several loader threads decoded at once.
         masked = torch.where(isZero, torch.tensor((float)DenseTasks.IgnoreLabel), masked);

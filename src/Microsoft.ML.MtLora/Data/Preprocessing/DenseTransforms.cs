@@ -193,7 +193,7 @@ internal static class DenseTransforms
             if (!renormalize) return FinishResize(cubic.MoveToOuterDisposeScope(), label, dispose);
             // Reference: n / (|n| + eps) with eps = float64 machine epsilon; zero vectors stay zero.
             using var eps = 2.220446049250313e-16.ToScalar();
-            var norm = cubic.square().sum(0, keepdim: true).sqrt().add(eps);
+            var norm = cubic.mul(cubic).sum(0, keepdim: true).sqrt().add(eps);
             resized = cubic.div(norm).MoveToOuterDisposeScope();
         }
         return FinishResize(resized, label, dispose);
@@ -214,7 +214,7 @@ internal static class DenseTransforms
         if (labels.TryGetValue(DenseTask.SurfaceNormals, out var normals))
         {
             using var scope = NewDisposeScope();
-            var invalid = normals.square().sum(0, keepdim: true).eq(TorchScalars.Zero);  // (1, H, W)
+            var invalid = normals.mul(normals).sum(0, keepdim: true).eq(TorchScalars.Zero);  // (1, H, W)
             normals.masked_fill_(invalid, TorchScalars.Ignore);
         }
         if (labels.TryGetValue(DenseTask.HumanParts, out var parts))

@@ -23,39 +23,49 @@ internal static class PredictCommand
         var cmd = new Command("predict",
             "Run a trained model on images and write one PNG per task (<name>.semseg.png, <name>.human_parts.png, <name>.sal.png, " +
             "<name>.normals.png) at the input's size; --grid adds <name>.grid.png. Prints one JSON object listing the files.");
-        var model = new Option<string>("--model") { Description = "The model.zip written by 'mtlora train'.", Required = true };
+        var model = new Option<string>("--model") { Description = "The model.zip written by 'mtlora train' (with --engine onnx: a model.onnx from 'mtlora export-onnx').", Required = true };
         var image = new Option<string>("--image") { Description = "An image file, or a folder of images (.jpg, .jpeg, .png, .bmp).", Required = true };
         var output = new Option<string>("--out") { Description = "Folder for the PNGs (created if missing).", Required = true };
         var grid = new Option<bool>("--grid") { Description = "Also write a grid per image: the input and every task, class maps with legends." };
-        foreach (var o in new Option[] { model, image, output, grid }) cmd.Options.Add(o);
+        var engine = new Option<string>("--engine")
+        {
+            Description = "What runs the network: 'torchsharp' (a model.zip) or 'onnx' (a model.onnx from 'mtlora export-onnx', run by ONNX Runtime).",
+            DefaultValueFactory = _ => OnnxPredictEngine.TorchSharp,
+        };
+        engine.AcceptOnlyFromAmong(OnnxPredictEngine.TorchSharp, OnnxPredictEngine.Onnx);
+        foreach (var o in new Option[] { model, image, output, grid, engine }) cmd.Options.Add(o);
         cmd.SetAction(parseResult => Run(parseResult.GetValue(model), parseResult.GetValue(image), parseResult.GetValue(output),
-            parseResult.GetValue(grid), parseResult.InvocationConfiguration.Output, parseResult.InvocationConfiguration.Error));
+            parseResult.GetValue(grid), parseResult.InvocationConfiguration.Output, parseResult.InvocationConfiguration.Error, parseResult.GetValue(engine)));
         return cmd;
     }
 
     /// <summary>Runs the verb: 0 on success, 2 on a user error (one line on <paramref name="stderr"/>).</summary>
-    internal static int Run(string? modelPath, string? imagePath, string? outDir, bool grid, TextWriter stdout, TextWriter stderr) =>
+    internal static int Run(string? modelPath, string? imagePath, string? outDir, bool grid, TextWriter stdout, TextWriter stderr,
+        string? engine = OnnxPredictEngine.TorchSharp) =>
         CliCommon.Guard("predict", stderr, () =>
         {
             if (string.IsNullOrWhiteSpace(imagePath)) throw new CliCommon.UsageException("give --image <file|folder>.");
             if (string.IsNullOrWhiteSpace(outDir)) throw new CliCommon.UsageException("give --out <folder>.");
             var files = ListImages(imagePath);
             var ml = new MLContext(seed: 0);
+            if (engine == OnnxPredictEngine.Onnx)
+            {
+                using var onnx = OnnxPredictEngine.Load(modelPath);
+                Directory.CreateDirectory(outDir);
+                var scored = OnnxPredictEngine.Score(onnx, files, nameof(ImageFile.Path), MtLoraColumnNames.Image);
+                WriteSummary(modelPath!, onnx.Tasks, files, outDir, Predict(scored, onnx.Tasks, MtLoraColumnNames.Image, files, outDir, grid, stderr), stdout);
+                return 0;
+            }
             var loaded = CliCommon.LoadModel(ml, modelPath, out _);
             try
             {
                 var mtlora = CliCommon.FindMtLora(loaded)
                     ?? throw new CliCommon.UsageException($"--model: '{modelPath}' holds no MTLoRA transformer.");
                 Directory.CreateDirectory(outDir);
-                var written = Predict(ml, loaded, mtlora, files, outDir, grid, stderr);
-                CliCommon.WriteJson(new JsonObject
-                {
-                    ["model"] = Path.GetFullPath(modelPath!),
-                    ["tasks"] = new JsonArray(mtlora.Tasks.Select(t => (JsonNode)t.ReferenceName()).ToArray()),
-                    ["images"] = files.Count,
-                    ["out"] = Path.GetFullPath(outDir),
-                    ["files"] = new JsonArray(written.Select(f => (JsonNode)f).ToArray()),
-                }, stdout);
+                var view = ml.Data.LoadFromEnumerable(files.Select(f => new ImageFile { Path = f }));
+                var images = ml.Transforms.LoadImages(mtlora.ImageColumnName, imageFolder: null, inputColumnName: nameof(ImageFile.Path)).Fit(view).Transform(view);
+                var written = Predict(loaded.Transform(images), mtlora.Tasks, mtlora.ImageColumnName, files, outDir, grid, stderr);
+                WriteSummary(modelPath!, mtlora.Tasks, files, outDir, written, stdout);
                 return 0;
             }
             finally
@@ -63,6 +73,16 @@ internal static class PredictCommand
                 (loaded as IDisposable)?.Dispose();
             }
         });
+
+    private static void WriteSummary(string modelPath, IReadOnlyList<DenseTask> tasks, List<string> files, string outDir, List<string> written, TextWriter stdout) =>
+        CliCommon.WriteJson(new JsonObject
+        {
+            ["model"] = Path.GetFullPath(modelPath),
+            ["tasks"] = new JsonArray(tasks.Select(t => (JsonNode)t.ReferenceName()).ToArray()),
+            ["images"] = files.Count,
+            ["out"] = Path.GetFullPath(outDir),
+            ["files"] = new JsonArray(written.Select(f => (JsonNode)f).ToArray()),
+        }, stdout);
 
     /// <summary>The image files to score: the file itself, or a folder's images in name order.</summary>
     internal static List<string> ListImages(string path)
@@ -82,13 +102,10 @@ internal static class PredictCommand
         public string Path { get; set; } = "";
     }
 
-    private static List<string> Predict(MLContext ml, ITransformer model, MtLoraTransformer mtlora, List<string> files, string outDir, bool grid, TextWriter stderr)
+    /// <summary>Writes the PNGs of every row of <paramref name="scored"/> (the transformer's columns, from either engine).</summary>
+    private static List<string> Predict(IDataView scored, IReadOnlyList<DenseTask> tasks, string imageColumnName, List<string> files, string outDir, bool grid, TextWriter stderr)
     {
-        var view = ml.Data.LoadFromEnumerable(files.Select(f => new ImageFile { Path = f }));
-        var images = ml.Transforms.LoadImages(mtlora.ImageColumnName, imageFolder: null, inputColumnName: nameof(ImageFile.Path)).Fit(view).Transform(view);
-        var scored = model.Transform(images);
         var schema = scored.Schema;
-        var tasks = mtlora.Tasks;
         var written = new List<string>();
         var used = new HashSet<string>(StringComparer.Ordinal);
 
@@ -96,12 +113,12 @@ internal static class PredictCommand
         {
             var columns = tasks.Select(t => schema[t.PredictionColumnName()])
                 .Append(schema[MtLoraColumnNames.Height]).Append(schema[MtLoraColumnNames.Width]).Append(schema[nameof(ImageFile.Path)]);
-            if (grid) columns = columns.Append(schema[mtlora.ImageColumnName]);
+            if (grid) columns = columns.Append(schema[imageColumnName]);
             using var cursor = scored.GetRowCursor(columns);
             var height = cursor.GetGetter<int>(schema[MtLoraColumnNames.Height]);
             var width = cursor.GetGetter<int>(schema[MtLoraColumnNames.Width]);
             var pathGetter = cursor.GetGetter<ReadOnlyMemory<char>>(schema[nameof(ImageFile.Path)]);
-            var imageGetter = grid ? cursor.GetGetter<MLImage>(schema[mtlora.ImageColumnName]) : null;
+            var imageGetter = grid ? cursor.GetGetter<MLImage>(schema[imageColumnName]) : null;
             var byteGetters = tasks.Where(t => t.IsClassification()).ToDictionary(t => t, t => cursor.GetGetter<VBuffer<byte>>(schema[t.PredictionColumnName()]));
             var floatGetters = tasks.Where(t => !t.IsClassification()).ToDictionary(t => t, t => cursor.GetGetter<VBuffer<float>>(schema[t.PredictionColumnName()]));
             int done = 0;
