@@ -121,7 +121,7 @@ public class CliVerbTests(TrainedCliModel trained) : IClassFixture<TrainedCliMod
     [InlineData("train --data {data} --tasks semseg,depth --out {out}/m.zip", "depth")]
     [InlineData("train --data {data} --config {missing} --out {out}/m.zip", "--config")]
     [InlineData("train --data {data} --backbone {missing} --out {out}/m.zip", "--backbone")]
-    [InlineData("train --data {data} --config {config} --epochs 0 --out {out}/m.zip", "Epochs")]
+    [InlineData("train --data {data} --config {config} --epochs 0 --out {out}/m.zip", "--epochs is 0")]
     [InlineData("train --data {data} --out {missing}/m.zip", "--out")]
     public void UserErrorsGiveOneLineAndExitCode2(string command, string expected)
     {

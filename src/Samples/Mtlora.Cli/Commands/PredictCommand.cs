@@ -4,6 +4,7 @@ using Microsoft.ML;
 using Microsoft.ML.Data;
 using Microsoft.ML.MtLora;
 using Microsoft.ML.MtLora.Visualization;
+using Microsoft.ML.Transforms.Image;
 using SkiaSharp;
 
 namespace MtLora.Cli.Commands;
@@ -28,35 +29,50 @@ internal static class PredictCommand
         var output = new Option<string>("--out") { Description = "Folder for the PNGs (created if missing).", Required = true };
         var grid = new Option<bool>("--grid") { Description = "Also write a grid per image: the input and every task, class maps with legends." };
         foreach (var o in new Option[] { model, image, output, grid }) cmd.Options.Add(o);
-        cmd.SetAction(parseResult => Run(parseResult.GetValue(model), parseResult.GetValue(image), parseResult.GetValue(output),
-            parseResult.GetValue(grid), parseResult.InvocationConfiguration.Output, parseResult.InvocationConfiguration.Error));
+        cmd.SetAction((parseResult, cancellationToken) => Task.FromResult(Run(parseResult.GetValue(model), parseResult.GetValue(image),
+            parseResult.GetValue(output), parseResult.GetValue(grid), parseResult.InvocationConfiguration.Output, parseResult.InvocationConfiguration.Error,
+            cancellationToken)));
         return cmd;
     }
 
-    /// <summary>Runs the verb: 0 on success, 2 on a user error (one line on <paramref name="stderr"/>).</summary>
-    internal static int Run(string? modelPath, string? imagePath, string? outDir, bool grid, TextWriter stdout, TextWriter stderr) =>
+    /// <summary>
+    /// Runs the verb: 0 when every image was predicted; 1 when some could not be read (each named on <paramref name="stderr"/>,
+    /// the others predicted); 2 on a user error or when no image could be read (one line on <paramref name="stderr"/>);
+    /// 130/143 when stopped by Ctrl+C or SIGTERM between images.
+    /// </summary>
+    internal static int Run(string? modelPath, string? imagePath, string? outDir, bool grid, TextWriter stdout, TextWriter stderr,
+        CancellationToken cancellationToken = default) =>
         CliCommon.Guard("predict", stderr, () =>
         {
             if (string.IsNullOrWhiteSpace(imagePath)) throw new CliCommon.UsageException("give --image <file|folder>.");
             if (string.IsNullOrWhiteSpace(outDir)) throw new CliCommon.UsageException("give --out <folder>.");
             var files = ListImages(imagePath);
+            var outFolder = OutputPaths.CheckFolder("--out", outDir);
             var ml = new MLContext(seed: 0);
             var loaded = CliCommon.LoadModel(ml, modelPath, out _);
             try
             {
                 var mtlora = CliCommon.FindMtLora(loaded)
                     ?? throw new CliCommon.UsageException($"--model: '{modelPath}' holds no MTLoRA transformer.");
-                Directory.CreateDirectory(outDir);
-                var written = Predict(ml, loaded, mtlora, files, outDir, grid, stderr);
+                using var stop = StopSignals.Listen(stderr, "predict", "the current image", cancellationToken);
+                var run = Predict(loaded, mtlora, files, outFolder, grid, stderr, stop.Token);
                 CliCommon.WriteJson(new JsonObject
                 {
                     ["model"] = Path.GetFullPath(modelPath!),
                     ["tasks"] = new JsonArray(mtlora.Tasks.Select(t => (JsonNode)t.ReferenceName()).ToArray()),
-                    ["images"] = files.Count,
-                    ["out"] = Path.GetFullPath(outDir),
-                    ["files"] = new JsonArray(written.Select(f => (JsonNode)f).ToArray()),
+                    ["images"] = run.Predicted,
+                    ["out"] = outFolder,
+                    ["files"] = new JsonArray(run.Written.Select(f => (JsonNode)f).ToArray()),
+                    ["failed"] = new JsonArray(run.Failed.Select(f => (JsonNode)new JsonObject { ["file"] = f.File, ["reason"] = f.Reason }).ToArray()),
                 }, stdout);
-                return 0;
+                if (stop.Token.IsCancellationRequested)
+                {
+                    stderr.WriteLine($"mtlora predict: {stop.Cause} after {run.Predicted} of {files.Count} images; the outputs listed were written whole.");
+                    return stop.ExitCode;
+                }
+                if (run.Failed.Count == 0) return 0;
+                stderr.WriteLine($"mtlora predict: error: {run.Failed.Count} of {files.Count} images could not be read (each named above); {run.Predicted} were predicted.");
+                return run.Predicted > 0 ? 1 : 2;
             }
             finally
             {
@@ -69,75 +85,101 @@ internal static class PredictCommand
     {
         if (File.Exists(path)) return [Path.GetFullPath(path)];
         if (!Directory.Exists(path)) throw new CliCommon.UsageException($"--image: '{path}' is neither a file nor a folder.");
-        var files = Directory.EnumerateFiles(path)
-            .Where(f => ImageExtensions.Contains(Path.GetExtension(f).ToLowerInvariant()))
-            .Select(Path.GetFullPath).Order(StringComparer.Ordinal).ToList();
+        List<string> files;
+        try
+        {
+            files = Directory.EnumerateFiles(path)
+                .Where(f => ImageExtensions.Contains(Path.GetExtension(f).ToLowerInvariant()))
+                .Select(Path.GetFullPath).Order(StringComparer.Ordinal).ToList();
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new CliCommon.UsageException($"--image: cannot list folder '{path}' ({OutputPaths.Cause(e)}).");
+        }
         if (files.Count == 0)
             throw new CliCommon.UsageException($"--image: folder '{path}' holds no image ({string.Join(", ", ImageExtensions)}).");
         return files;
     }
 
-    private sealed class ImageFile
-    {
-        public string Path { get; set; } = "";
-    }
+    /// <summary>What a predict run did: the files written, the images predicted, the files that could not be read and why.</summary>
+    private sealed record PredictRun(List<string> Written, int Predicted, List<(string File, string Reason)> Failed);
 
-    private static List<string> Predict(MLContext ml, ITransformer model, MtLoraTransformer mtlora, List<string> files, string outDir, bool grid, TextWriter stderr)
+    /// <summary>
+    /// Predicts one image at a time (one forward pass each, through the model's row mapper): memory is bounded by one
+    /// image (see <see cref="PredictImageReader"/>), and an unreadable file is reported and skipped, not fatal to the run.
+    /// </summary>
+    private static PredictRun Predict(ITransformer model, MtLoraTransformer mtlora, List<string> files, string outDir, bool grid,
+        TextWriter stderr, CancellationToken stop)
     {
-        var view = ml.Data.LoadFromEnumerable(files.Select(f => new ImageFile { Path = f }));
-        var images = ml.Transforms.LoadImages(mtlora.ImageColumnName, imageFolder: null, inputColumnName: nameof(ImageFile.Path)).Fit(view).Transform(view);
-        var scored = model.Transform(images);
-        var schema = scored.Schema;
+        var input = new ImageInputRow(mtlora.ImageColumnName);
+        var mapper = model.GetRowToRowMapper(input.Schema);
+        var schema = mapper.OutputSchema;
         var tasks = mtlora.Tasks;
-        var written = new List<string>();
+        var active = tasks.Select(t => schema[t.PredictionColumnName()]).Append(schema[MtLoraColumnNames.Height]).Append(schema[MtLoraColumnNames.Width]);
+        using var row = mapper.GetRow(input, active);
+        var height = row.GetGetter<int>(schema[MtLoraColumnNames.Height]);
+        var width = row.GetGetter<int>(schema[MtLoraColumnNames.Width]);
+        var byteGetters = tasks.Where(t => t.IsClassification()).ToDictionary(t => t, t => row.GetGetter<VBuffer<byte>>(schema[t.PredictionColumnName()]));
+        var floatGetters = tasks.Where(t => !t.IsClassification()).ToDictionary(t => t, t => row.GetGetter<VBuffer<float>>(schema[t.PredictionColumnName()]));
+        var run = new PredictRun([], 0, []);
+        int predicted = 0;
         var used = new HashSet<string>(StringComparer.Ordinal);
 
-        return CliCommon.WithProgress(stderr, "predicting", files.Count, report =>
+        CliCommon.WithProgress(stderr, "predicting", files.Count, report =>
         {
-            var columns = tasks.Select(t => schema[t.PredictionColumnName()])
-                .Append(schema[MtLoraColumnNames.Height]).Append(schema[MtLoraColumnNames.Width]).Append(schema[nameof(ImageFile.Path)]);
-            if (grid) columns = columns.Append(schema[mtlora.ImageColumnName]);
-            using var cursor = scored.GetRowCursor(columns);
-            var height = cursor.GetGetter<int>(schema[MtLoraColumnNames.Height]);
-            var width = cursor.GetGetter<int>(schema[MtLoraColumnNames.Width]);
-            var pathGetter = cursor.GetGetter<ReadOnlyMemory<char>>(schema[nameof(ImageFile.Path)]);
-            var imageGetter = grid ? cursor.GetGetter<MLImage>(schema[mtlora.ImageColumnName]) : null;
-            var byteGetters = tasks.Where(t => t.IsClassification()).ToDictionary(t => t, t => cursor.GetGetter<VBuffer<byte>>(schema[t.PredictionColumnName()]));
-            var floatGetters = tasks.Where(t => !t.IsClassification()).ToDictionary(t => t, t => cursor.GetGetter<VBuffer<float>>(schema[t.PredictionColumnName()]));
             int done = 0;
-            while (cursor.MoveNext())
+            foreach (var source in files)
             {
-                int h = 0, w = 0;
-                ReadOnlyMemory<char> source = default;
-                height(ref h);
-                width(ref w);
-                pathGetter(ref source);
-                var name = UniqueName(Path.GetFileNameWithoutExtension(source.ToString()), used);
-                var panels = new PredictionPanels(w, h);
-                foreach (var task in tasks)
+                if (stop.IsCancellationRequested) break;
+                MLImage image;
+                try
                 {
-                    using SKBitmap bitmap = task switch
+                    image = PredictImageReader.Read(source, out var note);
+                    if (note is not null) stderr.WriteLine($"mtlora predict: note: '{source}': {note}.");
+                }
+                catch (InvalidDataException e)
+                {
+                    run.Failed.Add((source, e.Message));
+                    stderr.WriteLine($"mtlora predict: cannot read '{source}': {e.Message}.");
+                    report(++done, Path.GetFileName(source));
+                    continue;
+                }
+                using (image)
+                {
+                    input.Set(source, image);
+                    int h = 0, w = 0;
+                    height(ref h);
+                    width(ref w);
+                    var name = UniqueName(Path.GetFileNameWithoutExtension(source), used);
+                    var panels = new PredictionPanels(w, h);
+                    foreach (var task in tasks)
                     {
-                        DenseTask.SemanticSegmentation or DenseTask.HumanParts => ClassMap(task, byteGetters[task], w, h, panels),
-                        _ => Dense(task, floatGetters[task], w, h, panels),
-                    };
-                    var file = Path.GetFullPath(Path.Combine(outDir, $"{name}.{task.ReferenceName()}.png"));
-                    PngFile.Save(bitmap, file);
-                    written.Add(file);
+                        using SKBitmap bitmap = task switch
+                        {
+                            DenseTask.SemanticSegmentation or DenseTask.HumanParts => ClassMap(task, byteGetters[task], w, h, panels),
+                            _ => Dense(task, floatGetters[task], w, h, panels),
+                        };
+                        var png = PngFile.Encode(bitmap);
+                        run.Written.Add(WritePng(Path.Combine(outDir, $"{name}.{task.ReferenceName()}.png"), png));
+                    }
+                    if (grid)
+                    {
+                        panels.Image = ColorMaps.ToRgb(image);
+                        run.Written.Add(WritePng(Path.Combine(outDir, $"{name}.grid.png"), PredictionGrid.RenderPng(panels)));
+                    }
                 }
-                if (imageGetter is not null)
-                {
-                    MLImage input = null!;
-                    imageGetter(ref input);
-                    panels.Image = ColorMaps.ToRgb(input);
-                    var file = Path.GetFullPath(Path.Combine(outDir, $"{name}.grid.png"));
-                    PredictionGrid.Save(file, panels);
-                    written.Add(file);
-                }
-                report(++done, Path.GetFileName(source.ToString()));
+                predicted++;
+                report(++done, Path.GetFileName(source));
             }
-            return written;
+            return 0;
         });
+        return run with { Predicted = predicted };
+    }
+
+    private static string WritePng(string file, byte[] png)
+    {
+        OutputPaths.Write(file, stream => stream.Write(png));
+        return file;
     }
 
     private static SKBitmap ClassMap(DenseTask task, ValueGetter<VBuffer<byte>> getter, int w, int h, PredictionPanels panels)
@@ -174,5 +216,48 @@ internal static class PredictCommand
         var candidate = name;
         for (int i = 2; !used.Add(candidate); i++) candidate = $"{name}_{i}";
         return candidate;
+    }
+
+    /// <summary>The one input row predict feeds the model's row mapper: the file's path and its image, replaced per image.</summary>
+    private sealed class ImageInputRow : DataViewRow
+    {
+        private ReadOnlyMemory<char> _path;
+        private MLImage? _image;
+        private long _position = -1;
+
+        public ImageInputRow(string imageColumnName)
+        {
+            var builder = new DataViewSchema.Builder();
+            builder.AddColumn("Path", TextDataViewType.Instance);
+            builder.AddColumn(imageColumnName, new ImageDataViewType());
+            Schema = builder.ToSchema();
+        }
+
+        public override DataViewSchema Schema { get; }
+
+        public override long Position => _position;
+
+        public override long Batch => 0;
+
+        /// <summary>Moves the row to the next image (the mapper predicts once per position).</summary>
+        public void Set(string path, MLImage image)
+        {
+            _path = path.AsMemory();
+            _image = image;
+            _position++;
+        }
+
+        public override ValueGetter<DataViewRowId> GetIdGetter() => (ref DataViewRowId id) => id = new DataViewRowId((ulong)_position, 0);
+
+        public override bool IsColumnActive(DataViewSchema.Column column) => true;
+
+        public override ValueGetter<TValue> GetGetter<TValue>(DataViewSchema.Column column)
+        {
+            Delegate getter = column.Index == 0
+                ? (ValueGetter<ReadOnlyMemory<char>>)((ref ReadOnlyMemory<char> value) => value = _path)
+                : (ValueGetter<MLImage>)((ref MLImage value) => value = _image!);
+            return getter as ValueGetter<TValue>
+                ?? throw new InvalidOperationException($"Column '{column.Name}' is read as {column.Type}, not {typeof(TValue).Name}.");
+        }
     }
 }
