@@ -310,7 +310,7 @@ internal sealed class MultiTaskTrainer : IDisposable
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            _settings.Warning?.Invoke($"The checkpoint of step {_globalStep} could not be written to '{_settings.CheckpointDirectory}' ({e.Message}); training goes on.");
+            _settings.Warning?.Invoke($"The checkpoint of step {_globalStep} could not be written to '{_settings.CheckpointDirectory}' ({Data.Formats.IoFailure.Describe(e)}); training goes on.");
             return null;
         }
     }

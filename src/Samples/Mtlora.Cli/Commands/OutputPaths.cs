@@ -1,5 +1,4 @@
 using System.Globalization;
-using System.Text.RegularExpressions;
 using Microsoft.ML.MtLora.Data.Formats;
 
 namespace MtLora.Cli.Commands;
@@ -10,7 +9,7 @@ namespace MtLora.Cli.Commands;
 /// (a temporary file beside the target, then a move; the temporary file is removed on any failure), with a failure
 /// reported as one line that names the file and the cause.
 /// </summary>
-internal static partial class OutputPaths
+internal static class OutputPaths
 {
     /// <summary>
     /// Test seam: wraps every output stream the verbs open (the target path and the stream), e.g. in one that fails like
@@ -61,6 +60,12 @@ internal static partial class OutputPaths
         return full;
     }
 
+    /// <summary>
+    /// Removes the temporary files (<c>&lt;target&gt;.tmp-&lt;pid&gt;-&lt;guid&gt;</c>) that an earlier run killed while writing
+    /// left beside the targets matching <paramref name="targetPattern"/>; a live writer's are kept.
+    /// </summary>
+    public static void RemoveStaleTemporaries(string folder, string targetPattern) => WriterTemporaries.RemoveStale(folder, targetPattern);
+
     /// <summary>Refuses to start when the file system of <paramref name="folder"/> has less free space than <paramref name="bytes"/>.</summary>
     /// <param name="option">The option that names the folder, for the message.</param>
     /// <param name="folder">The folder (or the nearest existing one above it).</param>
@@ -102,14 +107,14 @@ internal static partial class OutputPaths
             });
             return null;
         }
-        catch (Exception e) when (IoFailure(e) is { } io)
+        catch (Exception e) when (InnerIoFailure(e) is { } io)
         {
             return Cause(io);
         }
     }
 
     /// <summary>The I/O failure behind an exception (a writer such as ML.NET's model saver may wrap it), or null.</summary>
-    private static Exception? IoFailure(Exception? e)
+    private static Exception? InnerIoFailure(Exception? e)
     {
         for (; e is not null; e = e.InnerException)
             if (e is IOException or UnauthorizedAccessException) return e;
@@ -124,11 +129,7 @@ internal static partial class OutputPaths
     }
 
     /// <summary>The cause of an I/O failure without the path the runtime appends (it may be a temporary name).</summary>
-    public static string Cause(Exception e) => e switch
-    {
-        UnauthorizedAccessException => "permission denied",
-        _ => TrailingPath().Replace(e.Message, "").Trim().TrimEnd('.'),
-    };
+    public static string Cause(Exception e) => IoFailure.Describe(e);
 
     /// <summary>A byte count as KB, MB or GB (decimal units, as df -H prints them).</summary>
     public static string Size(long bytes) => bytes switch
@@ -152,8 +153,4 @@ internal static partial class OutputPaths
             throw new CliCommon.UsageException($"{option}: cannot write in folder '{folder}' ({Cause(e)}).");
         }
     }
-
-    // .NET on Unix ends I/O messages with " : '/the/path'".
-    [GeneratedRegex(@"\s*:\s*'[^']*'\s*$")]
-    private static partial Regex TrailingPath();
 }

@@ -48,6 +48,7 @@ internal static class PredictCommand
             if (string.IsNullOrWhiteSpace(outDir)) throw new CliCommon.UsageException("give --out <folder>.");
             var files = ListImages(imagePath);
             var outFolder = OutputPaths.CheckFolder("--out", outDir);
+            OutputPaths.RemoveStaleTemporaries(outFolder, "*.png");
             var ml = new MLContext(seed: 0);
             var loaded = CliCommon.LoadModel(ml, modelPath, out _);
             try
