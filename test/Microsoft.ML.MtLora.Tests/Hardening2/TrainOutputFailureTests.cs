@@ -186,4 +186,42 @@ public class TrainOutputFailureTests(TinyPascal data) : IClassFixture<TinyPascal
         Assert.DoesNotContain("MtLoraOptions", line);
         Assert.False(File.Exists(s.Out));
     }
+
+    [Fact]
+    public void ADamagedSampleMidRunStopsWithOneLineAndACheckpointToResumeFromOnceFixed()
+    {
+        using var dir = Fixture.TempDir();
+        var root = Path.Combine(dir.Path, "data");
+        foreach (var file in Directory.EnumerateFiles(data.Root, "*", SearchOption.AllDirectories))
+        {
+            var copy = Path.Combine(root, Path.GetRelativePath(data.Root, file));
+            Directory.CreateDirectory(Path.GetDirectoryName(copy)!);
+            File.Copy(file, copy);
+        }
+        // With seed 3 this image is in the second batch of the first epoch: training stops after step 1.
+        var image = Path.Combine(root, "JPEGImages", "2008_000002.jpg");
+        var bytes = File.ReadAllBytes(image);
+        File.WriteAllBytes(image, bytes[..(bytes.Length / 2)]);
+        var model = Path.Combine(dir.Path, "model.zip");
+        var checkpoints = Path.Combine(dir.Path, "ckpt");
+        string[] Args(params string[] more) => [.. data.Train(model, "--epochs", "2", "--checkpoint-dir", checkpoints), .. more];
+        var args = Args();
+        args[Array.IndexOf(args, data.Root)] = root;
+
+        var (code, stdout, stderr) = CliVerbTests.Invoke(args);
+        Assert.Equal(2, code);
+        Assert.Equal("", stdout);
+        var line = Assert.Single(Said(stderr));
+        Assert.StartsWith($"mtlora train: error: PASCAL-Context sample '2008_000002', file '{image}': ", line);
+        Assert.EndsWith($"Training stopped after step 1; the checkpoint of step 1 is in '{Path.Combine(checkpoints, "step-000000001")}': continue with --resume '{checkpoints}'.", line);
+        Assert.False(File.Exists(model));
+
+        // The file is fixed; the run continues from its checkpoint to the end, and its log covers every step.
+        File.WriteAllBytes(image, bytes);
+        var resumed = args.Concat(["--resume", checkpoints]).ToArray();
+        (code, stdout, stderr) = CliVerbTests.Invoke(resumed);
+        Assert.True(code == 0, stderr);
+        Assert.Equal(4, JsonNode.Parse(stdout)!["steps"]!.GetValue<long>());
+        Assert.Equal([1L, 2, 3, 4], Microsoft.ML.MtLora.Visualization.TrainingLog.ReadCsv(Path.Combine(dir.Path, "model.zip.logs", "training_log.csv")).Select(p => p.Step));
+    }
 }

@@ -254,7 +254,9 @@ internal static class TrainCommand
         {
             // A damaged sample met mid-run: the trainer wrote a checkpoint of the steps done (with --checkpoint-dir).
             FinishLog(log, stderr);
-            throw new CliCommon.UsageException($"{e.Message} Training stopped after step {log.LastStep ?? 0}; {ResumeHint(s.CheckpointDir)}.");
+            throw new CliCommon.UsageException(log.StepsThisRun == 0
+                ? $"{e.Message} Training stopped before its first step."
+                : $"{e.Message} Training stopped after step {log.LastStep}; {ResumeHint(s.CheckpointDir)}.");
         }
         catch
         {

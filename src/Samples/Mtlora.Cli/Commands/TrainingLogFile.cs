@@ -58,6 +58,9 @@ internal sealed class TrainingLogFile : IDisposable
     /// <summary>Every point of the run: the earlier log's (when continued) and this run's.</summary>
     public IReadOnlyList<TrainingCurvePoint> Points => [.. _earlier, .. _points];
 
+    /// <summary>How many steps this run logged.</summary>
+    public int StepsThisRun => _points.Count;
+
     /// <summary>The last step logged, or null when none.</summary>
     public long? LastStep => _points.Count > 0 ? _points[^1].Step : _earlier.Count > 0 ? _earlier[^1].Step : null;
 
