@@ -14,17 +14,7 @@ namespace Microsoft.ML.MtLora.Tests.Hardening2;
 [Collection(SerialCollection.Name)]
 public class TrainerFaultTests
 {
-    private static MultiTaskTrainerSettings Settings(string? checkpoints, long maxSteps = 8) => new()
-    {
-        Epochs = 4,
-        WarmupEpochs = 1,
-        MaxSteps = maxSteps,
-        BaseLearningRate = 1e-2,
-        WarmupLearningRate = 1e-3,
-        MinLearningRate = 1e-4,
-        Seed = 11,
-        CheckpointDirectory = checkpoints,
-    };
+    private static MultiTaskTrainerSettings Settings(string? checkpoints, long maxSteps = 8) => MultiTaskTrainerTests.Settings(maxSteps, checkpoints);
 
     /// <summary>TinyData (4 batches per epoch) whose batch at global position <paramref name="failAt"/> is a damaged sample.</summary>
     private static DelegateBatchSource Damaged(TinyData data, int failAt) => new(data.BatchesPerEpoch, (epoch, skip) => Batches(data, epoch, skip, failAt));
