@@ -97,7 +97,11 @@ public sealed class MtLoraOptions
     /// <summary>Receives each validation result. Default null.</summary>
     public IProgress<MtLoraValidationReport>? ValidationProgress;
 
-    /// <summary>A folder for resumable training checkpoints (weights, optimizer state, position). Default null: none.</summary>
+    /// <summary>
+    /// A folder for resumable training checkpoints (weights, optimizer state, position). Default null: none. A checkpoint
+    /// that cannot be written (full disk) is a warning in the ML.NET log and training goes on; a sample that cannot be read
+    /// mid-run stops training after a checkpoint of the steps done is written.
+    /// </summary>
     public string? CheckpointDirectory;
 
     /// <summary>Write a checkpoint every this many steps (0: only when cancelled). Needs <see cref="CheckpointDirectory"/>. Default 0.</summary>
