@@ -156,6 +156,7 @@ public sealed class MtLoraEstimator : IEstimator<MtLoraTransformer>
             ProgressEverySteps = o.ProgressEverySteps,
             Progress = new ChannelProgress(ch, o.Progress),
             CheckAlive = _host.CheckAlive,
+            Warning = message => ch.Warning(MessageSensitivity.None, "MTLoRA: {0}", message),
         };
         bool firstCall = true;
         var source = new DelegateBatchSource(checked((int)batchesPerEpoch), (epoch, skip) => Batches(ch, reader, network, device, epoch, skip, batchesPerEpoch, ref firstCall));

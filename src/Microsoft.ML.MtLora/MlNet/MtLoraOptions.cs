@@ -50,10 +50,13 @@ public sealed class MtLoraOptions
     public int BatchSize = 32;
 
     /// <summary>
-    /// Peak learning rate. Default null: the reference's linear scaling, 5e-4 × <see cref="BatchSize"/> / 512 (3.125e-5 at
+    /// Peak learning rate, in (0, <see cref="MaxLearningRate"/>]. Default null: the reference's linear scaling, 5e-4 × <see cref="BatchSize"/> / 512 (3.125e-5 at
     /// batch 32); the warmup start and the cosine floor are scaled the same way (5e-7 and 5e-6 per 512 images).
     /// </summary>
     public double? LearningRate;
+
+    /// <summary>The largest <see cref="LearningRate"/> accepted: 1.</summary>
+    public const double MaxLearningRate = 1.0;
 
     /// <summary>Epochs of linear warmup. Default 20.</summary>
     public int WarmupEpochs = 20;
@@ -98,7 +101,11 @@ public sealed class MtLoraOptions
     /// <summary>Receives each validation result. Default null.</summary>
     public IProgress<MtLoraValidationReport>? ValidationProgress;
 
-    /// <summary>A folder for resumable training checkpoints (weights, optimizer state, position). Default null: none.</summary>
+    /// <summary>
+    /// A folder for resumable training checkpoints (weights, optimizer state, position). Default null: none. A checkpoint
+    /// that cannot be written (full disk) is a warning in the ML.NET log and training goes on; a sample that cannot be read
+    /// mid-run stops training after a checkpoint of the steps done is written.
+    /// </summary>
     public string? CheckpointDirectory;
 
     /// <summary>Write a checkpoint every this many steps (0: only when cancelled). Needs <see cref="CheckpointDirectory"/>. Default 0.</summary>
@@ -167,7 +174,8 @@ public sealed class MtLoraOptions
         if (Epochs < 1) throw Bad(nameof(Epochs), $"is {Epochs}; it must be at least 1.");
         if (MaxSteps is < 1) throw Bad(nameof(MaxSteps), $"is {MaxSteps}; it must be at least 1 when set.");
         if (BatchSize < 1) throw Bad(nameof(BatchSize), $"is {BatchSize}; it must be at least 1.");
-        if (LearningRate is { } lr && !(lr > 0 && double.IsFinite(lr))) throw Bad(nameof(LearningRate), $"is {lr}; it must be a positive number.");
+        if (LearningRate is { } lr && !(lr > 0 && lr <= MaxLearningRate))
+            throw Bad(nameof(LearningRate), $"is {lr}; it must be in (0, {MaxLearningRate}]: AdamW moves every weight by about the learning rate per step, so a larger one destroys the pretrained weights at once (the paper's is 3.1e-5 at batch 32).");
         if (WarmupEpochs < 0 || WarmupEpochs >= Epochs) throw Bad(nameof(WarmupEpochs), $"is {WarmupEpochs}; it must be in 0..{Epochs - 1} (shorter than Epochs = {Epochs}).");
         if (!(WeightDecay >= 0 && double.IsFinite(WeightDecay))) throw Bad(nameof(WeightDecay), $"is {WeightDecay}; it must be ≥ 0.");
         if (GradientClipNorm is { } clip && !(clip > 0)) throw Bad(nameof(GradientClipNorm), $"is {clip}; it must be positive (or null for no clipping).");

@@ -73,6 +73,13 @@ public sealed class MtLoraNetworkOptions
     /// <summary>Number of Swin stages (fixed by the architecture).</summary>
     public const int StageCount = 4;
 
+    /// <summary>
+    /// The largest <see cref="ImageSize"/> accepted: 2048 px. Activation memory grows with the square of the size: the
+    /// reference's Swin-T takes about 1.1 GiB per training image at 448 px (35.1 GiB at batch 32 on the H100 of
+    /// eng/benchmarks/README.md), so about 23 GiB per image at 2048 px, and four times that at 4096 px.
+    /// </summary>
+    public const int MaxImageSize = 2048;
+
     /// <summary>A deep copy.</summary>
     public MtLoraNetworkOptions Clone() => new()
     {
@@ -119,6 +126,10 @@ public sealed class MtLoraNetworkOptions
         if (MtLoraPlus && !UsesLora) throw new ArgumentException($"'mtlora_plus' needs a LoRA mode ('mtlora' or 'task_agnostic_only'), but 'mode' is '{ModeName(Mode)}'.");
         if (LoraOn is null) throw new ArgumentException("'lora_on' must not be null.");
         if (Freeze is null) throw new ArgumentException("'freeze' must not be null.");
+        if (UsesLora) RankFits(SharedRank, "shared_rank", NarrowestLoraWidth(taskSitesOnly: false));
+        if (UsesTaskLora) RankFits(TaskRank, "task_rank", NarrowestLoraWidth(taskSitesOnly: true));
+        if (ImageSize > MaxImageSize)
+            throw new ArgumentException($"'img_size' {ImageSize} is above the largest supported size {MaxImageSize}: activation memory grows with the square of the size (about 1.1 GiB per training image at 448 px for Swin-T).");
 
         for (int i = 0; i < StageCount; i++)
         {
@@ -175,6 +186,29 @@ public sealed class MtLoraNetworkOptions
     private static void Positive(int value, string key)
     {
         if (value <= 0) throw new ArgumentException($"'{key}' must be positive, got {value}.");
+    }
+
+    /// <summary>
+    /// The width of the narrowest linear that carries a LoRA of this kind (shared, or task-specific), in stage 0 where the
+    /// blocks are narrowest: qkv C → 3C, proj C → C, fc1 C → rC, fc2 rC → C, and with MTLoRA+ the patch-merging reduction
+    /// 4C → 2C. Task LoRA sits on proj, fc1 and fc2 only (reference <c>models/swin_mtlora.py</c>). Null when no site carries one.
+    /// </summary>
+    private long? NarrowestLoraWidth(bool taskSitesOnly)
+    {
+        long c = EmbedDim, hidden = (long)(EmbedDim * MlpRatio);
+        var widths = new List<long>();
+        if (LoraOn.Qkv && !taskSitesOnly) widths.Add(c);
+        if (LoraOn.Proj) widths.Add(c);
+        if (LoraOn.Fc1 || LoraOn.Fc2) widths.Add(Math.Min(c, hidden));
+        if (MtLoraPlus && !taskSitesOnly) widths.Add(2 * c);
+        return widths.Count == 0 ? null : widths.Min();
+    }
+
+    // A rank-r delta B·A of an (out × in) layer has rank at most min(in, out): a larger r adds parameters and memory, not expressiveness.
+    private static void RankFits(int rank, string key, long? width)
+    {
+        if (width is { } w && rank > w)
+            throw new ArgumentException($"'{key}' {rank} is larger than the narrowest layer it adapts ({w} features in stage 0): a LoRA's rank cannot exceed its layer's width, so use at most {w}.");
     }
 
     private static void FourPositive(IReadOnlyList<int>? values, string key)

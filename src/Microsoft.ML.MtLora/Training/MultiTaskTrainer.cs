@@ -54,6 +54,7 @@ internal sealed class MultiTaskTrainer : IDisposable
     private bool _disposed;
     private bool _resumed;
     private long _lastCheckpointStep = -1;
+    private long _firstStepOfRun;
 
     /// <summary>Creates a trainer: moves the model to the device and builds AdamW over its trainable parameters.</summary>
     /// <param name="model">The network: (B, 3, H, W) images → outputs by reference task name. Parameters with
@@ -128,6 +129,7 @@ internal sealed class MultiTaskTrainer : IDisposable
             Resume(resume);
             _resumed = true;
         }
+        _firstStepOfRun = _globalStep;
 
         long totalSteps = Math.Min(_schedule.TotalSteps, _settings.MaxSteps ?? long.MaxValue);
         var run = Stopwatch.StartNew();
@@ -149,7 +151,7 @@ internal sealed class MultiTaskTrainer : IDisposable
                 // The batch is made inside the step's scope, so whatever the source allocates is freed with the step.
                 using (var scope = torch.NewDisposeScope())
                 {
-                    if (!batches.MoveNext()) break;
+                    if (!NextBatch(batches)) break;
                     var batch = batches.Current;
                     try
                     {
@@ -167,7 +169,7 @@ internal sealed class MultiTaskTrainer : IDisposable
                 if (_globalStep % _settings.ProgressEverySteps == 0 || _globalStep == totalSteps)
                     Report(window, run, totalSteps);
                 if (_settings.CheckpointEverySteps > 0 && _globalStep % _settings.CheckpointEverySteps == 0)
-                    lastCheckpoint = SaveCheckpoint();
+                    lastCheckpoint = TrySaveCheckpoint() ?? lastCheckpoint;
             }
             if (cancelled) break;
             if (_globalStep >= totalSteps && _batchInEpoch < _data.BatchesPerEpoch) break;
@@ -178,7 +180,7 @@ internal sealed class MultiTaskTrainer : IDisposable
 
         if (window.Steps > 0) Report(window, run, totalSteps);
         if (_settings.CheckpointDirectory != null && (!cancelled || _settings.CheckpointOnCancel) && _lastCheckpointStep != _globalStep)
-            lastCheckpoint = SaveCheckpoint();
+            lastCheckpoint = TrySaveCheckpoint() ?? lastCheckpoint;
 
         return new TrainingResult(
             Cancelled: cancelled,
@@ -280,6 +282,37 @@ internal sealed class MultiTaskTrainer : IDisposable
             EstimatedTimeRemaining: eta,
             Elapsed: run.Elapsed));
         window.Reset();
+    }
+
+    /// <summary>
+    /// The next batch of the epoch. When the source fails (e.g. a corrupt sample) after steps of this run, a checkpoint of
+    /// the steps done is written first (when a folder is set), so fixing the data and resuming loses nothing.
+    /// </summary>
+    private bool NextBatch(IEnumerator<TrainingBatch> batches)
+    {
+        try
+        {
+            return batches.MoveNext();
+        }
+        catch (Exception) when (_settings.CheckpointDirectory != null && _globalStep > _firstStepOfRun && _lastCheckpointStep != _globalStep)
+        {
+            TrySaveCheckpoint();
+            throw;
+        }
+    }
+
+    /// <summary>Writes a checkpoint; a write failure (full disk, no permission) becomes a warning and null, and training goes on.</summary>
+    private string? TrySaveCheckpoint()
+    {
+        try
+        {
+            return SaveCheckpoint();
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            _settings.Warning?.Invoke($"The checkpoint of step {_globalStep} could not be written to '{_settings.CheckpointDirectory}' ({Data.Formats.IoFailure.Describe(e)}); training goes on.");
+            return null;
+        }
     }
 
     private string SaveCheckpoint()

@@ -84,6 +84,12 @@ internal sealed record MultiTaskTrainerSettings
     /// <summary>Called between steps; the ML.NET host's <c>CheckAlive</c>, which throws when the host is shutting down.</summary>
     public Action? CheckAlive { get; init; }
 
+    /// <summary>
+    /// Receives warnings: a checkpoint that could not be written (full disk, no permission). Training goes on then, so an
+    /// output failure never costs the model being trained.
+    /// </summary>
+    public Action<string>? Warning { get; init; }
+
     /// <summary>Checks the values and says which one is wrong.</summary>
     /// <exception cref="ArgumentOutOfRangeException">A value is out of range; the message names the setting.</exception>
     public void Validate()

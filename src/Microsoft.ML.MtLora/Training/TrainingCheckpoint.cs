@@ -3,6 +3,7 @@ using System.Security.Cryptography;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Microsoft.ML.MtLora.Checkpoints;
+using Microsoft.ML.MtLora.Data.Formats;
 using static TorchSharp.torch;
 
 namespace Microsoft.ML.MtLora.Training;
@@ -58,8 +59,9 @@ internal static class TrainingCheckpoint
     {
         root = Path.GetFullPath(root);
         Directory.CreateDirectory(root);
+        RemoveStaleTemporaries(root);
         var final = Path.Combine(root, FolderName(position.GlobalStep));
-        var tmp = Path.Combine(root, "." + FolderName(position.GlobalStep) + ".tmp-" + Guid.NewGuid().ToString("N"));
+        var tmp = WriterTemporaries.NameFor(Path.Combine(root, "." + FolderName(position.GlobalStep)));
         Directory.CreateDirectory(tmp);
         try
         {
@@ -95,6 +97,14 @@ internal static class TrainingCheckpoint
         foreach (var old in List(root).SkipLast(keep)) Directory.Delete(old, recursive: true);
         return final;
     }
+
+    /// <summary>
+    /// Removes the temporary folders (<c>.step-*.tmp-PID-GUID</c>) that a run killed while writing a checkpoint left
+    /// behind; a folder whose writer is still running is kept.
+    /// </summary>
+    /// <param name="root">The checkpoint root folder.</param>
+    /// <returns>How many folders were removed.</returns>
+    internal static int RemoveStaleTemporaries(string root) => WriterTemporaries.RemoveStale(root, "." + FolderPrefix + "*");
 
     /// <summary>The complete checkpoints under a root, oldest first (temporary folders are ignored).</summary>
     public static IReadOnlyList<string> List(string root)

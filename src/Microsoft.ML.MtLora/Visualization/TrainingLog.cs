@@ -36,11 +36,41 @@ public static class TrainingLog
         ArgumentNullException.ThrowIfNull(points);
         var list = points.ToList();
         var tasks = TaskColumns(list);
-        writer.Write(string.Join(',', FixedColumns.Concat(tasks.Select(t => TaskPrefix + t))));
+        WriteHeader(writer, tasks);
+        WriteRows(writer, list, tasks);
+    }
+
+    /// <summary>
+    /// Writes the header line for the given task columns: with <see cref="WriteRows"/>, a log can be kept open during a run
+    /// and grow by one row per step, so that it survives an interruption up to its last complete line.
+    /// </summary>
+    /// <param name="writer">Where to write.</param>
+    /// <param name="taskColumns">The task names, in column order (see <see cref="GetTaskColumns"/>).</param>
+    public static void WriteHeader(TextWriter writer, IReadOnlyList<string> taskColumns)
+    {
+        ArgumentNullException.ThrowIfNull(writer);
+        ArgumentNullException.ThrowIfNull(taskColumns);
+        writer.Write(string.Join(',', FixedColumns.Concat(taskColumns.Select(t => TaskPrefix + t))));
         writer.Write('\n');
+    }
+
+    /// <summary>Writes one row per point, with the task columns of the header (a task a point lacks is an empty cell).</summary>
+    /// <param name="writer">Where to write.</param>
+    /// <param name="points">The points.</param>
+    /// <param name="taskColumns">The task columns of the header the rows belong to.</param>
+    /// <exception cref="ArgumentException">A point has a task loss that has no column.</exception>
+    public static void WriteRows(TextWriter writer, IEnumerable<TrainingCurvePoint> points, IReadOnlyList<string> taskColumns)
+    {
+        ArgumentNullException.ThrowIfNull(writer);
+        ArgumentNullException.ThrowIfNull(points);
+        ArgumentNullException.ThrowIfNull(taskColumns);
+        var tasks = taskColumns;
         var line = new StringBuilder();
-        foreach (var p in list)
+        foreach (var p in points)
         {
+            ArgumentNullException.ThrowIfNull(p.TaskLosses, nameof(TrainingCurvePoint.TaskLosses));
+            if (p.TaskLosses.Keys.FirstOrDefault(t => !tasks.Contains(t)) is { } extra)
+                throw new ArgumentException($"The loss of task '{extra}' at step {p.Step} has no column in the log (columns: {string.Join(", ", tasks)}).", nameof(points));
             line.Clear();
             line.Append(p.Step.ToString(CultureInfo.InvariantCulture)).Append(',')
                 .Append(p.Epoch.ToString(CultureInfo.InvariantCulture)).Append(',')
@@ -67,7 +97,8 @@ public static class TrainingLog
         return Read(reader, path);
     }
 
-    /// <summary>Reads points from CSV text.</summary>
+    /// <summary>Reads points from CSV text. A last line without its line break that does not parse (a write cut short by a
+    /// killed process) is left out.</summary>
     /// <param name="reader">The text.</param>
     /// <param name="name">A name for error messages (usually the file path).</param>
     /// <returns>The points, in order.</returns>
@@ -93,27 +124,54 @@ public static class TrainingLog
 
         var points = new List<TrainingCurvePoint>();
         int lineNumber = 1;
-        while (reader.ReadLine() is { } line)
+        // Rows are read whole; a last line without its line break is a write that was cut short (a killed run whose log
+        // grew row by row): it is left out when it does not parse.
+        var rest = reader.ReadToEnd();
+        var lines = rest.Split('\n');
+        bool lastIsPartial = lines[^1].Length > 0;
+        for (int i = 0; i < lines.Length; i++)
         {
+            var line = lines[i].TrimEnd('\r');
             lineNumber++;
             if (line.Trim().Length == 0) continue;
-            var cells = line.Split(',');
-            if (cells.Length != columns.Length)
-                throw new InvalidDataException($"Training log '{name}', line {lineNumber}: {cells.Length} cells; expected {columns.Length} as in the header.");
-            var losses = new Dictionary<string, double>(StringComparer.Ordinal);
-            for (int i = 0; i < tasks.Length; i++)
+            if (lastIsPartial && i == lines.Length - 1)
             {
-                var cell = cells[FixedColumns.Length + i];
-                if (cell.Length > 0) losses[tasks[i]] = ParseDouble(cell, name, lineNumber, columns[FixedColumns.Length + i]);
+                try { points.Add(ParseRow(line, columns, tasks, name, lineNumber)); }
+                catch (InvalidDataException) { }
+                continue;
             }
-            points.Add(new TrainingCurvePoint(
-                ParseLong(cells[0], name, lineNumber, "step"),
-                checked((int)ParseLong(cells[1], name, lineNumber, "epoch")),
-                losses,
-                ParseDouble(cells[3], name, lineNumber, "total_loss"),
-                ParseDouble(cells[2], name, lineNumber, "learning_rate")));
+            points.Add(ParseRow(line, columns, tasks, name, lineNumber));
         }
         return points;
+    }
+
+    private static TrainingCurvePoint ParseRow(string line, string[] columns, string[] tasks, string name, int lineNumber)
+    {
+        var cells = line.Split(',');
+        if (cells.Length != columns.Length)
+            throw new InvalidDataException($"Training log '{name}', line {lineNumber}: {cells.Length} cells; expected {columns.Length} as in the header.");
+        var losses = new Dictionary<string, double>(StringComparer.Ordinal);
+        for (int i = 0; i < tasks.Length; i++)
+        {
+            var cell = cells[FixedColumns.Length + i];
+            if (cell.Length > 0) losses[tasks[i]] = ParseDouble(cell, name, lineNumber, columns[FixedColumns.Length + i]);
+        }
+        return new TrainingCurvePoint(
+            ParseLong(cells[0], name, lineNumber, "step"),
+            checked((int)ParseLong(cells[1], name, lineNumber, "epoch")),
+            losses,
+            ParseDouble(cells[3], name, lineNumber, "total_loss"),
+            ParseDouble(cells[2], name, lineNumber, "learning_rate"));
+    }
+
+    /// <summary>The task columns a log of these points has: reference tasks first in their usual order, then the rest in first-seen order.</summary>
+    /// <param name="points">The points.</param>
+    /// <returns>The task names, in column order.</returns>
+    /// <exception cref="ArgumentException">A task name cannot be a CSV column.</exception>
+    public static IReadOnlyList<string> GetTaskColumns(IEnumerable<TrainingCurvePoint> points)
+    {
+        ArgumentNullException.ThrowIfNull(points);
+        return TaskColumns(points);
     }
 
     /// <summary>The task names of the points, reference tasks first in their usual order, then the rest in first-seen order.</summary>

@@ -35,7 +35,9 @@ public static class Program
     {
         try
         {
-            return BuildRoot().Parse(args).Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false });
+            // No ProcessTerminationTimeout: System.CommandLine would end the process two seconds after Ctrl+C, cutting a
+            // training step or a checkpoint write short; the verbs that must stop cleanly listen themselves (StopSignals).
+            return BuildRoot().Parse(args).Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false, ProcessTerminationTimeout = null });
         }
         catch (Exception e) when (IsUserError(e))
         {

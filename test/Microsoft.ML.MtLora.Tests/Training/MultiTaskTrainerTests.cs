@@ -10,7 +10,7 @@ namespace Microsoft.ML.MtLora.Tests.Training;
 [Collection(SerialCollection.Name)]
 public class MultiTaskTrainerTests(ITestOutputHelper output)
 {
-    private static MultiTaskTrainerSettings Settings(long maxSteps, string? checkpoints = null) => new()
+    internal static MultiTaskTrainerSettings Settings(long maxSteps, string? checkpoints = null) => new()
     {
         Epochs = 10,
         WarmupEpochs = 1,

@@ -140,7 +140,7 @@ public partial class PlotTests
     }
 
     /// <summary>The <c>data</c> and <c>layout</c> JSON that the page passes to <c>Plotly.newPlot</c>.</summary>
-    private static (JsonElement Data, JsonElement Layout) Figure(string html)
+    internal static (JsonElement Data, JsonElement Layout) Figure(string html)
     {
         var data = Assert.Single(DataLine().Matches(html));
         var layout = Assert.Single(LayoutLine().Matches(html));

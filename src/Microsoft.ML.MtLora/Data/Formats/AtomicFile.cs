@@ -10,7 +10,7 @@ internal static class AtomicFile
         var full = Path.GetFullPath(path);
         var dir = Path.GetDirectoryName(full);
         if (!string.IsNullOrEmpty(dir)) Directory.CreateDirectory(dir);
-        var tmp = full + ".tmp-" + Guid.NewGuid().ToString("N");
+        var tmp = WriterTemporaries.NameFor(full);
         try
         {
             using (var stream = new FileStream(tmp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16))

@@ -131,7 +131,7 @@ internal static class CliCommon
         _ => null,
     };
 
-    /// <summary>Parses <c>semseg,human_parts,sal,normals</c> (any subset, any order).</summary>
+    /// <summary>Parses <c>semseg,human_parts,sal,normals</c> (any subset, any order; each task once).</summary>
     public static IReadOnlyList<DenseTask> ParseTasks(string text, string option)
     {
         var tasks = new List<DenseTask>();
@@ -139,7 +139,9 @@ internal static class CliCommon
         {
             if (!DenseTasks.TryParse(name, out var task))
                 throw new UsageException($"{option}: unknown task '{name}'; expected a comma-separated list of semseg, human_parts, sal, normals.");
-            if (!tasks.Contains(task)) tasks.Add(task);
+            if (tasks.Contains(task))
+                throw new UsageException($"{option}: '{name}' is listed more than once; list each task once.");
+            tasks.Add(task);
         }
         if (tasks.Count == 0) throw new UsageException($"{option}: no task given; expected e.g. semseg,human_parts,sal,normals.");
         return tasks;

@@ -29,7 +29,7 @@ internal static class MakeSyntheticCommand
             string? size = parseResult.GetValue(sizeOption);
             if (!TryParseSize(size, out int width, out int height))
             {
-                Console.Error.WriteLine($"error: --size '{size}' is not WxH (e.g. 160x120).");
+                parseResult.InvocationConfiguration.Error.WriteLine($"error: --size '{size}' is not WxH (e.g. 160x120).");
                 return 2;
             }
             var options = new SyntheticPascalOptions
@@ -43,31 +43,40 @@ internal static class MakeSyntheticCommand
             try
             {
                 var summary = Run(parseResult.GetValue(outOption)!, options);
-                Console.WriteLine(summary.ToJsonString(new JsonSerializerOptions { WriteIndented = false }));
+                parseResult.InvocationConfiguration.Output.WriteLine(summary.ToJsonString(new JsonSerializerOptions { WriteIndented = false }));
                 return 0;
             }
-            catch (ArgumentException e)
+            catch (Exception e) when (e is ArgumentException or CliCommon.UsageException)
             {
-                Console.Error.WriteLine($"error: {e.Message}");
+                parseResult.InvocationConfiguration.Error.WriteLine($"error: {e.Message}");
                 return 2;
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException)
             {
-                Console.Error.WriteLine($"error: cannot write the dataset: {e.Message}");
-                return 1;
+                // Nothing is left behind: the set was being written into a temporary folder.
+                parseResult.InvocationConfiguration.Error.WriteLine($"error: cannot write the dataset to '{parseResult.GetValue(outOption)}': {OutputPaths.Cause(e)}.");
+                return 2;
             }
         });
         return cmd;
     }
 
-    /// <summary>Generates the dataset and returns the JSON summary the verb prints.</summary>
+    /// <summary>
+    /// Generates the dataset into a temporary folder beside <paramref name="outDir"/> and moves it there (a new or empty
+    /// folder), and returns the JSON summary the verb prints.
+    /// </summary>
     internal static JsonObject Run(string outDir, SyntheticPascalOptions options)
     {
         var watch = Stopwatch.StartNew();
-        var s = SyntheticPascal.Generate(outDir, options);
+        CheckOptions(options);
+        var root = OutputPaths.CheckFolder("--out", outDir);
+        if (Directory.Exists(root) && Directory.EnumerateFileSystemEntries(root).Any())
+            throw new CliCommon.UsageException($"--out: folder '{outDir}' is not empty; give a new or empty folder (the data set is written whole, then moved into place).");
+        SyntheticDataSets.CheckFreeSpace("--out", root, options);
+        var s = SyntheticDataSets.Generate(root, options, complete: null, replace: () => true);
         return new JsonObject
         {
-            ["root"] = s.Root,
+            ["root"] = root,
             ["train"] = s.TrainIds.Count,
             ["val"] = s.ValIds.Count,
             ["width"] = s.Width,
@@ -77,6 +86,17 @@ internal static class MakeSyntheticCommand
             ["valWithHumanParts"] = s.ValWithHumanParts,
             ["seconds"] = Math.Round(watch.Elapsed.TotalSeconds, 3),
         };
+    }
+
+    /// <summary>The options' own checks, worded with this verb's option names.</summary>
+    private static void CheckOptions(SyntheticPascalOptions options)
+    {
+        try { options.Validate(); }
+        catch (ArgumentException e)
+        {
+            var option = e.ParamName switch { "TrainCount" => "--train", "ValCount" => "--val", "Width" or "Height" => "--size", "Seed" => "--seed", _ => null };
+            throw new CliCommon.UsageException(option is null ? e.Message : $"{option}: {TrainOptionChecks.MessageOf(e)}");
+        }
     }
 
     internal static bool TryParseSize(string? text, out int width, out int height)

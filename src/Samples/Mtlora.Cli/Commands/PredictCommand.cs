@@ -4,6 +4,7 @@ using Microsoft.ML;
 using Microsoft.ML.Data;
 using Microsoft.ML.MtLora;
 using Microsoft.ML.MtLora.Visualization;
+using Microsoft.ML.Transforms.Image;
 using SkiaSharp;
 
 namespace MtLora.Cli.Commands;
@@ -11,7 +12,9 @@ namespace MtLora.Cli.Commands;
 /// <summary>
 /// <c>mtlora predict --model model.zip --image &lt;file|folder&gt; --out &lt;folder&gt; [--grid]</c>: one PNG per task and
 /// image at the image's own size (class maps in the VOC palette, saliency as a heat map, normals as RGB), and with
-/// <c>--grid</c> one picture per image with the input and every task side by side, with legends.
+/// <c>--grid</c> one picture per image with the input and every task side by side, with legends. With <c>--engine onnx</c>
+/// the model is a model.onnx from <c>mtlora export-onnx</c>, run by ONNX Runtime (<see cref="OnnxPredictEngine"/>); the
+/// PNGs are written by the same code.
 /// </summary>
 internal static class PredictCommand
 {
@@ -34,134 +37,144 @@ internal static class PredictCommand
         };
         engine.AcceptOnlyFromAmong(OnnxPredictEngine.TorchSharp, OnnxPredictEngine.Onnx);
         foreach (var o in new Option[] { model, image, output, grid, engine }) cmd.Options.Add(o);
-        cmd.SetAction(parseResult => Run(parseResult.GetValue(model), parseResult.GetValue(image), parseResult.GetValue(output),
-            parseResult.GetValue(grid), parseResult.InvocationConfiguration.Output, parseResult.InvocationConfiguration.Error, parseResult.GetValue(engine)));
+        cmd.SetAction((parseResult, cancellationToken) => Task.FromResult(Run(parseResult.GetValue(model), parseResult.GetValue(image),
+            parseResult.GetValue(output), parseResult.GetValue(grid), parseResult.InvocationConfiguration.Output, parseResult.InvocationConfiguration.Error,
+            parseResult.GetValue(engine), cancellationToken)));
         return cmd;
     }
 
-    /// <summary>Runs the verb: 0 on success, 2 on a user error (one line on <paramref name="stderr"/>).</summary>
+    /// <summary>
+    /// Runs the verb: 0 when every image was predicted; 1 when some could not be read (each named on <paramref name="stderr"/>,
+    /// the others predicted); 2 on a user error or when no image could be read (one line on <paramref name="stderr"/>);
+    /// 130/143 when stopped by Ctrl+C or SIGTERM between images.
+    /// </summary>
     internal static int Run(string? modelPath, string? imagePath, string? outDir, bool grid, TextWriter stdout, TextWriter stderr,
-        string? engine = OnnxPredictEngine.TorchSharp) =>
+        string? engine = OnnxPredictEngine.TorchSharp, CancellationToken cancellationToken = default) =>
         CliCommon.Guard("predict", stderr, () =>
         {
             if (string.IsNullOrWhiteSpace(imagePath)) throw new CliCommon.UsageException("give --image <file|folder>.");
             if (string.IsNullOrWhiteSpace(outDir)) throw new CliCommon.UsageException("give --out <folder>.");
             var files = ListImages(imagePath);
-            var ml = new MLContext(seed: 0);
-            if (engine == OnnxPredictEngine.Onnx)
+            var outFolder = OutputPaths.CheckFolder("--out", outDir);
+            OutputPaths.RemoveStaleTemporaries(outFolder, "*.png");
+            using IImagePredictor predictor = engine == OnnxPredictEngine.Onnx
+                ? OnnxPredictEngine.Load(modelPath)
+                : ModelZipPredictor.Load(modelPath);
+            using var stop = StopSignals.Listen(stderr, "predict", "the current image", cancellationToken);
+            var run = Predict(predictor, files, outFolder, grid, stderr, stop.Token);
+            CliCommon.WriteJson(new JsonObject
             {
-                using var onnx = OnnxPredictEngine.Load(modelPath);
-                Directory.CreateDirectory(outDir);
-                var scored = OnnxPredictEngine.Score(onnx, files, nameof(ImageFile.Path), MtLoraColumnNames.Image);
-                WriteSummary(modelPath!, onnx.Tasks, files, outDir, Predict(scored, onnx.Tasks, MtLoraColumnNames.Image, files, outDir, grid, stderr), stdout);
-                return 0;
-            }
-            var loaded = CliCommon.LoadModel(ml, modelPath, out _);
-            try
+                ["model"] = Path.GetFullPath(modelPath!),
+                ["tasks"] = new JsonArray(predictor.Tasks.Select(t => (JsonNode)t.ReferenceName()).ToArray()),
+                ["images"] = run.Predicted,
+                ["out"] = outFolder,
+                ["files"] = new JsonArray(run.Written.Select(f => (JsonNode)f).ToArray()),
+                ["failed"] = new JsonArray(run.Failed.Select(f => (JsonNode)new JsonObject { ["file"] = f.File, ["reason"] = f.Reason }).ToArray()),
+            }, stdout);
+            if (stop.Token.IsCancellationRequested)
             {
-                var mtlora = CliCommon.FindMtLora(loaded)
-                    ?? throw new CliCommon.UsageException($"--model: '{modelPath}' holds no MTLoRA transformer.");
-                Directory.CreateDirectory(outDir);
-                var view = ml.Data.LoadFromEnumerable(files.Select(f => new ImageFile { Path = f }));
-                var images = ml.Transforms.LoadImages(mtlora.ImageColumnName, imageFolder: null, inputColumnName: nameof(ImageFile.Path)).Fit(view).Transform(view);
-                var written = Predict(loaded.Transform(images), mtlora.Tasks, mtlora.ImageColumnName, files, outDir, grid, stderr);
-                WriteSummary(modelPath!, mtlora.Tasks, files, outDir, written, stdout);
-                return 0;
+                stderr.WriteLine($"mtlora predict: {stop.Cause} after {run.Predicted} of {files.Count} images; the outputs listed were written whole.");
+                return stop.ExitCode;
             }
-            finally
-            {
-                (loaded as IDisposable)?.Dispose();
-            }
+            if (run.Failed.Count == 0) return 0;
+            stderr.WriteLine($"mtlora predict: error: {run.Failed.Count} of {files.Count} images could not be read (each named above); {run.Predicted} were predicted.");
+            return run.Predicted > 0 ? 1 : 2;
         });
-
-    private static void WriteSummary(string modelPath, IReadOnlyList<DenseTask> tasks, List<string> files, string outDir, List<string> written, TextWriter stdout) =>
-        CliCommon.WriteJson(new JsonObject
-        {
-            ["model"] = Path.GetFullPath(modelPath),
-            ["tasks"] = new JsonArray(tasks.Select(t => (JsonNode)t.ReferenceName()).ToArray()),
-            ["images"] = files.Count,
-            ["out"] = Path.GetFullPath(outDir),
-            ["files"] = new JsonArray(written.Select(f => (JsonNode)f).ToArray()),
-        }, stdout);
 
     /// <summary>The image files to score: the file itself, or a folder's images in name order.</summary>
     internal static List<string> ListImages(string path)
     {
         if (File.Exists(path)) return [Path.GetFullPath(path)];
         if (!Directory.Exists(path)) throw new CliCommon.UsageException($"--image: '{path}' is neither a file nor a folder.");
-        var files = Directory.EnumerateFiles(path)
-            .Where(f => ImageExtensions.Contains(Path.GetExtension(f).ToLowerInvariant()))
-            .Select(Path.GetFullPath).Order(StringComparer.Ordinal).ToList();
+        List<string> files;
+        try
+        {
+            files = Directory.EnumerateFiles(path)
+                .Where(f => ImageExtensions.Contains(Path.GetExtension(f).ToLowerInvariant()))
+                .Select(Path.GetFullPath).Order(StringComparer.Ordinal).ToList();
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new CliCommon.UsageException($"--image: cannot list folder '{path}' ({OutputPaths.Cause(e)}).");
+        }
         if (files.Count == 0)
             throw new CliCommon.UsageException($"--image: folder '{path}' holds no image ({string.Join(", ", ImageExtensions)}).");
         return files;
     }
 
-    private sealed class ImageFile
-    {
-        public string Path { get; set; } = "";
-    }
+    /// <summary>What a predict run did: the files written, the images predicted, the files that could not be read and why.</summary>
+    private sealed record PredictRun(List<string> Written, int Predicted, List<(string File, string Reason)> Failed);
 
-    /// <summary>Writes the PNGs of every row of <paramref name="scored"/> (the transformer's columns, from either engine).</summary>
-    private static List<string> Predict(IDataView scored, IReadOnlyList<DenseTask> tasks, string imageColumnName, List<string> files, string outDir, bool grid, TextWriter stderr)
+    /// <summary>
+    /// Predicts one image at a time (one forward pass each, through the model's row mapper): memory is bounded by one
+    /// image (see <see cref="PredictImageReader"/>), and an unreadable file is reported and skipped, not fatal to the run.
+    /// </summary>
+    private static PredictRun Predict(IImagePredictor predictor, List<string> files, string outDir, bool grid,
+        TextWriter stderr, CancellationToken stop)
     {
-        var schema = scored.Schema;
-        var written = new List<string>();
+        var tasks = predictor.Tasks;
+        var run = new PredictRun([], 0, []);
+        int predicted = 0;
         var used = new HashSet<string>(StringComparer.Ordinal);
 
-        return CliCommon.WithProgress(stderr, "predicting", files.Count, report =>
+        CliCommon.WithProgress(stderr, "predicting", files.Count, report =>
         {
-            var columns = tasks.Select(t => schema[t.PredictionColumnName()])
-                .Append(schema[MtLoraColumnNames.Height]).Append(schema[MtLoraColumnNames.Width]).Append(schema[nameof(ImageFile.Path)]);
-            if (grid) columns = columns.Append(schema[imageColumnName]);
-            using var cursor = scored.GetRowCursor(columns);
-            var height = cursor.GetGetter<int>(schema[MtLoraColumnNames.Height]);
-            var width = cursor.GetGetter<int>(schema[MtLoraColumnNames.Width]);
-            var pathGetter = cursor.GetGetter<ReadOnlyMemory<char>>(schema[nameof(ImageFile.Path)]);
-            var imageGetter = grid ? cursor.GetGetter<MLImage>(schema[imageColumnName]) : null;
-            var byteGetters = tasks.Where(t => t.IsClassification()).ToDictionary(t => t, t => cursor.GetGetter<VBuffer<byte>>(schema[t.PredictionColumnName()]));
-            var floatGetters = tasks.Where(t => !t.IsClassification()).ToDictionary(t => t, t => cursor.GetGetter<VBuffer<float>>(schema[t.PredictionColumnName()]));
             int done = 0;
-            while (cursor.MoveNext())
+            foreach (var source in files)
             {
-                int h = 0, w = 0;
-                ReadOnlyMemory<char> source = default;
-                height(ref h);
-                width(ref w);
-                pathGetter(ref source);
-                var name = UniqueName(Path.GetFileNameWithoutExtension(source.ToString()), used);
-                var panels = new PredictionPanels(w, h);
-                foreach (var task in tasks)
+                if (stop.IsCancellationRequested) break;
+                MLImage image;
+                try
                 {
-                    using SKBitmap bitmap = task switch
+                    image = PredictImageReader.Read(source, out var note);
+                    if (note is not null) stderr.WriteLine($"mtlora predict: note: '{source}': {note}.");
+                }
+                catch (InvalidDataException e)
+                {
+                    run.Failed.Add((source, e.Message));
+                    stderr.WriteLine($"mtlora predict: cannot read '{source}': {e.Message}.");
+                    report(++done, Path.GetFileName(source));
+                    continue;
+                }
+                using (image)
+                {
+                    var prediction = predictor.Predict(source, image);
+                    int h = prediction.Height, w = prediction.Width;
+                    var name = UniqueName(Path.GetFileNameWithoutExtension(source), used);
+                    var panels = new PredictionPanels(w, h);
+                    foreach (var task in tasks)
                     {
-                        DenseTask.SemanticSegmentation or DenseTask.HumanParts => ClassMap(task, byteGetters[task], w, h, panels),
-                        _ => Dense(task, floatGetters[task], w, h, panels),
-                    };
-                    var file = Path.GetFullPath(Path.Combine(outDir, $"{name}.{task.ReferenceName()}.png"));
-                    PngFile.Save(bitmap, file);
-                    written.Add(file);
+                        using SKBitmap bitmap = task switch
+                        {
+                            DenseTask.SemanticSegmentation or DenseTask.HumanParts => ClassMap(task, prediction.ClassMaps[task], w, h, panels),
+                            _ => Dense(task, prediction.Dense[task], w, h, panels),
+                        };
+                        var png = PngFile.Encode(bitmap);
+                        run.Written.Add(WritePng(Path.Combine(outDir, $"{name}.{task.ReferenceName()}.png"), png));
+                    }
+                    if (grid)
+                    {
+                        panels.Image = ColorMaps.ToRgb(image);
+                        run.Written.Add(WritePng(Path.Combine(outDir, $"{name}.grid.png"), PredictionGrid.RenderPng(panels)));
+                    }
                 }
-                if (imageGetter is not null)
-                {
-                    MLImage input = null!;
-                    imageGetter(ref input);
-                    panels.Image = ColorMaps.ToRgb(input);
-                    var file = Path.GetFullPath(Path.Combine(outDir, $"{name}.grid.png"));
-                    PredictionGrid.Save(file, panels);
-                    written.Add(file);
-                }
-                report(++done, Path.GetFileName(source.ToString()));
+                predicted++;
+                report(++done, Path.GetFileName(source));
             }
-            return written;
+            return 0;
         });
+        return run with { Predicted = predicted };
     }
 
-    private static SKBitmap ClassMap(DenseTask task, ValueGetter<VBuffer<byte>> getter, int w, int h, PredictionPanels panels)
+    private static string WritePng(string file, byte[] png)
     {
-        VBuffer<byte> buffer = default;
-        getter(ref buffer);
-        var map = buffer.DenseValues().ToArray(); // (H, W) class ids
+        OutputPaths.Write(file, stream => stream.Write(png));
+        return file;
+    }
+
+    private static SKBitmap ClassMap(DenseTask task, byte[] map, int w, int h, PredictionPanels panels)
+    {
+        // map: (H, W) class ids
         if (task == DenseTask.SemanticSegmentation)
         {
             panels.SemanticSegmentation = map;
@@ -171,11 +184,8 @@ internal static class PredictCommand
         return ColorMaps.HumanParts(map, w, h);
     }
 
-    private static SKBitmap Dense(DenseTask task, ValueGetter<VBuffer<float>> getter, int w, int h, PredictionPanels panels)
+    private static SKBitmap Dense(DenseTask task, float[] values, int w, int h, PredictionPanels panels)
     {
-        VBuffer<float> buffer = default;
-        getter(ref buffer);
-        var values = buffer.DenseValues().ToArray();
         if (task == DenseTask.Saliency)
         {
             panels.Saliency = values; // (H, W) probabilities
@@ -191,5 +201,142 @@ internal static class PredictCommand
         var candidate = name;
         for (int i = 2; !used.Add(candidate); i++) candidate = $"{name}_{i}";
         return candidate;
+    }
+}
+
+/// <summary>One image's predictions, whichever engine computed them: the image size and each task's map.</summary>
+/// <param name="Height">H, the image height (every map's height).</param>
+/// <param name="Width">W.</param>
+/// <param name="ClassMaps">H·W class ids per classification task.</param>
+/// <param name="Dense">H·W saliency probabilities, 3·H·W unit normals.</param>
+internal sealed record ImagePrediction(int Height, int Width, IReadOnlyDictionary<DenseTask, byte[]> ClassMaps, IReadOnlyDictionary<DenseTask, float[]> Dense);
+
+/// <summary>What <c>predict</c> runs one image at a time: a model.zip through its row mapper, or a model.onnx in ONNX Runtime.</summary>
+internal interface IImagePredictor : IDisposable
+{
+    /// <summary>The model's tasks, in its order.</summary>
+    IReadOnlyList<DenseTask> Tasks { get; }
+
+    /// <summary>Predicts one decoded image (one forward pass).</summary>
+    ImagePrediction Predict(string path, MLImage image);
+}
+
+/// <summary>
+/// A model.zip predicted one image at a time (one forward pass each, through the model's row mapper): memory is bounded by
+/// one image (see <see cref="PredictImageReader"/>).
+/// </summary>
+internal sealed class ModelZipPredictor : IImagePredictor
+{
+    private readonly ITransformer _model;
+    private readonly ImageInputRow _input;
+    private readonly DataViewRow _row;
+    private readonly ValueGetter<int> _height, _width;
+    private readonly Dictionary<DenseTask, ValueGetter<VBuffer<byte>>> _bytes;
+    private readonly Dictionary<DenseTask, ValueGetter<VBuffer<float>>> _floats;
+
+    private ModelZipPredictor(ITransformer model, MtLoraTransformer mtlora)
+    {
+        _model = model;
+        Tasks = mtlora.Tasks;
+        _input = new ImageInputRow(mtlora.ImageColumnName);
+        var mapper = model.GetRowToRowMapper(_input.Schema);
+        var schema = mapper.OutputSchema;
+        var active = Tasks.Select(t => schema[t.PredictionColumnName()]).Append(schema[MtLoraColumnNames.Height]).Append(schema[MtLoraColumnNames.Width]);
+        _row = mapper.GetRow(_input, active);
+        _height = _row.GetGetter<int>(schema[MtLoraColumnNames.Height]);
+        _width = _row.GetGetter<int>(schema[MtLoraColumnNames.Width]);
+        _bytes = Tasks.Where(t => t.IsClassification()).ToDictionary(t => t, t => _row.GetGetter<VBuffer<byte>>(schema[t.PredictionColumnName()]));
+        _floats = Tasks.Where(t => !t.IsClassification()).ToDictionary(t => t, t => _row.GetGetter<VBuffer<float>>(schema[t.PredictionColumnName()]));
+    }
+
+    public IReadOnlyList<DenseTask> Tasks { get; }
+
+    /// <summary>Loads a model.zip; one line (usage error) when it is missing, damaged or holds no MTLoRA transformer.</summary>
+    public static ModelZipPredictor Load(string? modelPath)
+    {
+        var loaded = CliCommon.LoadModel(new MLContext(seed: 0), modelPath, out _);
+        try
+        {
+            var mtlora = CliCommon.FindMtLora(loaded)
+                ?? throw new CliCommon.UsageException($"--model: '{modelPath}' holds no MTLoRA transformer.");
+            return new ModelZipPredictor(loaded, mtlora);
+        }
+        catch
+        {
+            (loaded as IDisposable)?.Dispose();
+            throw;
+        }
+    }
+
+    public ImagePrediction Predict(string path, MLImage image)
+    {
+        _input.Set(path, image);
+        int h = 0, w = 0;
+        _height(ref h);
+        _width(ref w);
+        var maps = new Dictionary<DenseTask, byte[]>();
+        foreach (var (task, getter) in _bytes)
+        {
+            VBuffer<byte> buffer = default;
+            getter(ref buffer);
+            maps[task] = buffer.DenseValues().ToArray();
+        }
+        var dense = new Dictionary<DenseTask, float[]>();
+        foreach (var (task, getter) in _floats)
+        {
+            VBuffer<float> buffer = default;
+            getter(ref buffer);
+            dense[task] = buffer.DenseValues().ToArray();
+        }
+        return new ImagePrediction(h, w, maps, dense);
+    }
+
+    public void Dispose()
+    {
+        _row.Dispose();
+        (_model as IDisposable)?.Dispose();
+    }
+
+    /// <summary>The one input row predict feeds the model's row mapper: the file's path and its image, replaced per image.</summary>
+    private sealed class ImageInputRow : DataViewRow
+    {
+        private ReadOnlyMemory<char> _path;
+        private MLImage? _image;
+        private long _position = -1;
+
+        public ImageInputRow(string imageColumnName)
+        {
+            var builder = new DataViewSchema.Builder();
+            builder.AddColumn("Path", TextDataViewType.Instance);
+            builder.AddColumn(imageColumnName, new ImageDataViewType());
+            Schema = builder.ToSchema();
+        }
+
+        public override DataViewSchema Schema { get; }
+
+        public override long Position => _position;
+
+        public override long Batch => 0;
+
+        /// <summary>Moves the row to the next image (the mapper predicts once per position).</summary>
+        public void Set(string path, MLImage image)
+        {
+            _path = path.AsMemory();
+            _image = image;
+            _position++;
+        }
+
+        public override ValueGetter<DataViewRowId> GetIdGetter() => (ref DataViewRowId id) => id = new DataViewRowId((ulong)_position, 0);
+
+        public override bool IsColumnActive(DataViewSchema.Column column) => true;
+
+        public override ValueGetter<TValue> GetGetter<TValue>(DataViewSchema.Column column)
+        {
+            Delegate getter = column.Index == 0
+                ? (ValueGetter<ReadOnlyMemory<char>>)((ref ReadOnlyMemory<char> value) => value = _path)
+                : (ValueGetter<MLImage>)((ref MLImage value) => value = _image!);
+            return getter as ValueGetter<TValue>
+                ?? throw new InvalidOperationException($"Column '{column.Name}' is read as {column.Type}, not {typeof(TValue).Name}.");
+        }
     }
 }

@@ -58,8 +58,7 @@ public static class TradeOffCommand
             if (string.IsNullOrWhiteSpace(dataRoot)) throw new CliCommon.UsageException("give --data <PASCAL_MT root>.");
             if (!Directory.Exists(dataRoot)) throw new CliCommon.UsageException($"--data: folder '{dataRoot}' does not exist (expected a PASCAL_MT root with JPEGImages/ and ImageSets/).");
             if (string.IsNullOrWhiteSpace(outPath)) throw new CliCommon.UsageException("give --out <tradeoff.html>.");
-            var outDir = Path.GetDirectoryName(Path.GetFullPath(outPath));
-            if (outDir is not null && !Directory.Exists(outDir)) throw new CliCommon.UsageException($"--out: folder '{outDir}' does not exist.");
+            OutputPaths.CheckFile("--out", outPath); // before the models are scored
             split = string.IsNullOrWhiteSpace(split) ? "val" : split.Trim();
             SingleTaskBaselines baselines;
             try { baselines = SingleTaskBaselines.Parse(baselinesText ?? "paper"); }
@@ -104,7 +103,7 @@ public static class TradeOffCommand
                 }
             }
 
-            TradeOffPlot.Save(outPath, points);
+            OutputPaths.Write(outPath, stream => stream.Write(System.Text.Encoding.UTF8.GetBytes(TradeOffPlot.ToHtml(points))));
             stderr.WriteLine($"wrote {outPath}");
             CliCommon.WriteJson(new JsonObject { ["out"] = outPath, ["models"] = rows }, stdout);
             return 0;

@@ -4,8 +4,10 @@ using System.Globalization;
 using System.Text;
 using System.Text.Json.Nodes;
 using Microsoft.ML;
+using Microsoft.ML.Runtime;
 using Microsoft.ML.MtLora;
 using Microsoft.ML.MtLora.Checkpoints;
+using Microsoft.ML.MtLora.Data.Pascal;
 using Microsoft.ML.MtLora.Data.Synthetic;
 using Microsoft.ML.MtLora.Evaluation;
 using Microsoft.ML.MtLora.Modeling;
@@ -134,9 +136,12 @@ internal static class TrainCommand
         var wall = Stopwatch.StartNew();
         var cpuAtStart = Process.GetCurrentProcess().TotalProcessorTime;
         if (string.IsNullOrWhiteSpace(s.Out)) throw new CliCommon.UsageException("give --out <model.zip>.");
-        var outPath = Path.GetFullPath(s.Out);
-        var outDir = Path.GetDirectoryName(outPath)!;
-        if (!Directory.Exists(outDir)) throw new CliCommon.UsageException($"--out: folder '{outDir}' does not exist.");
+        // Every output is checked before anything is trained: a trained model must never be lost to a path that cannot be written.
+        var outPath = OutputPaths.CheckFile("--out", s.Out);
+        var logDir = OutputPaths.CheckFolder(s.LogDir is null ? "--log-dir (default: <out>.logs)" : "--log-dir", s.LogDir ?? outPath + ".logs");
+        if (s.CheckpointDir is not null) OutputPaths.CheckFolder("--checkpoint-dir", s.CheckpointDir);
+        OutputPaths.RemoveStaleTemporaries(Path.GetDirectoryName(outPath)!, Path.GetFileName(outPath));
+        OutputPaths.RemoveStaleTemporaries(logDir, "training_*");
         if (s.Backbone is not null && s.InitCheckpoint is not null)
             throw new CliCommon.UsageException("give --backbone (an ImageNet Swin) or --init-checkpoint (an MTLoRA checkpoint), not both.");
         var weightsPath = s.Backbone ?? s.InitCheckpoint;
@@ -144,7 +149,8 @@ internal static class TrainCommand
             throw new CliCommon.UsageException($"{(s.Backbone is not null ? "--backbone" : "--init-checkpoint")}: file '{weightsPath}' does not exist.");
         if (s.Data is not null && !Directory.Exists(s.Data))
             throw new CliCommon.UsageException($"--data: folder '{s.Data}' does not exist (expected a PASCAL_MT root with JPEGImages/ and ImageSets/).");
-        if (s.Threads is < 1) throw new CliCommon.UsageException($"--threads is {s.Threads}; it must be at least 1.");
+        TrainOptionChecks.Threads(s.Threads);
+        if (s.ValEvery < 0) throw new CliCommon.UsageException($"--val-every is {s.ValEvery}; it must be 0 (validate only at the end) or more.");
         var baselines = ParseBaselines(s.Baselines);
         bool synthetic = s.Data is null;
         bool small = synthetic && weightsPath is null && s.Config is null;
@@ -157,18 +163,9 @@ internal static class TrainCommand
         if (s.TaskRank is { } tr) network.TaskRank = tr;
         if (s.ImageSize is { } size) network.ImageSize = size;
         try { network.Validate(); }
-        catch (ArgumentException e) { throw new CliCommon.UsageException($"network options: {e.Message}"); }
+        catch (ArgumentException e) { throw TrainOptionChecks.NetworkError(e, s); }
 
-        TorchRuntime.Initialize();
-        if (s.Threads is { } n) torch.set_num_threads(n);
-
-        // Data.
-        string root = s.Data ?? EnsureSynthetic(s, stderr);
-        var ml = new MLContext(seed: s.Seed);
-        var train = ml.Data.LoadPascalContext(root, "train", network.Tasks);
-        var val = ml.Data.LoadPascalContext(root, "val", network.Tasks);
-        long trainCount = train.GetRowCount() ?? 0, valCount = val.GetRowCount() ?? 0;
-
+        // Training options, checked before any data is read or generated; the data-dependent ones are set below.
         int epochsValue = s.Epochs ?? (small ? 20 : 300);
         var options = new MtLoraOptions
         {
@@ -186,20 +183,33 @@ internal static class TrainCommand
             CheckpointDirectory = s.CheckpointDir,
             CheckpointEverySteps = s.CheckpointEvery,
             ResumeFrom = s.Resume,
-            ValidationSet = s.ValEvery > 0 ? val : null,
-            ValidationEveryEpochs = s.ValEvery,
             ProgressEverySteps = 1,
-            CancellationToken = cancellationToken,
         };
-        if (s.ValEvery > 0)
-            options.ValidationProgress = new InlineProgress<MtLoraValidationReport>(r =>
-                stderr.WriteLine(string.Create(ci, $"validation after epoch {r.Epoch} (step {r.Step}): {Summary(r.Metrics)}")));
         try { options.Validate(); }
-        catch (ArgumentException e) { throw new CliCommon.UsageException(e.Message); }
+        catch (ArgumentException e) { throw TrainOptionChecks.OptionsError(e); }
 
+        TorchRuntime.Initialize();
         var device = TorchRuntime.ResolveDevice(options.Device, options.FallbackToCpu);
         ParameterCounts counts;
         using (var meta = new MultiTaskSwin(network, torch.META)) counts = meta.CountParameters();
+        TrainOptionChecks.MemoryFits(network, counts, options.BatchSize, device.type == DeviceType.CPU);
+        CheckOutputSpace(outPath, logDir, s.CheckpointDir, counts);
+        if (s.Threads is { } n) torch.set_num_threads(n);
+
+        // Data.
+        string root = s.Data ?? EnsureSynthetic(s, stderr);
+        var ml = new MLContext(seed: s.Seed);
+        var train = ml.Data.LoadPascalContext(root, "train", network.Tasks);
+        var val = ml.Data.LoadPascalContext(root, "val", network.Tasks);
+        long trainCount = train.GetRowCount() ?? 0, valCount = val.GetRowCount() ?? 0;
+        TrainOptionChecks.BatchFitsData(options.BatchSize, trainCount);
+        if (s.ValEvery > 0)
+        {
+            options.ValidationSet = val;
+            options.ValidationEveryEpochs = s.ValEvery;
+            options.ValidationProgress = new InlineProgress<MtLoraValidationReport>(r =>
+                stderr.WriteLine(string.Create(ci, $"validation after epoch {r.Epoch} (step {r.Step}): {Summary(r.Metrics)}")));
+        }
 
         // The untrained network (same seed, hence the same initialisation as Fit's) on the validation split.
         MultiTaskMetrics? before = null;
@@ -209,47 +219,128 @@ internal static class TrainCommand
             before = Evaluate(ml, untrained, val, valCount, SingleTaskBaselines.None, stderr, "evaluating the untrained model");
         }
 
-        // Training, with a progress bar and the training log.
-        var points = new List<TrainingCurvePoint>();
+        // Training, with a progress bar and the training log (one row per step, continued on --resume).
         long stepsPerEpoch = Math.Max(1, trainCount / options.BatchSize);
         long plannedSteps = Math.Min(stepsPerEpoch * options.Epochs, options.MaxSteps ?? long.MaxValue);
-        var trainWatch = Stopwatch.StartNew();
-        var model = CliCommon.WithProgress(stderr, "training", plannedSteps, report =>
+        using var stop = StopSignals.Listen(stderr, "train", s.CheckpointDir is null ? "the current step" : "the current step and a checkpoint", cancellationToken);
+        options.CancellationToken = stop.Token;
+        using var log = new TrainingLogFile(logDir, network.Tasks.Select(t => t.ReferenceName()), continueEarlier: s.Resume is not null, stderr);
+        void OnLog(object? sender, LoggingEventArgs e)
         {
-            options.Progress = new InlineProgress<TrainingProgress>(p =>
+            if (e.Kind == ChannelMessageKind.Warning) stderr.WriteLine($"mtlora train: warning: {e.RawMessage}");
+        }
+        var trainWatch = Stopwatch.StartNew();
+        MtLoraTransformer model;
+        ml.Log += OnLog;
+        try
+        {
+            model = CliCommon.WithProgress(stderr, "training", plannedSteps, report =>
             {
-                points.Add(new TrainingCurvePoint(p.Step, p.Epoch, p.TaskLosses, p.TotalLoss, p.LearningRate));
-                report(p.Step, string.Create(ci, $"epoch {p.Epoch + 1}/{options.Epochs} loss {p.TotalLoss:0.000} lr {p.LearningRate:0.0e0}"));
+                options.Progress = new InlineProgress<TrainingProgress>(p =>
+                {
+                    log.Add(new TrainingCurvePoint(p.Step, p.Epoch, p.TaskLosses, p.TotalLoss, p.LearningRate));
+                    report(p.Step, string.Create(ci, $"epoch {p.Epoch + 1}/{options.Epochs} loss {p.TotalLoss:0.000} lr {p.LearningRate:0.0e0}"));
+                });
+                return ml.MultiTask().Trainers.MtLora(options).Fit(train);
             });
-            return ml.MultiTask().Trainers.MtLora(options).Fit(train);
-        });
+        }
+        catch (OperationCanceledException) when (stop.Token.IsCancellationRequested)
+        {
+            FinishLog(log, stderr);
+            stderr.WriteLine($"mtlora train: {stop.Cause} after step {log.LastStep ?? 0}; {ResumeHint(s.CheckpointDir)}.");
+            return stop.ExitCode;
+        }
+        catch (PascalSampleException e)
+        {
+            // A damaged sample met mid-run: the trainer wrote a checkpoint of the steps done (with --checkpoint-dir).
+            FinishLog(log, stderr);
+            throw new CliCommon.UsageException(log.StepsThisRun == 0
+                ? $"{e.Message} Training stopped before its first step."
+                : $"{e.Message} Training stopped after step {log.LastStep}; {ResumeHint(s.CheckpointDir)}.");
+        }
+        catch
+        {
+            FinishLog(log, stderr);
+            throw;
+        }
+        finally
+        {
+            ml.Log -= OnLog;
+        }
         trainWatch.Stop();
         using (model)
         {
-            var logDir = Path.GetFullPath(s.LogDir ?? outPath + ".logs");
-            Directory.CreateDirectory(logDir);
-            if (points.Count > 0)
-            {
-                TrainingLog.WriteCsv(Path.Combine(logDir, "training_log.csv"), points);
-                TrainingCurves.Save(Path.Combine(logDir, "training_curves.html"), points);
-            }
-
+            // The model first: nothing written after it (evaluation, log, curves) can cost it.
+            var saved = SaveModel(ml, model, val.Schema, outPath, s.CheckpointDir, out var saveProblem);
             var after = Evaluate(ml, model, val, valCount, before is null ? baselines : SingleTaskBaselines.None, stderr, "evaluating the trained model");
-
-            // Save atomically: a crash never leaves a truncated model.zip.
-            var tmp = outPath + ".tmp-" + Environment.ProcessId.ToString(ci);
-            ml.Model.Save(model, val.Schema, tmp);
-            File.Move(tmp, outPath, overwrite: true);
+            var logProblem = log.Finish();
 
             var cpu = Process.GetCurrentProcess().TotalProcessorTime - cpuAtStart;
-            long steps = points.Count > 0 ? points[^1].Step : 0;
-            var result = new TrainResult(network, counts, root, synthetic, trainCount, valCount, steps, options, device.ToString(), weightsPath,
-                before, after, trainWatch.Elapsed, wall.Elapsed, cpu, outPath, logDir);
+            var result = new TrainResult(network, counts, root, synthetic, trainCount, valCount, log.LastStep ?? 0, options, device.ToString(), weightsPath,
+                before, after, trainWatch.Elapsed, wall.Elapsed, cpu, saved, logDir);
             if (s.Json) CliCommon.WriteJson(result.ToJson(), stdout);
             else stdout.Write(result.ToText());
+            // Exit 1: trained and saved, but an output is not where it was asked for.
+            if (saveProblem is not null) stderr.WriteLine($"mtlora train: error: {saveProblem}");
+            if (logProblem is not null) stderr.WriteLine($"mtlora train: error: {logProblem}; the model was saved to '{saved}'.");
+            return saveProblem is null && logProblem is null ? 0 : 1;
         }
-        return 0;
     }
+
+    /// <summary>How to continue a stopped run: the checkpoint the run left, verified, or why there is none.</summary>
+    private static string ResumeHint(string? checkpointDir)
+    {
+        if (checkpointDir is null) return "nothing to resume from (give --checkpoint-dir to keep checkpoints)";
+        var folders = TrainingCheckpoint.List(checkpointDir);
+        if (folders.Count == 0) return $"no checkpoint could be written to '{checkpointDir}'";
+        try
+        {
+            long step = TrainingCheckpoint.ReadManifest(folders[^1]).GlobalStep;
+            return $"the checkpoint of step {step} is in '{folders[^1]}': continue with --resume '{checkpointDir}'";
+        }
+        catch (Exception e) when (e is InvalidDataException or IOException)
+        {
+            return $"the last checkpoint in '{checkpointDir}' is damaged ({e.Message})";
+        }
+    }
+
+    private static void FinishLog(TrainingLogFile log, TextWriter stderr)
+    {
+        if (log.Finish() is { } problem) stderr.WriteLine($"mtlora train: warning: {problem}.");
+    }
+
+    /// <summary>
+    /// Saves the model to --out atomically; when that fails (full disk, a folder that went away), to a file in the temporary
+    /// folder instead, so the trained model is not lost. Returns where it was saved, with <paramref name="problem"/> set
+    /// when that is not --out.
+    /// </summary>
+    private static string SaveModel(MLContext ml, ITransformer model, DataViewSchema schema, string outPath, string? checkpointDir, out string? problem)
+    {
+        problem = null;
+        if (OutputPaths.TryWrite(outPath, stream => ml.Model.Save(model, schema, stream)) is not { } cause) return outPath;
+        var fallback = Path.Combine(Path.GetTempPath(), string.Create(CultureInfo.InvariantCulture,
+            $"mtlora-model-{DateTime.Now:yyyyMMdd-HHmmss}-{Environment.ProcessId}.zip"));
+        if (OutputPaths.TryWrite(fallback, stream => ml.Model.Save(model, schema, stream)) is not { } fallbackCause)
+        {
+            problem = $"cannot write '{outPath}' ({cause}); the trained model was saved to '{fallback}' instead.";
+            return fallback;
+        }
+        throw new CliCommon.UsageException($"cannot write '{outPath}' ({cause}), nor '{fallback}' ({fallbackCause}): the trained model could not be saved; " +
+            (checkpointDir is null ? "nothing of it is kept." : $"{ResumeHint(checkpointDir)}, which saves it without training further."));
+    }
+
+    /// <summary>Refuses a run whose outputs clearly do not fit on their disks: the model, a checkpoint, the log and curves.</summary>
+    private static void CheckOutputSpace(string outPath, string logDir, string? checkpointDir, ParameterCounts counts)
+    {
+        long model = counts.Total * sizeof(float) * 9 / 10; // float32 weights; the zip saves about 8 % on them
+        OutputPaths.CheckFreeSpace("--out", Path.GetDirectoryName(outPath)!, model, "the model");
+        if (checkpointDir is not null)
+            OutputPaths.CheckFreeSpace("--checkpoint-dir", checkpointDir, (counts.Total + 2 * counts.Trainable) * sizeof(float), "a checkpoint (weights and AdamW moments)");
+        OutputPaths.CheckFreeSpace("--log-dir", logDir, CurvesBytes, "the training curves");
+    }
+
+    /// <summary>The size of training_curves.html without its points: plotly.js is inlined (about 3.6 MB).</summary>
+    private const long CurvesBytes = 3_600_000;
 
     private static SingleTaskBaselines ParseBaselines(string text)
     {
@@ -286,27 +377,20 @@ internal static class TrainCommand
         if (s.SyntheticTrain < 1 || s.SyntheticVal < 1)
             throw new CliCommon.UsageException($"--synthetic-train and --synthetic-val must be at least 1 (got {s.SyntheticTrain} and {s.SyntheticVal}).");
         var options = new SyntheticPascalOptions { TrainCount = s.SyntheticTrain, ValCount = s.SyntheticVal, Width = 160, Height = 120, Seed = s.Seed };
+        try { options.Validate(); }
+        catch (ArgumentException e) { throw new CliCommon.UsageException($"--synthetic-train/--synthetic-val: {TrainOptionChecks.MessageOf(e)}"); }
         var cache = s.CacheDir ?? Path.Combine(Environment.GetEnvironmentVariable("XDG_CACHE_HOME") is { Length: > 0 } xdg
             ? xdg : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache"), "mtlora");
         var dir = Path.Combine(cache, string.Create(CultureInfo.InvariantCulture,
             $"synthetic-{options.TrainCount}-{options.ValCount}-{options.Width}x{options.Height}-seed{options.Seed}"));
         const string marker = ".complete";
         if (File.Exists(Path.Combine(dir, marker))) return dir;
-        var tmp = dir + ".tmp-" + Environment.ProcessId.ToString(CultureInfo.InvariantCulture);
+        OutputPaths.CheckFolder("--cache-dir", cache);
+        SyntheticDataSets.CheckFreeSpace("--cache-dir", cache, options);
         CliCommon.WithStatus(stderr, $"generating the synthetic PASCAL-Context ({options.TrainCount} + {options.ValCount} images) into {dir}", () =>
-        {
-            if (Directory.Exists(tmp)) Directory.Delete(tmp, recursive: true);
-            SyntheticPascal.Generate(tmp, options);
-            File.WriteAllText(Path.Combine(tmp, marker), "");
-            return 0;
-        });
-        if (File.Exists(Path.Combine(dir, marker))) // another run finished first
-        {
-            Directory.Delete(tmp, recursive: true);
-            return dir;
-        }
-        if (Directory.Exists(dir)) Directory.Delete(dir, recursive: true); // an incomplete earlier attempt
-        Directory.Move(tmp, dir);
+            SyntheticDataSets.Generate(dir, options, complete: tmp => File.WriteAllText(Path.Combine(tmp, marker), ""),
+                // An incomplete earlier attempt is replaced; a set that another run completed meanwhile is kept.
+                replace: () => !File.Exists(Path.Combine(dir, marker))));
         return dir;
     }
 
