@@ -85,7 +85,7 @@ public class IndexedPngTests
         for (int y = 0; y < h; y++)
         {
             var row = depth == 16
-                ? pixels.AsSpan(y * w, w).ToArray().SelectMany(v => new[] { v, (byte)(255 - v) }).ToArray()
+                ? pixels.AsSpan(y * w, w).ToArray().SelectMany(v => new[] { (byte)0, v }).ToArray() // big-endian 16-bit values 0..255
                 : Pack(pixels.AsSpan(y * w, w), depth);
             raw.AddRange(FilterRow(y % 5, row, prev, depth == 16 ? 2 : 1));
             prev = row;
@@ -127,6 +127,44 @@ public class IndexedPngTests
 
         var gray16 = Png(Ihdr(w, h, 16, 0), Chunk("IDAT", Zlib(Scanlines(pixels, w, h, 16))));
         Assert.Equal(pixels, IndexedPng.Read(new MemoryStream(gray16), "g16.png").Pixels);
+    }
+
+    [Fact]
+    public void SixteenBitLabelsAreReadByValueAsPilDoes()
+    {
+        // PIL reads a 16-bit grayscale PNG by value (mode I;16): classes 11, 15 and 18 stay 11, 15 and 18. Keeping the high
+        // byte, as this reader once did, turned them all into 0.
+        byte[] classes = [11, 15, 18, 0, 255, 3];
+        var raw = new List<byte>();
+        for (int y = 0; y < 2; y++)
+        {
+            raw.Add(0); // filter: none
+            for (int x = 0; x < 3; x++) raw.AddRange([0, classes[y * 3 + x]]);
+        }
+        var png = Png(Ihdr(3, 2, 16, 0), Chunk("IDAT", Zlib(raw.ToArray())));
+        Assert.Equal(classes, IndexedPng.Read(new MemoryStream(png), "g16.png").Pixels);
+
+        // A value that does not fit a byte is refused, naming the pixel and the value, rather than changed.
+        raw[1 + 2 * 2] = 1; // pixel (2, 0) = 0x0112 = 274
+        png = Png(Ihdr(3, 2, 16, 0), Chunk("IDAT", Zlib(raw.ToArray())));
+        var e = Assert.Throws<InvalidDataException>(() => IndexedPng.Read(new MemoryStream(png), "wide.png"));
+        Assert.Contains("wide.png", e.Message);
+        Assert.Contains("(x 2, y 0)", e.Message);
+        Assert.Contains("274", e.Message);
+    }
+
+    [Fact]
+    public void AHeaderClaimingMorePixelsThanTheDataCanHoldIsRefusedBeforeAllocating()
+    {
+        // 60000 x 60000 = 3.6 gigapixels from a 70-byte file: over PIL's decompression-bomb limit.
+        var bomb = Png(Ihdr(60000, 60000, 8, 0), Chunk("IDAT", Zlib(new byte[1])));
+        var e = Assert.Throws<InvalidDataException>(() => IndexedPng.Read(new MemoryStream(bomb), "bomb.png"));
+        Assert.Contains("178,956,970-pixel limit", e.Message);
+
+        // 10000 x 10000 is under the limit, but 9 bytes of deflate data cannot hold 100 MB of pixels (at most 1,032:1).
+        var small = Png(Ihdr(10000, 10000, 8, 0), Chunk("IDAT", Zlib(new byte[1])));
+        e = Assert.Throws<InvalidDataException>(() => IndexedPng.Read(new MemoryStream(small), "small.png"));
+        Assert.Contains("cannot hold the 10000x10000 pixels", e.Message);
     }
 
     [Theory]
