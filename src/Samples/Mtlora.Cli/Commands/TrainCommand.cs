@@ -214,15 +214,29 @@ internal static class TrainCommand
         long stepsPerEpoch = Math.Max(1, trainCount / options.BatchSize);
         long plannedSteps = Math.Min(stepsPerEpoch * options.Epochs, options.MaxSteps ?? long.MaxValue);
         var trainWatch = Stopwatch.StartNew();
-        var model = CliCommon.WithProgress(stderr, "training", plannedSteps, report =>
+        MtLoraTransformer model;
+        try
         {
-            options.Progress = new InlineProgress<TrainingProgress>(p =>
+            model = CliCommon.WithProgress(stderr, "training", plannedSteps, report =>
             {
-                points.Add(new TrainingCurvePoint(p.Step, p.Epoch, p.TaskLosses, p.TotalLoss, p.LearningRate));
-                report(p.Step, string.Create(ci, $"epoch {p.Epoch + 1}/{options.Epochs} loss {p.TotalLoss:0.000} lr {p.LearningRate:0.0e0}"));
+                options.Progress = new InlineProgress<TrainingProgress>(p =>
+                {
+                    points.Add(new TrainingCurvePoint(p.Step, p.Epoch, p.TaskLosses, p.TotalLoss, p.LearningRate));
+                    report(p.Step, string.Create(ci, $"epoch {p.Epoch + 1}/{options.Epochs} loss {p.TotalLoss:0.000} lr {p.LearningRate:0.0e0}"));
+                });
+                return ml.MultiTask().Trainers.MtLora(options).Fit(train);
             });
-            return ml.MultiTask().Trainers.MtLora(options).Fit(train);
-        });
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            return Interrupted(s, stderr);
+        }
+        catch (NonFiniteLossException e) when (points.Count == 0 && (weightsPath ?? s.Resume) is { } start)
+        {
+            // At the first step of a run that starts from a file, damaged weights are the likely cause, not the labels.
+            throw new CliCommon.UsageException($"{e.Message} The run starts from '{start}': at its first step, NaN, infinite or extreme values " +
+                "in that file are the likely cause (check it, e.g. with 'mtlora convert', or start from another checkpoint).");
+        }
         trainWatch.Stop();
         using (model)
         {
@@ -230,16 +244,28 @@ internal static class TrainCommand
             Directory.CreateDirectory(logDir);
             if (points.Count > 0)
             {
-                TrainingLog.WriteCsv(Path.Combine(logDir, "training_log.csv"), points);
-                TrainingCurves.Save(Path.Combine(logDir, "training_curves.html"), points);
+                WriteOutput(Path.Combine(logDir, "training_log.csv"), "--log-dir", path => TrainingLog.WriteCsv(path, points));
+                WriteOutput(Path.Combine(logDir, "training_curves.html"), "--log-dir", path => TrainingCurves.Save(path, points));
             }
 
             var after = Evaluate(ml, model, val, valCount, before is null ? baselines : SingleTaskBaselines.None, stderr, "evaluating the trained model");
+            CliCommon.WriteLabelNotes(train, stderr);
+            CliCommon.WriteLabelNotes(val, stderr);
 
-            // Save atomically: a crash never leaves a truncated model.zip.
+            // Save atomically: a crash or a full disk never leaves a truncated model.zip (nor its temporary file).
             var tmp = outPath + ".tmp-" + Environment.ProcessId.ToString(ci);
-            ml.Model.Save(model, val.Schema, tmp);
-            File.Move(tmp, outPath, overwrite: true);
+            WriteOutput(outPath, "--out", _ =>
+            {
+                try
+                {
+                    ml.Model.Save(model, val.Schema, tmp);
+                    File.Move(tmp, outPath, overwrite: true);
+                }
+                finally
+                {
+                    File.Delete(tmp);
+                }
+            });
 
             var cpu = Process.GetCurrentProcess().TotalProcessorTime - cpuAtStart;
             long steps = points.Count > 0 ? points[^1].Step : 0;
@@ -249,6 +275,39 @@ internal static class TrainCommand
             else stdout.Write(result.ToText());
         }
         return 0;
+    }
+
+    /// <summary>
+    /// Writes one output file (each writer replaces its file atomically); a failed write, e.g. on a full disk, becomes one
+    /// line naming the file and the option that chose it. .NET reports a file-system limit met while preallocating a file
+    /// as an <see cref="ArgumentOutOfRangeException"/> without the file's name.
+    /// </summary>
+    private static void WriteOutput(string path, string option, Action<string> write)
+    {
+        try { write(path); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentOutOfRangeException)
+        {
+            throw new IOException($"{option}: cannot write '{path}': {CliCommon.OneLine(e.Message)}", e);
+        }
+    }
+
+    /// <summary>Exit code of a run stopped by Ctrl+C (SIGINT), as shells report it: 128 + 2.</summary>
+    internal const int InterruptedExitCode = 130;
+
+    /// <summary>
+    /// Ctrl+C (SIGINT): the trainer stopped between steps and, with --checkpoint-dir, wrote a checkpoint; says where to
+    /// resume. Nothing else is written (no model.zip, no log).
+    /// </summary>
+    private static int Interrupted(Settings s, TextWriter stderr)
+    {
+        // The newest complete checkpoint: step-NNNNNNNNN folders with a manifest (temporary folders start with a dot).
+        var dir = s.CheckpointDir is null ? null : Path.GetFullPath(s.CheckpointDir);
+        var last = dir is null || !Directory.Exists(dir) ? null : Directory.GetDirectories(dir, "step-*")
+            .Where(d => File.Exists(Path.Combine(d, "manifest.json"))).Order(StringComparer.Ordinal).LastOrDefault();
+        stderr.WriteLine(last is null
+            ? "mtlora train: interrupted; no checkpoint was written (give --checkpoint-dir to make Ctrl+C write one)."
+            : $"mtlora train: interrupted; checkpoint '{last}' written. Continue with the same options and --resume '{dir}'.");
+        return InterruptedExitCode;
     }
 
     private static SingleTaskBaselines ParseBaselines(string text)
