@@ -67,9 +67,9 @@ public sealed partial class MtLoraTransformer
     }
 
     /// <summary>
-    /// Reads the weights: checks their SHA-256 against the recorded one (models saved before layout 0x00010002 have
-    /// none: they load with a warning on the context's log), their names and shapes against the network the model
-    /// describes before any tensor is allocated, and their values for NaN and infinity.
+    /// Reads the weights: checks their names and shapes against the network the model describes, then their SHA-256
+    /// against the recorded one (models saved before layout 0x00010002 have none: they load with a warning on the
+    /// context's log), both before any tensor is allocated, and their values for NaN and infinity.
     /// </summary>
     private static Dictionary<string, Tensor> LoadWeights(IHostEnvironment env, ModelLoadContext ctx, string where, MtLoraNetworkOptions options)
     {
@@ -108,15 +108,20 @@ public sealed partial class MtLoraTransformer
                 copy.Position = 0;
                 stream = copy;
             }
-            if (recorded is not null)
+            long start = stream.Position;
+            // In order, before any tensor is allocated: the header against the network (cheap, and it stops a weights file
+            // of the wrong size before it is read at all), then the digest of every byte.
+            weights = SafeTensors.Read(stream, weightsName, out _, entries =>
             {
-                long start = stream.Position;
+                CheckAgainstNetwork(entries, expected, weightsName);
+                if (recorded is null) return;
+                long position = stream.Position;
+                stream.Position = start;
                 string actual = Sha256Digest.Of(stream);
                 if (!string.Equals(actual, recorded, StringComparison.OrdinalIgnoreCase))
                     throw new InvalidDataException($"'{weightsName}' is damaged: its SHA-256 is {actual}, the model recorded {recorded} when it was saved (a changed or corrupt byte).");
-                stream.Position = start;
-            }
-            weights = SafeTensors.Read(stream, weightsName, out _, entries => CheckAgainstNetwork(entries, expected, weightsName));
+                stream.Position = position;
+            });
         });
         if (!found || weights == null)
             throw new InvalidDataException($"The {where} has no '{WeightsStreamName}' entry: the model.zip is incomplete or damaged.");
