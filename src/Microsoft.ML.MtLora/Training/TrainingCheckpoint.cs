@@ -89,7 +89,7 @@ internal static class TrainingCheckpoint
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentOutOfRangeException)
         {
-            // A full disk (.NET reports a file-size limit as ArgumentOutOfRangeException, without the file): name the checkpoint.
+            // A full disk (ENOSPC: IOException) or a file-size limit (EFBIG: .NET's ArgumentOutOfRangeException, no file named).
             throw new IOException($"Cannot write training checkpoint '{final}': {e.Message}", e);
         }
         finally

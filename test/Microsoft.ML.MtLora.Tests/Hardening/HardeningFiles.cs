@@ -1,9 +1,9 @@
 using System.Buffers.Binary;
-using System.IO.Compression;
 using System.Text;
 using Microsoft.ML.MtLora.Data.Formats;
 using Microsoft.ML.MtLora.Data.Pascal;
 using Microsoft.ML.MtLora.Data.Synthetic;
+using Microsoft.ML.MtLora.Tests.Data.Formats;
 using Microsoft.ML.MtLora.Tests.MlNet;
 
 namespace Microsoft.ML.MtLora.Tests.Hardening;
@@ -96,7 +96,9 @@ internal static class CraftedFiles
                 classes[100] = 30;
                 IndexedPng.WritePalette(semseg, new IndexedImage(48, 40, classes), IndexedPng.VocPalette);
                 return semseg;
-            case "png-bomb": File.WriteAllBytes(semseg, Png(Ihdr(60000, 60000, 8, 0), Chunk("IDAT", Zlib(new byte[16])))); return semseg;
+            case "png-bomb":
+                File.WriteAllBytes(semseg, IndexedPngTests.Png(IndexedPngTests.Ihdr(60000, 60000, 8, 0), IndexedPngTests.Chunk("IDAT", IndexedPngTests.Zlib(new byte[16]))));
+                return semseg;
             case "truncated-parts-mat": Cut(parts, 0.5); return parts;
             case "wrong-struct-parts-mat":
                 // 'anno' without the 'objects' struct array: its second field is a number.
@@ -137,36 +139,6 @@ internal static class CraftedFiles
         for (int y = 0; y < height; y++)
             for (int x = 0; x < width; x++)
                 BinaryPrimitives.WriteUInt16BigEndian(raw.AsSpan(y * (1 + 2 * width) + 1 + 2 * x), values[y * width + x]);
-        return Png(Ihdr(width, height, 16, 0), Chunk("IDAT", Zlib(raw)));
+        return IndexedPngTests.Png(IndexedPngTests.Ihdr(width, height, 16, 0), IndexedPngTests.Chunk("IDAT", IndexedPngTests.Zlib(raw)));
     }
-
-    public static byte[] Ihdr(int w, int h, int depth, int colorType)
-    {
-        var d = new byte[13];
-        BinaryPrimitives.WriteUInt32BigEndian(d, (uint)w);
-        BinaryPrimitives.WriteUInt32BigEndian(d.AsSpan(4), (uint)h);
-        d[8] = (byte)depth;
-        d[9] = (byte)colorType;
-        return Chunk("IHDR", d);
-    }
-
-    public static byte[] Chunk(string type, byte[] data)
-    {
-        var c = new byte[12 + data.Length];
-        BinaryPrimitives.WriteUInt32BigEndian(c, (uint)data.Length);
-        Encoding.ASCII.GetBytes(type).CopyTo(c, 4);
-        data.CopyTo(c, 8);
-        BinaryPrimitives.WriteUInt32BigEndian(c.AsSpan(8 + data.Length), Crc32.Compute(c.AsSpan(4, 4 + data.Length)));
-        return c;
-    }
-
-    public static byte[] Zlib(byte[] raw)
-    {
-        using var ms = new MemoryStream();
-        using (var z = new ZLibStream(ms, CompressionLevel.Optimal, leaveOpen: true)) z.Write(raw);
-        return ms.ToArray();
-    }
-
-    public static byte[] Png(params byte[][] chunks) =>
-        [137, 80, 78, 71, 13, 10, 26, 10, .. chunks.SelectMany(c => c), .. Chunk("IEND", [])];
 }

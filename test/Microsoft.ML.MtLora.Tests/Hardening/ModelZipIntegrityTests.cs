@@ -4,6 +4,7 @@ using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json.Nodes;
 using Microsoft.ML.MtLora.Checkpoints;
+using Microsoft.ML.MtLora.Tests.Checkpoints;
 using Microsoft.ML.MtLora.Tests.MlNet;
 using static TorchSharp.torch;
 
@@ -38,19 +39,10 @@ public class ModelZipIntegrityTests(HardeningData data) : IClassFixture<Hardenin
         return dir.File(name);
     }
 
-    private static byte[] ReadEntry(string zip, string suffix)
-    {
-        using var z = ZipFile.OpenRead(zip);
-        using var s = z.Entries.Single(e => e.FullName.EndsWith(suffix, StringComparison.Ordinal)).Open();
-        using var m = new MemoryStream();
-        s.CopyTo(m);
-        return m.ToArray();
-    }
-
     /// <summary>Replaces (or, when <paramref name="change"/> returns null, removes) the entry ending in <paramref name="suffix"/>; the zip writes a correct CRC.</summary>
     private static void RewriteEntry(string zip, string suffix, Func<byte[], byte[]?> change)
     {
-        var bytes = ReadEntry(zip, suffix);
+        var bytes = TorchZip.Entry(File.ReadAllBytes(zip), suffix);
         using var z = ZipFile.Open(zip, ZipArchiveMode.Update);
         var entry = z.Entries.Single(e => e.FullName.EndsWith(suffix, StringComparison.Ordinal));
         var name = entry.FullName;

@@ -279,8 +279,8 @@ internal static class TrainCommand
 
     /// <summary>
     /// Writes one output file (each writer replaces its file atomically); a failed write, e.g. on a full disk, becomes one
-    /// line naming the file and the option that chose it. .NET reports a file-system limit met while preallocating a file
-    /// as an <see cref="ArgumentOutOfRangeException"/> without the file's name.
+    /// line naming the file and the option that chose it. .NET reports a write past the file-size limit (EFBIG) as an
+    /// <see cref="ArgumentOutOfRangeException"/> without the file's name, and a full disk (ENOSPC) as an <see cref="IOException"/>.
     /// </summary>
     private static void WriteOutput(string path, string option, Action<string> write)
     {

@@ -9,9 +9,9 @@ namespace Microsoft.ML.MtLora.Tests.Data.Formats;
 /// <summary>The label PNG reader and writers, checked against PNGs built by hand per the PNG specification and against SkiaSharp.</summary>
 public class IndexedPngTests
 {
-    // ---- hand-made PNGs (independent of the library's encoder) ----
+    // ---- hand-made PNGs (independent of the library's encoder; the hardening tests craft theirs with these too) ----
 
-    private static byte[] Chunk(string type, byte[] data)
+    internal static byte[] Chunk(string type, byte[] data)
     {
         var typeBytes = Encoding.ASCII.GetBytes(type);
         var len = new byte[4];
@@ -33,7 +33,7 @@ public class IndexedPngTests
         return ~c;
     }
 
-    private static byte[] Ihdr(int w, int h, int depth, int colorType, int interlace = 0)
+    internal static byte[] Ihdr(int w, int h, int depth, int colorType, int interlace = 0)
     {
         var d = new byte[13];
         BinaryPrimitives.WriteUInt32BigEndian(d, (uint)w);
@@ -42,14 +42,14 @@ public class IndexedPngTests
         return Chunk("IHDR", d);
     }
 
-    private static byte[] Zlib(byte[] raw)
+    internal static byte[] Zlib(byte[] raw)
     {
         using var ms = new MemoryStream();
         using (var z = new ZLibStream(ms, CompressionLevel.Fastest, leaveOpen: true)) z.Write(raw);
         return ms.ToArray();
     }
 
-    private static byte[] Png(params byte[][] chunks) =>
+    internal static byte[] Png(params byte[][] chunks) =>
         [137, 80, 78, 71, 13, 10, 26, 10, .. chunks.SelectMany(c => c), .. Chunk("IEND", [])];
 
     /// <summary>Packs samples of a row at a bit depth, most significant bits first.</summary>
