@@ -70,6 +70,7 @@ public static class ZipIntegrity
 
         public override int Read(Span<byte> buffer)
         {
+            if (buffer.IsEmpty) return 0;
             int n;
             try { n = inner.Read(buffer); }
             catch (InvalidDataException e) { throw Damaged(file, entry, $"its compressed data is corrupt ({e.Message})", e); }
