@@ -89,7 +89,7 @@ public class CorruptDatasetTests(HardeningData data) : IClassFixture<HardeningDa
             "--checkpoint-dir", checkpoints, "--checkpoint-every", "1", "--out", dir.File("model.zip"));
         Assert.True(code == 2, $"train exit code {code}: {stderr}");
         Assert.Equal("", stdout);
-        var line = Assert.Single(stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries), l => l.StartsWith("mtlora train: ", StringComparison.Ordinal));
+        var line = Assert.Single(stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries), l => l.StartsWith("mtlora train: error: ", StringComparison.Ordinal));
         Assert.Contains(damaged, line);
         Assert.Contains("CRC", line);
         Assert.DoesNotContain("   at ", stderr);
@@ -104,7 +104,7 @@ public class CorruptDatasetTests(HardeningData data) : IClassFixture<HardeningDa
         (code, _, stderr) = CliRunner.Run("train", "--data", root, "--config", Fixture.Path("tiny4", "config.json"),
             "--epochs", "1", "--batch-size", "2", "--device", "cpu", "--out", dir.File("model.zip"));
         Assert.Equal(2, code);
-        Assert.Contains(train, Assert.Single(stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries), l => l.StartsWith("mtlora train: ", StringComparison.Ordinal)));
+        Assert.Contains(train, Assert.Single(stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries), l => l.StartsWith("mtlora train: error: ", StringComparison.Ordinal)));
     }
 
     [Fact]
