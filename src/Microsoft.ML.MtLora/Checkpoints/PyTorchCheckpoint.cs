@@ -29,6 +29,13 @@ namespace Microsoft.ML.MtLora.Checkpoints;
 /// and <see cref="Tensor"/> (CPU). The checkpoint owns every tensor of the tree and disposes them with itself; use
 /// <see cref="TakeStateDict"/> to keep the weights beyond it.
 /// </para>
+/// <para>
+/// A damaged or crafted file is refused, naming the file, before it can cost more than the file itself: the CRC-32 of every
+/// zip member read is checked (a flipped bit in a stored weight is otherwise invisible); the storages together may not
+/// exceed the file's size; a tensor view must lie within its storage and may not hold more elements than it (no zero-stride
+/// expansion, which a later copy would materialise), with sizes and strides whose extent fits 64 bits; the pickle may build
+/// at most 4 objects or container items per byte plus 65,536 (see SafeUnpickler). Storages over 2 GiB are read in slices.
+/// </para>
 /// </remarks>
 public sealed class PyTorchCheckpoint : IDisposable
 {
