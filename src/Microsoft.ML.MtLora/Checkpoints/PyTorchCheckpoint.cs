@@ -29,6 +29,13 @@ namespace Microsoft.ML.MtLora.Checkpoints;
 /// and <see cref="Tensor"/> (CPU). The checkpoint owns every tensor of the tree and disposes them with itself; use
 /// <see cref="TakeStateDict"/> to keep the weights beyond it.
 /// </para>
+/// <para>
+/// A damaged or crafted file is refused, naming the file, before it can cost more than the file itself: the CRC-32 of every
+/// zip member read is checked (a flipped bit in a stored weight is otherwise invisible); the storages together may not
+/// exceed the file's size; a tensor view must lie within its storage and may not hold more elements than it (no zero-stride
+/// expansion, which a later copy would materialise), with sizes and strides whose extent fits 64 bits; the pickle may build
+/// at most 4 objects or container items per byte plus 65,536 (see SafeUnpickler). Storages over 2 GiB are read in slices.
+/// </para>
 /// </remarks>
 public sealed class PyTorchCheckpoint : IDisposable
 {
@@ -226,12 +233,12 @@ public sealed class PyTorchCheckpoint : IDisposable
         var bytes = new byte[entry.Length];
         try
         {
-            using var s = entry.Open();
+            using var s = ZipIntegrity.OpenChecked(entry, name);
             s.ReadExactly(bytes);
         }
-        catch (Exception e) when (e is IOException or InvalidDataException)
+        catch (EndOfStreamException e)
         {
-            throw new InvalidDataException($"'{name}': zip entry '{entry.FullName}' is truncated or corrupt ({e.Message}).", e);
+            throw new InvalidDataException($"'{name}': zip entry '{entry.FullName}' is truncated ({e.Message}).", e);
         }
         return bytes;
     }
@@ -322,8 +329,6 @@ public sealed class PyTorchCheckpoint : IDisposable
             catch (OverflowException) { throw Bad($"storage '{key}' has an absurd element count {numel}"); }
             if (entry.Length != expected)
                 throw Bad($"storage '{key}' ({type.FullName}, {numel} elements) needs {expected} bytes but zip entry '{entryName}' has {entry.Length}");
-            if (expected > int.MaxValue)
-                throw Bad($"storage '{key}' has {expected} bytes; storages over 2 GiB are not supported");
             _storageBytes += expected;
             if (_storageBytes > fileBytes)
                 throw Bad($"the storages declare {_storageBytes} bytes in all, more than the file's {fileBytes}");
@@ -335,12 +340,12 @@ public sealed class PyTorchCheckpoint : IDisposable
             {
                 try
                 {
-                    using var s = entry.Open();
-                    s.ReadExactly(flat.bytes);
+                    using var s = ZipIntegrity.OpenChecked(entry, file); // checks the member's CRC-32 at its last byte
+                    TensorBytes.Read(s, flat);
                 }
-                catch (Exception e) when (e is IOException or InvalidDataException)
+                catch (EndOfStreamException e)
                 {
-                    throw new InvalidDataException($"'{file}': zip entry '{entryName}' is truncated or corrupt ({e.Message}).", e);
+                    throw new InvalidDataException($"'{file}': zip entry '{entryName}' is truncated ({e.Message}).", e);
                 }
             }
             return storage;
@@ -358,22 +363,28 @@ public sealed class PyTorchCheckpoint : IDisposable
             if (args[4] is not bool) throw Bad("_rebuild_tensor_v2: requires_grad is not a bool");
             if (args[5] is not PickleDictionary) throw Bad("_rebuild_tensor_v2: backward hooks are not a dict");
 
-            // Every element the view can touch must lie inside the storage.
+            // Every element the view can touch must lie inside the storage, and the view may not hold more elements than
+            // the storage does: a zero-stride expansion of a small storage to a huge size costs nothing here, but any
+            // later copy would ask libtorch for that much memory (which aborts the process). The extent is computed over
+            // every dimension, empty ones included, because libtorch checks that too ("Storage size calculation overflowed").
+            string view = $"tensor view (offset {offset}, size [{string.Join(", ", size)}], stride [{string.Join(", ", stride)}])";
             try
             {
                 long numel = 1, last = offset;
                 for (int i = 0; i < size.Length; i++)
                 {
                     numel = checked(numel * size[i]);
-                    if (size[i] > 0) last = checked(last + checked((size[i] - 1) * stride[i]));
+                    last = checked(last + checked(Math.Max(size[i] - 1, 0) * stride[i]));
                 }
+                checked { _ = (last + 1) * SafeTensors.ElementSize(storage.DType); }
+                if (numel > storage.Numel)
+                    throw Bad($"{view} holds {numel} elements, more than its storage '{storage.Key}' of {storage.Numel} (a zero-stride expansion, which a weights file has no reason to hold)");
                 bool fits = numel == 0 ? offset <= storage.Numel : last < storage.Numel;
-                if (!fits)
-                    throw Bad($"tensor view (offset {offset}, size [{string.Join(", ", size)}], stride [{string.Join(", ", stride)}]) reaches past storage '{storage.Key}' of {storage.Numel} elements");
+                if (!fits) throw Bad($"{view} reaches past storage '{storage.Key}' of {storage.Numel} elements");
             }
             catch (OverflowException)
             {
-                throw Bad($"tensor view of storage '{storage.Key}' has absurd sizes [{string.Join(", ", size)}]");
+                throw Bad($"{view} of storage '{storage.Key}' has sizes and strides whose extent overflows 64 bits");
             }
 
             var t = storage.Flat.as_strided(size, stride, offset);

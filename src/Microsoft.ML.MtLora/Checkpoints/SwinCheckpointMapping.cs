@@ -114,8 +114,7 @@ public static class SwinCheckpointMapping
                 ? " It looks like an MTLoRA checkpoint already; load it with NormalizeMtLoraCheckpoint instead."
                 : "";
             throw new ArgumentException(
-                $"{unknown.Count} key(s) are not part of a Microsoft Swin-V1 checkpoint: {string.Join(", ", unknown.Take(5).Select(k => $"'{k}'"))}{(unknown.Count > 5 ? ", ..." : "")}.{hint}",
-                nameof(msSwin));
+                $"{unknown.Count} key(s) are not part of a Microsoft Swin-V1 checkpoint: {string.Join(", ", unknown.Take(5).Select(k => $"'{k}'"))}{(unknown.Count > 5 ? ", ..." : "")}.{hint}");
         }
         return new SwinCheckpointMappingResult(tensors, ignored);
     }
@@ -135,8 +134,7 @@ public static class SwinCheckpointMapping
         var foreign = result.Keys.Where(k => !MtLoraModules.Any(m => k.StartsWith(m, StringComparison.Ordinal))).Take(5).ToList();
         if (foreign.Count > 0)
             throw new ArgumentException(
-                $"Not an MTLoRA checkpoint: key(s) {string.Join(", ", foreign.Select(k => $"'{k}'"))} are outside the MTLoRA model's modules ({string.Join(", ", MtLoraModules.Select(m => $"'{m}'"))}). A Microsoft Swin checkpoint needs MicrosoftSwinToBackbone.",
-                nameof(stateDict));
+                $"Not an MTLoRA checkpoint: key(s) {string.Join(", ", foreign.Select(k => $"'{k}'"))} are outside the MTLoRA model's modules ({string.Join(", ", MtLoraModules.Select(m => $"'{m}'"))}). A Microsoft Swin checkpoint needs MicrosoftSwinToBackbone.");
         return result;
     }
 

@@ -159,10 +159,49 @@ public sealed class MultiTaskMetrics
     /// <c>sal</c> {<c>mIoU</c>, <c>maxF</c> (fractions), <c>best_threshold</c>, <c>maxF_threshold</c>, <c>max_f_beta</c>
     /// (β² = 0.3, computed correctly)}, <c>normals</c> {<c>mean</c>, <c>median</c>, <c>rmse</c> (the reference's,
     /// equal to the mean), <c>rmse_true</c> (degrees), <c>11.25</c>, <c>22.5</c>, <c>30</c> (percent of valid pixels,
-    /// as the reference reports them)}; then <c>delta_m</c> (percent) and <c>baselines</c> when Δm applies.
+    /// as the reference reports them)}; then <c>delta_m</c> (percent) and <c>baselines</c> when Δm applies. JSON has no NaN or
+    /// infinity: a metric that is not a finite number (a network that outputs NaN) is written as <c>null</c>, and
+    /// <c>non_finite</c> maps its path (e.g. <c>normals.mean</c>) to <c>"NaN"</c>, <c>"Infinity"</c> or <c>"-Infinity"</c>.
     /// </summary>
     /// <returns>A new JSON object.</returns>
     public JsonObject ToJson()
+    {
+        var json = ToJsonWithNonFinite();
+        var notes = new JsonObject();
+        ReplaceNonFinite(json, "", notes);
+        if (notes.Count > 0) json["non_finite"] = notes;
+        return json;
+    }
+
+    /// <summary>Replaces every NaN or infinite number under <paramref name="node"/> by null, noting its path and value.</summary>
+    private static void ReplaceNonFinite(JsonNode node, string path, JsonObject notes)
+    {
+        static string Join(string path, string key) => path.Length == 0 ? key : path + "." + key;
+        static string? NonFinite(JsonNode? n) =>
+            n is JsonValue v && v.TryGetValue<double>(out double d) && !double.IsFinite(d)
+                ? (double.IsNaN(d) ? "NaN" : d > 0 ? "Infinity" : "-Infinity")
+                : null;
+        switch (node)
+        {
+            case JsonObject o:
+                foreach (var key in o.Select(kv => kv.Key).ToList())
+                {
+                    if (NonFinite(o[key]) is { } text) { notes[Join(path, key)] = text; o[key] = null; }
+                    else if (o[key] is { } child) ReplaceNonFinite(child, Join(path, key), notes);
+                }
+                break;
+            case JsonArray a:
+                for (int i = 0; i < a.Count; i++)
+                {
+                    string at = string.Create(CultureInfo.InvariantCulture, $"{path}[{i}]");
+                    if (NonFinite(a[i]) is { } text) { notes[at] = text; a[i] = null; }
+                    else if (a[i] is { } child) ReplaceNonFinite(child, at, notes);
+                }
+                break;
+        }
+    }
+
+    private JsonObject ToJsonWithNonFinite()
     {
         var json = new JsonObject();
         foreach (var task in Tasks)

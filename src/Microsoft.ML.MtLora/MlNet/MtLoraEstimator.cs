@@ -191,6 +191,10 @@ public sealed class MtLoraEstimator : IEstimator<MtLoraTransformer>
             ch.Info(MessageSensitivity.None, "MTLoRA: loaded {0} from '{1}': {2} tensor(s) loaded, {3} left at their initialisation, {4} ignored.",
                 whole ? "an MTLoRA checkpoint" : "a Swin backbone", path, report.Loaded.Count, report.Missing.Count, report.Ignored.Count);
         }
+        catch (InvalidDataException e) when (!e.Message.Contains(path, StringComparison.Ordinal))
+        {
+            throw new InvalidDataException($"'{path}': {e.Message}", e); // the network's message names keys, not the file
+        }
         finally
         {
             foreach (var t in weights.Values) t.Dispose();

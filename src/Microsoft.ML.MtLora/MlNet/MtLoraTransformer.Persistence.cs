@@ -27,7 +27,7 @@ public sealed partial class MtLoraTransformer
 
     private static VersionInfo GetVersionInfo() => new(
         modelSignature: "MTLORA_T",
-        verWrittenCur: 0x00010001,   // 1: first layout (see Save)
+        verWrittenCur: VersionWithWeightsDigest,   // 0x00010001: first layout; 0x00010002: + Weights.sha256 (see Save)
         verReadableCur: 0x00010001,
         verWeCanReadBack: 0x00010001,
         loaderSignature: LoaderSignature,
@@ -41,6 +41,8 @@ public sealed partial class MtLoraTransformer
     /// <item>int32 S, string interpolation, 3 × float32 mean, 3 × float32 std: the image preprocessing</item>
     /// <item>string: network options (JSON, snake_case), which list the tasks</item>
     /// <item>stream <c>Weights.safetensors</c>: the unmerged state dict, float32 as trained</item>
+    /// <item>stream <c>Weights.sha256</c>: the SHA-256 of <c>Weights.safetensors</c>, 64 hexadecimal digits (version
+    /// 0x00010002 and later; checked on load, see MtLoraTransformer.Integrity.cs)</item>
     /// </list>
     /// </summary>
     void ICanSaveModel.Save(ModelSaveContext ctx)
@@ -57,11 +59,7 @@ public sealed partial class MtLoraTransformer
         foreach (var v in Preprocessing.Mean) w.Write(v);
         foreach (var v in Preprocessing.Std) w.Write(v);
         w.Write(_networkOptions.ToJson());
-        ctx.SaveBinaryStream(WeightsStreamName, bw =>
-        {
-            bw.Flush();
-            SafeTensors.Write(bw.BaseStream, _weights);
-        });
+        SaveWeights(ctx);
     }
 
     // Called by ML.NET's model loader (found by name and signature through the LoadableClass attribute above).
@@ -91,22 +89,8 @@ public sealed partial class MtLoraTransformer
         {
             throw new InvalidDataException($"The {where} is damaged: {e.Message}", e);
         }
-
-        Dictionary<string, Tensor>? weights = null;
-        bool found = ctx.TryLoadBinaryStream(WeightsStreamName, br =>
-        {
-            var stream = br.BaseStream;
-            if (!stream.CanSeek)
-            {
-                var copy = new MemoryStream();
-                stream.CopyTo(copy);
-                copy.Position = 0;
-                stream = copy;
-            }
-            weights = SafeTensors.Read(stream, $"{where}/{WeightsStreamName}", out _);
-        });
-        if (!found || weights == null)
-            throw new InvalidDataException($"The {where} has no '{WeightsStreamName}' entry: the model.zip is incomplete or damaged.");
+        CheckLoadedSettings(where, batchSize, preprocessing, options);
+        var weights = LoadWeights(env, ctx, where, options);
 
         try
         {

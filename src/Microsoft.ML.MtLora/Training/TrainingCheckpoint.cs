@@ -1,5 +1,4 @@
 using System.Globalization;
-using System.Security.Cryptography;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Microsoft.ML.MtLora.Checkpoints;
@@ -62,9 +61,9 @@ internal static class TrainingCheckpoint
         RemoveStaleTemporaries(root);
         var final = Path.Combine(root, FolderName(position.GlobalStep));
         var tmp = WriterTemporaries.NameFor(Path.Combine(root, "." + FolderName(position.GlobalStep)));
-        Directory.CreateDirectory(tmp);
         try
         {
+            Directory.CreateDirectory(tmp);
             SafeTensors.Save(Path.Combine(tmp, ModelFileName), modelState);
             SafeTensors.Save(Path.Combine(tmp, OptimizerFileName), optimizerState);
             var files = new JsonObject();
@@ -87,14 +86,19 @@ internal static class TrainingCheckpoint
             };
             File.WriteAllText(Path.Combine(tmp, ManifestFileName), manifest.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
             // A checkpoint of the same step (e.g. the periodic one, then the one at the end) is replaced.
-            if (Directory.Exists(final)) Directory.Delete(final, recursive: true);
+            if (Directory.Exists(final)) DeleteAtomically(final);
             Directory.Move(tmp, final);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentOutOfRangeException)
+        {
+            // A full disk (ENOSPC: IOException) or a file-size limit (EFBIG: .NET's ArgumentOutOfRangeException, no file named).
+            throw new IOException($"Cannot write training checkpoint '{final}': {e.Message}", e);
         }
         finally
         {
             if (Directory.Exists(tmp)) Directory.Delete(tmp, recursive: true);
         }
-        foreach (var old in List(root).SkipLast(keep)) Directory.Delete(old, recursive: true);
+        foreach (var old in List(root).SkipLast(keep)) DeleteAtomically(old);
         return final;
     }
 
@@ -105,6 +109,18 @@ internal static class TrainingCheckpoint
     /// <param name="root">The checkpoint root folder.</param>
     /// <returns>How many folders were removed.</returns>
     internal static int RemoveStaleTemporaries(string root) => WriterTemporaries.RemoveStale(root, "." + FolderPrefix + "*");
+
+    /// <summary>
+    /// Deletes a checkpoint folder by first renaming it to a temporary name (one atomic step), so a process killed while
+    /// deleting never leaves a half-deleted folder under a checkpoint's name for <see cref="Resolve"/> to pick; a killed
+    /// delete leaves a temporary that <see cref="RemoveStaleTemporaries"/> removes on the next run.
+    /// </summary>
+    private static void DeleteAtomically(string folder)
+    {
+        var doomed = WriterTemporaries.NameFor(Path.Combine(Path.GetDirectoryName(folder)!, "." + Path.GetFileName(folder)));
+        Directory.Move(folder, doomed);
+        Directory.Delete(doomed, recursive: true);
+    }
 
     /// <summary>The complete checkpoints under a root, oldest first (temporary folders are ignored).</summary>
     public static IReadOnlyList<string> List(string root)
@@ -188,9 +204,5 @@ internal static class TrainingCheckpoint
         throw new InvalidDataException($"Checkpoint manifest '{manifestPath}' is damaged: field '{key}' is missing or is not a {typeof(T).Name}.");
     }
 
-    private static string Sha256(string file)
-    {
-        using var stream = File.OpenRead(file);
-        return Convert.ToHexStringLower(SHA256.HashData(stream));
-    }
+    private static string Sha256(string file) => Sha256Digest.OfFile(file);
 }

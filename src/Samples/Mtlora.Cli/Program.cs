@@ -39,15 +39,19 @@ public static class Program
             // training step or a checkpoint write short; the verbs that must stop cleanly listen themselves (StopSignals).
             return BuildRoot().Parse(args).Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false, ProcessTerminationTimeout = null });
         }
-        catch (Exception e) when (IsUserError(e))
+        catch (Exception e) when (CliCommon.UserError(e) is { } user)
         {
-            Console.Error.WriteLine($"mtlora: error: {e.Message}");
+            Console.Error.WriteLine($"mtlora: error: {CliCommon.OneLine(user.Message)}");
             return 2;
         }
     }
 
-    /// <summary>Errors caused by input (files, options, data), as opposed to bugs, which keep their stack trace.</summary>
-    internal static bool IsUserError(Exception e) => e is ArgumentException or FileNotFoundException or DirectoryNotFoundException
-        or InvalidDataException or DllNotFoundException or FormatException or NotSupportedException or InvalidOperationException
+    /// <summary>
+    /// Errors caused by input (files, options, data) or the machine (a full disk, a missing native library), as opposed
+    /// to bugs, which keep their stack trace. <see cref="IOException"/> covers damaged dataset files
+    /// (<c>PascalSampleException</c>), truncated streams and failed writes.
+    /// </summary>
+    internal static bool IsUserError(Exception e) => e is ArgumentException or IOException or InvalidDataException
+        or DllNotFoundException or FormatException or NotSupportedException or InvalidOperationException
         or UnauthorizedAccessException or OperationCanceledException;
 }

@@ -46,14 +46,14 @@ public class ConvertCommandTests
         File.WriteAllBytes(input, TorchZip.Build(new PickleWriter().Proto().Global("posix", "system").Str("id").Op(0x85).Reduce().Stop().ToArray()));
         var output = dir.File("out.safetensors");
         var (code, stdout, stderr) = Run("convert", "--checkpoint", input, "--out", output);
-        Assert.Equal(1, code);
+        Assert.Equal(2, code);
         Assert.Equal("", stdout);
         Assert.Contains("refusing to load global 'posix.system'", stderr);
         Assert.Contains(input, stderr);
         Assert.False(File.Exists(output));
 
         (code, _, stderr) = Run("convert", "--checkpoint", dir.File("missing.pth"), "--out", output);
-        Assert.Equal(1, code);
+        Assert.Equal(2, code);
         Assert.Contains("does not exist", stderr);
     }
 }

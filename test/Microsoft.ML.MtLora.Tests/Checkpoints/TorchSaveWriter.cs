@@ -35,6 +35,20 @@ internal sealed class PickleWriter
         return Op((byte)'J').Raw(b.ToArray());
     }
 
+    /// <summary>Any 64-bit int: LONG1 with 8 little-endian bytes.</summary>
+    public PickleWriter Long(long v)
+    {
+        Span<byte> b = stackalloc byte[8];
+        BinaryPrimitives.WriteInt64LittleEndian(b, v);
+        return Op(0x8a).Op(8).Raw(b.ToArray());
+    }
+
+    /// <summary>BINPUT: memoizes the top of the stack under <paramref name="index"/> (0..255).</summary>
+    public PickleWriter Put(int index) => Op((byte)'q').Op((byte)index);
+
+    /// <summary>BINGET: pushes the object memoized under <paramref name="index"/>.</summary>
+    public PickleWriter Get(int index) => Op((byte)'h').Op((byte)index);
+
     public PickleWriter Float(double v)
     {
         Span<byte> b = stackalloc byte[8];
@@ -45,7 +59,9 @@ internal sealed class PickleWriter
     public PickleWriter IntTuple(params long[] values)
     {
         Mark();
-        foreach (var v in values) Int(v);
+        foreach (var v in values)
+            if (v is >= int.MinValue and <= int.MaxValue) Int(v);
+            else Long(v);
         return Op((byte)'t');
     }
 

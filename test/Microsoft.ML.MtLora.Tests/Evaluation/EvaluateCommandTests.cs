@@ -53,7 +53,7 @@ public class EvaluateCommandTests
         Assert.Empty(output);
 
         (code, _, error) = Run("/nonexistent/preds.safetensors");
-        Assert.Equal(1, code);
+        Assert.Equal(2, code); // bad input: one line, exit code 2 like every verb
         Assert.Contains("/nonexistent/preds.safetensors", error);
 
         (code, _, error) = Run(Fixture.Path("metrics", "metrics_io.safetensors"), "semseg:3");
@@ -66,7 +66,7 @@ public class EvaluateCommandTests
         using (var t = zeros(2, 1, 4, 5))
             SafeTensors.Save(path, new Dictionary<string, Tensor> { ["out.semseg"] = o, ["target.semseg"] = t });
         (code, output, error) = Run(path);
-        Assert.Equal(1, code);
+        Assert.Equal(2, code); // bad input: one line, exit code 2 like every verb
         Assert.Empty(output);
         Assert.Contains("target.semseg", error);
         Assert.Contains("(2, 1, 4, 5)", error);
@@ -75,7 +75,7 @@ public class EvaluateCommandTests
         using (var o = zeros(2, 1, 4, 4))
             SafeTensors.Save(path, new Dictionary<string, Tensor> { ["out.sal"] = o });
         (code, _, error) = Run(path);
-        Assert.Equal(1, code);
+        Assert.Equal(2, code); // bad input: one line, exit code 2 like every verb
         Assert.Contains("target.sal", error);
     }
 

@@ -12,9 +12,13 @@ namespace Microsoft.ML.MtLora.Data.Formats;
 /// <remarks>
 /// General image decoders (SkiaSharp, ML.NET's <c>LoadImages</c>) turn palette PNGs into colours and lose the indices,
 /// which is why this small decoder exists. It supports palette bit depths 1, 2, 4 and 8, 8-bit grayscale and 16-bit
-/// grayscale (the high byte is kept), interlaced (Adam7) or not. Transparency (<c>tRNS</c>) and colour management chunks
-/// are ignored. Everything else (RGB, gray+alpha, corrupt CRC or zlib data, truncated files) is refused with an
-/// <see cref="InvalidDataException"/> that names the file and says what was found and what was expected.
+/// grayscale, interlaced (Adam7) or not. A 16-bit file is read by value, as PIL reads it (mode <c>I;16</c>), and refused
+/// when a value does not fit a byte, so a class id is never changed. Transparency (<c>tRNS</c>) and colour management
+/// chunks are ignored. Everything else (RGB, gray+alpha, corrupt CRC or zlib data, truncated files, images over
+/// 178,956,970 pixels, PIL's decompression-bomb limit) is refused with an <see cref="InvalidDataException"/> that names
+/// the file and says what was found and what was expected. Memory: the file's bytes plus one byte per pixel, and the
+/// pixel buffer is only allocated when the compressed data can hold that many pixels (deflate packs at most 1,032 bytes
+/// into one), so a few bytes of header cannot claim gigabytes.
 /// </remarks>
 public static class IndexedPng
 {
@@ -23,6 +27,7 @@ public static class IndexedPng
     private const byte ColorTypeGray = 0;
     private const byte ColorTypeRgb = 2;
     private const byte ColorTypePalette = 3;
+    private const long MaxDeflateRatio = 1032;
 
     private static readonly byte[] VocPaletteBytes = BuildVocPalette();
 
@@ -121,8 +126,9 @@ public static class IndexedPng
                 colorType = chunk[9];
                 int compression = chunk[10], filter = chunk[11];
                 interlace = chunk[12];
-                if (w == 0 || h == 0 || w > int.MaxValue || h > int.MaxValue || (long)w * h > Array.MaxLength)
-                    throw Bad(name, $"image size {w}x{h} is not usable; expected 1..{Array.MaxLength} pixels in all.");
+                if (w == 0 || h == 0 || w > int.MaxValue || h > int.MaxValue)
+                    throw Bad(name, $"image size {w}x{h} is not usable; expected at least one pixel.");
+                if ((long)w * h > ImageLimits.MaxPixels) throw Bad(name, ImageLimits.TooLarge(w, h));
                 width = (int)w;
                 height = (int)h;
                 CheckFormat(name, bitDepth, colorType);
@@ -142,6 +148,11 @@ public static class IndexedPng
         if (!seenHeader) throw Bad(name, "truncated: no IHDR chunk.");
         if (!seenEnd) throw Bad(name, "truncated: the file ends before the IEND chunk.");
         if (idat.Length == 0) throw Bad(name, "no IDAT chunk (no image data).");
+        // Deflate expands at most 1,032:1 (RFC 1951: one 258-byte match per ~2 bits), so data too short for the pixels the
+        // header claims is refused before the pixel buffer is allocated.
+        long sampleBytes = (long)width * height * bitDepth / 8;
+        if (sampleBytes > idat.Length * MaxDeflateRatio + 1024)
+            throw Bad(name, $"truncated: {idat.Length} bytes of compressed data cannot hold the {width}x{height} pixels the header claims.");
 
         var pixels = new byte[(long)width * height];
         idat.Position = 0;
@@ -215,7 +226,14 @@ public static class IndexedPng
                     else for (int i = 0; i < passWidth; i++) pixels[outRow + x0 + i * dx] = cur[i];
                     break;
                 case 16:
-                    for (int i = 0; i < passWidth; i++) pixels[outRow + x0 + i * dx] = cur[2 * i];
+                    for (int i = 0; i < passWidth; i++)
+                    {
+                        // Big-endian samples, read by value as PIL does; a value above 255 cannot be a class id or 8-bit level.
+                        if (cur[2 * i] != 0)
+                            throw Bad(name, $"pixel (x {x0 + i * dx}, y {y0 + r * dy}) holds the 16-bit value {(cur[2 * i] << 8) | cur[2 * i + 1]}; " +
+                                "a label map holds values 0..255 (16-bit files are read by value when every value is below 256).");
+                        pixels[outRow + x0 + i * dx] = cur[2 * i + 1];
+                    }
                     break;
                 default:
                     int mask = (1 << bitDepth) - 1;

@@ -116,6 +116,13 @@ public sealed class PascalContextDataView : IDataView
     public IReadOnlyList<SkippedSample> SkippedSamples =>
         _skipped.OrderBy(p => p.Key, StringComparer.Ordinal).Select(p => new SkippedSample(p.Key, p.Value)).ToArray();
 
+    /// <summary>
+    /// The label files met so far whose size differed from their image's and that were resized to it
+    /// (<see cref="PascalContextOptions.LabelSizeMismatch"/> = <see cref="LabelSizeMismatchHandling.ResizeToImage"/>, as the
+    /// reference does), sorted. Many of them usually mean a broken download or mixed-up folders.
+    /// </summary>
+    public IReadOnlyList<string> ResizedLabelFiles => _decoder.ResizedLabelFiles.Order(StringComparer.Ordinal).ToArray();
+
     /// <summary>The number of samples left out so far (see <see cref="SkippedSamples"/>).</summary>
     public int SkippedSampleCount => _skipped.Count;
 

@@ -43,12 +43,17 @@ public sealed class PascalContextStatistics
     /// <summary>Per-task statistics, in the reference's task order.</summary>
     public IReadOnlyDictionary<DenseTask, TaskLabelStatistics> Tasks => _tasks;
 
+    /// <summary>Label files whose size differed from their image's and that were resized to it, as the reference does
+    /// (<see cref="PascalContextDataView.ResizedLabelFiles"/>).</summary>
+    public int ResizedLabelFiles { get; private set; }
+
     /// <summary>Samples left out (with <see cref="PascalContextOptions.SkipBadSamples"/>).</summary>
     public IReadOnlyList<SkippedSample> Skipped { get; private set; } = [];
 
     private readonly Dictionary<DenseTask, TaskLabelStatistics> _tasks = [];
 
-    /// <summary>Reads every row of the view's label columns and counts.</summary>
+    /// <summary>Reads every row of the view's label columns and counts; also decodes every image (pixels included), so a
+    /// damaged image file fails here as it would in training.</summary>
     /// <param name="view">The view (all of its tasks are counted).</param>
     /// <param name="progress">Receives the number of samples read so far, now and then.</param>
     /// <param name="cancellationToken">Stops the pass between samples.</param>
@@ -60,8 +65,13 @@ public sealed class PascalContextStatistics
         bool parts = view.Tasks.Contains(DenseTask.HumanParts);
         if (parts) stats.ImagesWithHumanParts = 0;
 
-        var columns = view.Tasks.Select(t => view.Schema[t.LabelColumnName()]).ToList();
+        // The image column too: its pixels are decoded (and dropped), so a truncated or corrupt image is found here as in
+        // training, not only its header.
+        var imageColumn = view.Schema[MtLoraColumnNames.Image];
+        var columns = view.Tasks.Select(t => view.Schema[t.LabelColumnName()]).Append(imageColumn).ToList();
         using var cursor = view.GetRowCursor(columns);
+        var imageGetter = cursor.GetGetter<MLImage>(imageColumn);
+        MLImage image = null!;
         var byteGetters = new Dictionary<DenseTask, ValueGetter<VBuffer<byte>>>();
         ValueGetter<VBuffer<float>>? normalsGetter = null;
         foreach (var task in view.Tasks)
@@ -76,6 +86,8 @@ public sealed class PascalContextStatistics
         while (cursor.MoveNext())
         {
             cancellationToken.ThrowIfCancellationRequested();
+            imageGetter(ref image);
+            image.Dispose();
             stats.Images++;
             foreach (var (task, getter) in byteGetters)
             {
@@ -107,13 +119,14 @@ public sealed class PascalContextStatistics
         }
         progress?.Report(stats.Images);
         stats.Skipped = view.SkippedSamples;
+        stats.ResizedLabelFiles = view.ResizedLabelFiles.Count;
         return stats;
     }
 
     /// <summary>
     /// The statistics as the JSON object <c>mtlora inspect-data</c> prints:
     /// <c>{"split", "images", "images_with_human_parts", "tasks": {"semseg": {"valid_pixels", "histogram"}, "human_parts": {...},
-    /// "sal": {"valid_pixels", "positive_pixels"}, "normals": {"valid_pixels"}}}</c>, plus <c>"skipped_samples"</c> when
+    /// "sal": {"valid_pixels", "positive_pixels"}, "normals": {"valid_pixels"}}, "resized_label_files"}</c>, plus <c>"skipped_samples"</c> when
     /// any sample was skipped.
     /// </summary>
     public JsonObject ToJson()
@@ -135,6 +148,7 @@ public sealed class PascalContextStatistics
         var json = new JsonObject { ["split"] = Split, ["images"] = Images };
         if (ImagesWithHumanParts is { } withParts) json["images_with_human_parts"] = withParts;
         json["tasks"] = tasks;
+        json["resized_label_files"] = ResizedLabelFiles;
         if (Skipped.Count > 0)
             json["skipped_samples"] = new JsonArray(Skipped.Select(s => (JsonNode)new JsonObject { ["id"] = s.Id, ["reason"] = s.Reason }).ToArray());
         return json;

@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using Microsoft.ML.Data;
 using Microsoft.ML.MtLora.Data.Formats;
 using Microsoft.ML.MtLora.Data.Preprocessing;
@@ -37,6 +38,7 @@ internal sealed class PascalSampleDecoder
 {
     private readonly PascalContextLayout _layout;
     private readonly LabelSizeMismatchHandling _mismatch;
+    private readonly ConcurrentDictionary<string, bool> _resizedLabels = new(StringComparer.Ordinal);
 
     /// <summary>2·v/255 − 1 for v = 0..255, computed in double as the reference does, then rounded to float.</summary>
     private static readonly Tensor NormalsLookup = torch.tensor(
@@ -51,6 +53,9 @@ internal sealed class PascalSampleDecoder
         _layout = layout;
         _mismatch = mismatch;
     }
+
+    /// <summary>The label files (distinct paths) whose size differed from their image's and that were resized to it.</summary>
+    public ICollection<string> ResizedLabelFiles => _resizedLabels.Keys;
 
     /// <summary>The image size from the file header, without decoding the pixels.</summary>
     public (int Width, int Height) ReadImageSize(string id)
@@ -74,6 +79,7 @@ internal sealed class PascalSampleDecoder
     {
         var path = _layout.SemsegPath(id);
         var map = ReadIndexed(id, path, "semseg label");
+        CheckClassIds(id, path, map, DenseTask.SemanticSegmentation.OutputChannels());
         return FitClassMap(id, path, map.Pixels, map.Width, map.Height, width, height);
     }
 
@@ -184,7 +190,7 @@ internal sealed class PascalSampleDecoder
         }
         catch (Exception e) when (e is InvalidDataException or NotSupportedException or IOException && e is not PascalSampleException)
         {
-            throw new PascalSampleException(id, labelsPath, "cannot read the MAT file (" + e.Message + ")", e);
+            throw new PascalSampleException(id, labelsPath, "cannot read the MAT file (" + WithoutFile(e.Message, labelsPath) + ")", e);
         }
         if (rows != nh || cols != nw)
             throw new PascalSampleException(id, labelsPath, $"LabelMap is {rows}x{cols} (rows x cols) but the normals PNG '{path}' is {nh}x{nw}; they must match.");
@@ -203,6 +209,7 @@ internal sealed class PascalSampleDecoder
         {
             if (_mismatch == LabelSizeMismatchHandling.Error)
                 throw new PascalSampleException(id, path, $"the label is {nw}x{nh} (width x height) but the image is {width}x{height}; expected the same size (LabelSizeMismatch = Error).");
+            _resizedLabels.TryAdd(path, true);
             masked = CvGeometry.ResizeBicubic(masked, height, width);                           // reference: cv2 bicubic, no renormalisation
         }
         var isZero = masked.mul(masked).sum(0, keepdim: true).eq(TorchScalars.Zero);
@@ -217,6 +224,7 @@ internal sealed class PascalSampleDecoder
         if (mapWidth == width && mapHeight == height) return map;
         if (_mismatch == LabelSizeMismatchHandling.Error)
             throw new PascalSampleException(id, path, $"the label is {mapWidth}x{mapHeight} (width x height) but the image is {width}x{height}; expected the same size (LabelSizeMismatch = Error).");
+        _resizedLabels.TryAdd(path, true);
         using var scope = NewDisposeScope();
         var tensor = torch.tensor(map, [1, mapHeight, mapWidth], ScalarType.Byte);
         var resized = CvGeometry.ResizeNearest(tensor, height, width).contiguous();            // (1, height, width)
@@ -233,7 +241,7 @@ internal sealed class PascalSampleDecoder
         }
         catch (Exception e) when (e is InvalidDataException or NotSupportedException or IOException)
         {
-            throw new PascalSampleException(id, path, "cannot read the MAT file (" + e.Message + ")", e);
+            throw new PascalSampleException(id, path, "cannot read the MAT file (" + WithoutFile(e.Message, path) + ")", e);
         }
         if (!variables.TryGetValue("anno", out var anno) || anno is not MatStructArray annoStruct || annoStruct.Count < 1)
             throw new PascalSampleException(id, path, "no struct variable 'anno'; expected the Pascal-Part annotation (anno.imname, anno.objects).");
@@ -278,7 +286,7 @@ internal sealed class PascalSampleDecoder
         }
         catch (InvalidDataException e)
         {
-            throw new PascalSampleException(id, path, e.Message, e);
+            throw new PascalSampleException(id, path, WithoutFile(e.Message, path), e);
         }
     }
 
@@ -286,6 +294,15 @@ internal sealed class PascalSampleDecoder
     {
         for (int i = 0; i < array.Count; i++) if (array.GetDouble(i) != 0) return true;
         return false;
+    }
+
+    /// <summary>A class map holds class ids below the task's class count, or 255 (ignore): anything else is a damaged or
+    /// foreign label file, reported here so inspect-data, evaluation and training all name it.</summary>
+    private static void CheckClassIds(string id, string path, IndexedImage map, int classes)
+    {
+        int i = map.Pixels.AsSpan().IndexOfAnyInRange((byte)classes, (byte)(DenseTasks.IgnoreLabel - 1));
+        if (i >= 0)
+            throw new PascalSampleException(id, path, $"pixel (x {i % map.Width}, y {i / map.Width}) holds class id {map.Pixels[i]}; expected 0..{classes - 1} or {DenseTasks.IgnoreLabel} (ignore).");
     }
 
     private static IndexedImage ReadIndexed(string id, string path, string what)
@@ -297,8 +314,16 @@ internal sealed class PascalSampleDecoder
         }
         catch (Exception e) when (e is InvalidDataException or NotSupportedException or IOException)
         {
-            throw new PascalSampleException(id, path, $"cannot read the {what} ({e.Message}); expected an 8-bit palette or grayscale PNG.", e);
+            throw new PascalSampleException(id, path, $"cannot read the {what} ({WithoutFile(e.Message, path)}); expected an 8-bit palette or grayscale PNG.", e);
         }
+    }
+
+    /// <summary>A format reader's message without its leading file name, which the sample's message already gives.</summary>
+    private static string WithoutFile(string message, string path)
+    {
+        foreach (var prefix in new[] { $"PNG '{path}': ", $"MAT file '{path}', ", $"MAT file '{path}': " })
+            if (message.StartsWith(prefix, StringComparison.Ordinal)) return message[prefix.Length..];
+        return message;
     }
 
     private static void EnsureExists(string id, string path, string what)
@@ -316,7 +341,7 @@ internal sealed class PascalSampleDecoder
             if (codec is null)
                 throw new PascalSampleException(id, path, $"cannot decode the file ({result}); expected {expected}.");
         }
-        catch (IOException e)
+        catch (IOException e) when (e is not PascalSampleException)
         {
             throw new PascalSampleException(id, path, $"cannot open the file ({e.Message}).", e);
         }
@@ -328,6 +353,8 @@ internal sealed class PascalSampleDecoder
     {
         EnsureExists(id, path, what);
         using var codec = OpenCodec(id, path, expected);
+        if ((long)codec.Info.Width * codec.Info.Height > ImageLimits.MaxPixels)
+            throw new PascalSampleException(id, path, ImageLimits.TooLarge(codec.Info.Width, codec.Info.Height));
         var info = new SKImageInfo(codec.Info.Width, codec.Info.Height, SKColorType.Rgba8888, SKAlphaType.Unpremul);
         var pixels = new byte[info.BytesSize];
         SKCodecResult result;

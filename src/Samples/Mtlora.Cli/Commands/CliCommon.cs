@@ -1,9 +1,12 @@
 using System.Globalization;
+using System.Reflection;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Microsoft.ML;
 using Microsoft.ML.Data;
 using Microsoft.ML.MtLora;
+using Microsoft.ML.MtLora.Checkpoints;
+using Microsoft.ML.MtLora.Data.Pascal;
 using Microsoft.ML.MtLora.Evaluation;
 using Spectre.Console;
 
@@ -25,14 +28,29 @@ internal static class CliCommon
         {
             return body();
         }
-        catch (Exception e) when (e is UsageException || Program.IsUserError(e))
+        catch (Exception e) when (UserError(e) is { } user)
         {
-            stderr.WriteLine($"mtlora {verb}: error: {OneLine(e.Message)}");
+            stderr.WriteLine($"mtlora {verb}: error: {OneLine(user.Message)}");
             return 2;
         }
     }
 
-    private static string OneLine(string message) => message.ReplaceLineEndings(" ").Trim();
+    /// <summary>
+    /// The user error that <paramref name="e"/> reports: <paramref name="e"/> itself, or the first user error inside the
+    /// wrappers that only carry another exception (reflection, tasks, type initialisers), so the line names the file at
+    /// fault; <see langword="null"/> for a bug, which keeps its stack trace.
+    /// </summary>
+    internal static Exception? UserError(Exception e)
+    {
+        for (Exception? x = e; x is not null; x = x is AggregateException { InnerExceptions.Count: 1 } a ? a.InnerExceptions[0] : x.InnerException)
+        {
+            if (x is UsageException || Program.IsUserError(x)) return x;
+            if (x is not (TargetInvocationException or AggregateException or TypeInitializationException)) return null;
+        }
+        return null;
+    }
+
+    internal static string OneLine(string message) => message.ReplaceLineEndings(" ").Trim();
 
     /// <summary>
     /// Progress bars go to the real stderr of a terminal only: not when stderr is redirected, when <c>CI</c> is set
@@ -99,6 +117,18 @@ internal static class CliCommon
                 new MultiTaskEvaluatorOptions { Baselines = baselines }));
     }
 
+    /// <summary>
+    /// Says once per split how many label files were resized because their size differed from their image's (the loader
+    /// does what the reference does, silently per file), so a broken download is noticed.
+    /// </summary>
+    public static void WriteLabelNotes(PascalContextDataView view, TextWriter stderr)
+    {
+        var resized = view.ResizedLabelFiles;
+        if (resized.Count == 0) return;
+        stderr.WriteLine($"mtlora: note: split '{view.Split}' of '{view.Root}': {resized.Count} label file(s) differ in size from their image " +
+            $"and were resized to it, as the reference does (first: '{resized[0]}'); many usually mean a damaged or mixed-up download.");
+    }
+
     /// <summary>Writes one indented JSON object and a newline.</summary>
     public static void WriteJson(JsonNode node, TextWriter stdout) =>
         stdout.WriteLine(node.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
@@ -107,13 +137,31 @@ internal static class CliCommon
     /// Loads a model.zip written by <c>mtlora train</c> (or <c>mlContext.Model.Save</c>), with clear errors for a
     /// missing or damaged file.
     /// </summary>
-    public static ITransformer LoadModel(MLContext ml, string? path, out DataViewSchema inputSchema)
+    /// <param name="ml">The context.</param>
+    /// <param name="path">The model.zip.</param>
+    /// <param name="inputSchema">The input schema the model was saved with.</param>
+    /// <param name="stderr">Where the loader's warnings go as notes (e.g. a model saved without the SHA-256 of its
+    /// weights, before layout 0x00010002); null to drop them.</param>
+    public static ITransformer LoadModel(MLContext ml, string? path, out DataViewSchema inputSchema, TextWriter? stderr = null)
     {
         if (string.IsNullOrWhiteSpace(path)) throw new UsageException("give --model <model.zip>.");
         if (!File.Exists(path)) throw new UsageException($"--model: file '{path}' does not exist (expected a model.zip written by 'mtlora train').");
         try
         {
-            return ml.Model.Load(path, out inputSchema);
+            // ML.NET does not check the CRC-32 of the members it reads: a flipped bit in a deflated member would load.
+            ZipIntegrity.Verify(path);
+            var warnings = new List<string>();
+            void OnLog(object? sender, LoggingEventArgs e)
+            {
+                if (e.Kind == Microsoft.ML.Runtime.ChannelMessageKind.Warning) warnings.Add(e.RawMessage);
+            }
+            ml.Log += OnLog;
+            try { return ml.Model.Load(path, out inputSchema); }
+            finally
+            {
+                ml.Log -= OnLog;
+                foreach (var w in warnings) stderr?.WriteLine($"mtlora: note: '{path}': {OneLine(w)}");
+            }
         }
         catch (Exception e) when (e is InvalidDataException or FormatException or IOException or InvalidOperationException
             or ArgumentException or EndOfStreamException or System.Reflection.TargetInvocationException)

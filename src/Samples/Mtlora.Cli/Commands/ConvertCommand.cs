@@ -46,8 +46,8 @@ internal static class ConvertCommand
         }
         catch (Exception e) when (e is FileNotFoundException or InvalidDataException or UnauthorizedAccessException or IOException)
         {
-            stderr.WriteLine($"mtlora convert: {e.Message}");
-            return 1;
+            stderr.WriteLine($"mtlora convert: error: {CliCommon.OneLine(e.Message)}");
+            return 2;
         }
 
         try
@@ -66,8 +66,8 @@ internal static class ConvertCommand
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException)
         {
-            stderr.WriteLine($"mtlora convert: cannot write '{output}': {e.Message}");
-            return 1;
+            stderr.WriteLine($"mtlora convert: error: cannot write '{output}': {CliCommon.OneLine(e.Message)}");
+            return 2;
         }
         finally
         {

@@ -79,12 +79,13 @@ public static class EvaluateCommand
             try { baselines = SingleTaskBaselines.Parse(baselinesText ?? "paper"); }
             catch (FormatException e) { throw new CliCommon.UsageException($"--baselines: {e.Message}"); }
             var ml = new MLContext(seed: 0);
-            var loaded = CliCommon.LoadModel(ml, modelPath, out _);
+            var loaded = CliCommon.LoadModel(ml, modelPath, out _, stderr);
             try
             {
                 var tasks = CliCommon.FindMtLora(loaded)?.Tasks ?? DenseTasks.All;
                 var view = ml.Data.LoadPascalContext(dataRoot, split, tasks);
                 var metrics = CliCommon.EvaluateWithProgress(ml, loaded, view, baselines, stderr, $"evaluating {split} images");
+                CliCommon.WriteLabelNotes(view, stderr);
                 WriteJson(metrics, stdout);
                 return 0;
             }
@@ -94,7 +95,7 @@ public static class EvaluateCommand
             }
         });
 
-    /// <summary>Runs the verb: 0 on success, 1 on bad input (one line on <paramref name="stderr"/>), 2 on a usage error.</summary>
+    /// <summary>Runs the verb: 0 on success, 2 on bad input or a usage error (one line on <paramref name="stderr"/>).</summary>
     public static int Run(string? predictionsPath, string? baselinesText, TextWriter stdout, TextWriter stderr)
     {
         if (string.IsNullOrWhiteSpace(predictionsPath))
@@ -120,8 +121,8 @@ public static class EvaluateCommand
         }
         catch (Exception e) when (e is FileNotFoundException or InvalidDataException or ArgumentException or InvalidOperationException)
         {
-            stderr.WriteLine($"mtlora evaluate: {e.Message}");
-            return 1;
+            stderr.WriteLine($"mtlora evaluate: {CliCommon.OneLine(e.Message)}");
+            return 2;
         }
     }
 

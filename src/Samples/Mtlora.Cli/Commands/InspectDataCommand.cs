@@ -32,10 +32,9 @@ internal static class InspectDataCommand
         return cmd;
     }
 
-    /// <summary>Runs the verb; returns the exit code (0 success, 1 bad input).</summary>
-    internal static int Run(string root, string split, string tasks, bool skipBad, bool strictSizes, TextWriter stdout, TextWriter stderr)
-    {
-        try
+    /// <summary>Runs the verb; returns the exit code (0 success, 2 bad input: one line on <paramref name="stderr"/> naming the file).</summary>
+    internal static int Run(string root, string split, string tasks, bool skipBad, bool strictSizes, TextWriter stdout, TextWriter stderr) =>
+        CliCommon.Guard("inspect-data", stderr, () =>
         {
             var options = new PascalContextOptions
             {
@@ -49,15 +48,10 @@ internal static class InspectDataCommand
             var progress = new SynchronousProgress(n => stderr.WriteLine($"inspect-data: {n}/{total}"));
             var stats = PascalContextStatistics.Compute(view, progress);
             if (stats.Skipped.Count > 0) stderr.WriteLine($"inspect-data: skipped {stats.Skipped.Count} bad sample(s)");
+            CliCommon.WriteLabelNotes(view, stderr);
             stdout.WriteLine(stats.ToJson().ToJsonString(new JsonSerializerOptions { WriteIndented = false }));
             return 0;
-        }
-        catch (Exception e) when (e is IOException or InvalidDataException or ArgumentException or NotSupportedException or UnauthorizedAccessException)
-        {
-            stderr.WriteLine($"inspect-data: error: {e.Message}");
-            return 1;
-        }
-    }
+        });
 
     /// <summary>Reports on the caller's thread (Progress&lt;T&gt; would post to the thread pool and interleave with the JSON).</summary>
     private sealed class SynchronousProgress(Action<long> report) : IProgress<long>

@@ -113,11 +113,15 @@ internal static class OutputPaths
         }
     }
 
-    /// <summary>The I/O failure behind an exception (a writer such as ML.NET's model saver may wrap it), or null.</summary>
+    /// <summary>
+    /// The I/O failure behind an exception (a writer such as ML.NET's model saver may wrap it), or null. .NET reports a
+    /// write past the process's file-size limit (EFBIG, e.g. under <c>ulimit -f</c>) as an
+    /// <see cref="ArgumentOutOfRangeException"/>, and a full disk (ENOSPC) as an <see cref="IOException"/>.
+    /// </summary>
     private static Exception? InnerIoFailure(Exception? e)
     {
         for (; e is not null; e = e.InnerException)
-            if (e is IOException or UnauthorizedAccessException) return e;
+            if (e is IOException or UnauthorizedAccessException or ArgumentOutOfRangeException) return e;
         return null;
     }
 

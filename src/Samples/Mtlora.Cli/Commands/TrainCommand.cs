@@ -250,6 +250,13 @@ internal static class TrainCommand
             stderr.WriteLine($"mtlora train: {stop.Cause} after step {log.LastStep ?? 0}; {ResumeHint(s.CheckpointDir)}.");
             return stop.ExitCode;
         }
+        catch (NonFiniteLossException e) when (log.StepsThisRun == 0 && (weightsPath ?? s.Resume) is { } start)
+        {
+            // At the first step of a run that starts from a file, damaged weights are the likely cause, not the labels.
+            FinishLog(log, stderr);
+            throw new CliCommon.UsageException($"{e.Message} The run starts from '{start}': at its first step, NaN, infinite or extreme values " +
+                "in that file are the likely cause (check it, e.g. with 'mtlora convert', or start from another checkpoint).");
+        }
         catch (PascalSampleException e)
         {
             // A damaged sample met mid-run: the trainer wrote a checkpoint of the steps done (with --checkpoint-dir).
@@ -273,6 +280,8 @@ internal static class TrainCommand
             // The model first: nothing written after it (evaluation, log, curves) can cost it.
             var saved = SaveModel(ml, model, val.Schema, outPath, s.CheckpointDir, out var saveProblem);
             var after = Evaluate(ml, model, val, valCount, before is null ? baselines : SingleTaskBaselines.None, stderr, "evaluating the trained model");
+            CliCommon.WriteLabelNotes(train, stderr);
+            CliCommon.WriteLabelNotes(val, stderr);
             var logProblem = log.Finish();
 
             var cpu = Process.GetCurrentProcess().TotalProcessorTime - cpuAtStart;

@@ -9,9 +9,9 @@ namespace Microsoft.ML.MtLora.Tests.Data.Formats;
 /// <summary>The label PNG reader and writers, checked against PNGs built by hand per the PNG specification and against SkiaSharp.</summary>
 public class IndexedPngTests
 {
-    // ---- hand-made PNGs (independent of the library's encoder) ----
+    // ---- hand-made PNGs (independent of the library's encoder; the hardening tests craft theirs with these too) ----
 
-    private static byte[] Chunk(string type, byte[] data)
+    internal static byte[] Chunk(string type, byte[] data)
     {
         var typeBytes = Encoding.ASCII.GetBytes(type);
         var len = new byte[4];
@@ -33,7 +33,7 @@ public class IndexedPngTests
         return ~c;
     }
 
-    private static byte[] Ihdr(int w, int h, int depth, int colorType, int interlace = 0)
+    internal static byte[] Ihdr(int w, int h, int depth, int colorType, int interlace = 0)
     {
         var d = new byte[13];
         BinaryPrimitives.WriteUInt32BigEndian(d, (uint)w);
@@ -42,14 +42,14 @@ public class IndexedPngTests
         return Chunk("IHDR", d);
     }
 
-    private static byte[] Zlib(byte[] raw)
+    internal static byte[] Zlib(byte[] raw)
     {
         using var ms = new MemoryStream();
         using (var z = new ZLibStream(ms, CompressionLevel.Fastest, leaveOpen: true)) z.Write(raw);
         return ms.ToArray();
     }
 
-    private static byte[] Png(params byte[][] chunks) =>
+    internal static byte[] Png(params byte[][] chunks) =>
         [137, 80, 78, 71, 13, 10, 26, 10, .. chunks.SelectMany(c => c), .. Chunk("IEND", [])];
 
     /// <summary>Packs samples of a row at a bit depth, most significant bits first.</summary>
@@ -85,7 +85,7 @@ public class IndexedPngTests
         for (int y = 0; y < h; y++)
         {
             var row = depth == 16
-                ? pixels.AsSpan(y * w, w).ToArray().SelectMany(v => new[] { v, (byte)(255 - v) }).ToArray()
+                ? pixels.AsSpan(y * w, w).ToArray().SelectMany(v => new[] { (byte)0, v }).ToArray() // big-endian 16-bit values 0..255
                 : Pack(pixels.AsSpan(y * w, w), depth);
             raw.AddRange(FilterRow(y % 5, row, prev, depth == 16 ? 2 : 1));
             prev = row;
@@ -127,6 +127,44 @@ public class IndexedPngTests
 
         var gray16 = Png(Ihdr(w, h, 16, 0), Chunk("IDAT", Zlib(Scanlines(pixels, w, h, 16))));
         Assert.Equal(pixels, IndexedPng.Read(new MemoryStream(gray16), "g16.png").Pixels);
+    }
+
+    [Fact]
+    public void SixteenBitLabelsAreReadByValueAsPilDoes()
+    {
+        // PIL reads a 16-bit grayscale PNG by value (mode I;16): classes 11, 15 and 18 stay 11, 15 and 18. Keeping the high
+        // byte, as this reader once did, turned them all into 0.
+        byte[] classes = [11, 15, 18, 0, 255, 3];
+        var raw = new List<byte>();
+        for (int y = 0; y < 2; y++)
+        {
+            raw.Add(0); // filter: none
+            for (int x = 0; x < 3; x++) raw.AddRange([0, classes[y * 3 + x]]);
+        }
+        var png = Png(Ihdr(3, 2, 16, 0), Chunk("IDAT", Zlib(raw.ToArray())));
+        Assert.Equal(classes, IndexedPng.Read(new MemoryStream(png), "g16.png").Pixels);
+
+        // A value that does not fit a byte is refused, naming the pixel and the value, rather than changed.
+        raw[1 + 2 * 2] = 1; // pixel (2, 0) = 0x0112 = 274
+        png = Png(Ihdr(3, 2, 16, 0), Chunk("IDAT", Zlib(raw.ToArray())));
+        var e = Assert.Throws<InvalidDataException>(() => IndexedPng.Read(new MemoryStream(png), "wide.png"));
+        Assert.Contains("wide.png", e.Message);
+        Assert.Contains("(x 2, y 0)", e.Message);
+        Assert.Contains("274", e.Message);
+    }
+
+    [Fact]
+    public void AHeaderClaimingMorePixelsThanTheDataCanHoldIsRefusedBeforeAllocating()
+    {
+        // 60000 x 60000 = 3.6 gigapixels from a 70-byte file: over PIL's decompression-bomb limit.
+        var bomb = Png(Ihdr(60000, 60000, 8, 0), Chunk("IDAT", Zlib(new byte[1])));
+        var e = Assert.Throws<InvalidDataException>(() => IndexedPng.Read(new MemoryStream(bomb), "bomb.png"));
+        Assert.Contains("178,956,970-pixel limit", e.Message);
+
+        // 10000 x 10000 is under the limit, but 9 bytes of deflate data cannot hold 100 MB of pixels (at most 1,032:1).
+        var small = Png(Ihdr(10000, 10000, 8, 0), Chunk("IDAT", Zlib(new byte[1])));
+        e = Assert.Throws<InvalidDataException>(() => IndexedPng.Read(new MemoryStream(small), "small.png"));
+        Assert.Contains("cannot hold the 10000x10000 pixels", e.Message);
     }
 
     [Theory]

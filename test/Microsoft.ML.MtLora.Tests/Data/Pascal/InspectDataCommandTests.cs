@@ -53,7 +53,7 @@ public class InspectDataCommandTests
     {
         var missing = Path.Combine(Path.GetTempPath(), "mtlora-missing-" + Guid.NewGuid());
         var (code, stdout, stderr) = Run("inspect-data", "--data", missing, "--split", "val");
-        Assert.Equal(1, code);
+        Assert.Equal(2, code); // bad input: one line, exit code 2 like every verb
         Assert.Empty(stdout);
         Assert.Contains(missing, stderr);
         Assert.DoesNotContain("   at ", stderr);
