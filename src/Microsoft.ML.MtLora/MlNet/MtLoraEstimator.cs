@@ -120,7 +120,7 @@ public sealed class MtLoraEstimator : IEstimator<MtLoraTransformer>
             DropLast = true,
             Seed = seed,
             DegreeOfParallelism = o.DataLoaderParallelism,
-            PrefetchBatches = o.DataLoaderParallelism > 1 ? 1 : 0,   // see MtLoraOptions.DataLoaderParallelism
+            PrefetchBatches = o.DataLoaderPrefetchBatches,
             ImageColumnName = o.ImageColumnName,
             LabelColumnNames = tasks.ToDictionary(t => t, o.LabelColumnName),
         });

@@ -1,9 +1,9 @@
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
 using Microsoft.ML.Data;
 using Microsoft.ML.MtLora.Data.Formats;
 using Microsoft.ML.MtLora.Data.Preprocessing;
 using SkiaSharp;
-using TorchSharp;
-using static TorchSharp.torch;
 
 namespace Microsoft.ML.MtLora.Data.Pascal;
 
@@ -33,18 +33,18 @@ public sealed class PascalSampleException : IOException
 /// Decodes one PASCAL-Context sample's image and labels with the reference's rules (data/mtl_ds.py), into managed arrays at
 /// the image's resolution.
 /// </summary>
+/// <remarks>
+/// Managed code and SkiaSharp only, no TorchSharp: the data-loader workers of <see cref="DenseBatchReader"/> decode samples
+/// on their own threads, and TorchSharp 0.107 is not safe there (see the remarks of <see cref="DenseBatchReader"/>).
+/// The instance is immutable, so one decoder serves every worker.
+/// </remarks>
 internal sealed class PascalSampleDecoder
 {
     private readonly PascalContextLayout _layout;
     private readonly LabelSizeMismatchHandling _mismatch;
 
     /// <summary>2·v/255 − 1 for v = 0..255, computed in double as the reference does, then rounded to float.</summary>
-    private static readonly Tensor NormalsLookup = torch.tensor(
-        Enumerable.Range(0, 256).Select(v => (float)(2.0 * v / 255.0 - 1.0)).ToArray(), ScalarType.Float32).DetachFromDisposeScope();
-
-    /// <summary>Whether each PASCAL-Context class id 0..457 has valid normals.</summary>
-    private static readonly Tensor ValidClassLookup = torch.tensor(
-        PascalContextClasses.NormalsValidTable.ToArray(), ScalarType.Bool).DetachFromDisposeScope();
+    private static readonly float[] NormalsLookup = Enumerable.Range(0, 256).Select(v => (float)(2.0 * v / 255.0 - 1.0)).ToArray();
 
     public PascalSampleDecoder(PascalContextLayout layout, LabelSizeMismatchHandling mismatch)
     {
@@ -64,10 +64,17 @@ internal sealed class PascalSampleDecoder
     /// <summary>Decodes the image (RGB, as the reference's <c>Image.open(...).convert('RGB')</c>) into an <see cref="MLImage"/>.</summary>
     public MLImage ReadImage(string id)
     {
-        var path = _layout.ImagePath(id);
-        var (width, height, rgba) = DecodeRgba(id, path, "image", "a JPEG (or other SkiaSharp-readable) image");
-        return MLImage.CreateFromPixels(width, height, MLPixelFormat.Rgba32, rgba);
+        byte[] rgba = [];
+        var (width, height) = DecodeImage(id, ref rgba);
+        return MLImage.CreateFromPixels(width, height, MLPixelFormat.Rgba32, rgba.Length == 4 * width * height ? rgba : rgba[..(4 * width * height)]);
     }
+
+    /// <summary>
+    /// Decodes the image as RGBA bytes into <paramref name="rgba"/>, which is replaced by a larger array only when it is too
+    /// small (a loader worker passes the same buffer for every sample). A grayscale JPEG comes out with R = G = B.
+    /// </summary>
+    public (int Width, int Height) DecodeImage(string id, ref byte[] rgba) =>
+        DecodeRgba(id, _layout.ImagePath(id), "image", "a JPEG (or other SkiaSharp-readable) image", ref rgba);
 
     /// <summary>The semseg class map: palette indices (palette PNG) or gray values (grayscale PNG), 0..20 and 255 = ignore.</summary>
     public byte[] ReadSemseg(string id, int width, int height)
@@ -140,7 +147,7 @@ internal sealed class PascalSampleDecoder
             {
                 var instance = Field(id, path, objects, k, "mask", 2) as MatNumericArray
                     ?? throw new PascalSampleException(id, path, $"object {k + 1}'s 'mask' is not a numeric array.");
-                ToMask(id, path, instance, out rows, out cols);
+                (rows, cols) = MaskShape(id, path, instance);
                 target = new byte[rows * cols];
             }
             for (int p = 0; p < partArray.Count; p++)
@@ -152,11 +159,10 @@ internal sealed class PascalSampleDecoder
                     throw new PascalSampleException(id, path, $"object {k + 1}, part {p + 1}: unknown part name '{name.Value}'; expected one of {string.Join(", ", PascalContextClasses.HumanPartIds.Keys.Order())}.");
                 var maskArray = Field(id, path, partArray, p, "mask", 1) as MatNumericArray
                     ?? throw new PascalSampleException(id, path, $"object {k + 1}, part '{name.Value}': 'mask' is not a numeric array.");
-                var mask = ToMask(id, path, maskArray, out int mr, out int mc);
+                var (mr, mc) = MaskShape(id, path, maskArray);
                 if (mr != rows || mc != cols)
                     throw new PascalSampleException(id, path, $"object {k + 1}, part '{name.Value}': the mask is {mr}x{mc}; expected {rows}x{cols} like the first person's instance mask.");
-                // Later parts overwrite earlier ones.
-                for (int i = 0; i < mask.Length; i++) if (mask[i] != 0) target[i] = partId;
+                Paint(id, path, maskArray, target, rows, cols, partId);           // later parts overwrite earlier ones
             }
         }
         if (target is null) return null;
@@ -169,47 +175,99 @@ internal sealed class PascalSampleDecoder
     /// </summary>
     public float[] ReadNormals(string id, int width, int height)
     {
+        float[] vectors = [];
+        byte[] scratch = [];
+        DecodeNormals(id, width, height, ref vectors, ref scratch);
+        int n = width * height;
+        var planar = new float[3 * n];
+        var v = MemoryMarshal.Cast<float, Vector128<float>>(vectors.AsSpan(0, 4 * n));
+        for (int i = 0; i < n; i++)
+        {
+            var p = v[i];
+            bool zero = p.GetElement(0) * p.GetElement(0) + p.GetElement(1) * p.GetElement(1) + p.GetElement(2) * p.GetElement(2) == 0;
+            planar[i] = zero ? DenseTasks.IgnoreLabel : p.GetElement(0);
+            planar[n + i] = zero ? DenseTasks.IgnoreLabel : p.GetElement(1);
+            planar[2 * n + i] = zero ? DenseTasks.IgnoreLabel : p.GetElement(2);
+        }
+        return planar;
+    }
+
+    /// <summary>
+    /// The normals at the image size as 4·W·H floats (x, y, z, 0) into <paramref name="vectors"/> (grown when too small): n =
+    /// 2v/255 − 1 from the RGB PNG, and the zero vector where the <c>LabelMap</c> class has no valid normal (the reference's
+    /// form before AddIgnoreRegions). A PNG of another size is resized to the image bicubically without renormalisation,
+    /// as the reference does at load time. <paramref name="scratch"/> is a reusable byte buffer.
+    /// </summary>
+    public void DecodeNormals(string id, int width, int height, ref float[] vectors, ref byte[] scratch)
+    {
         var path = _layout.NormalsPath(id);
-        var (nw, nh, rgba) = DecodeRgba(id, path, "normals label", "an RGB PNG");
+        var (nw, nh) = DecodeRgba(id, path, "normals label", "an RGB PNG", ref scratch);
         var labelsPath = _layout.ContextLabelsPath(id);
         EnsureExists(id, labelsPath, "PASCAL-Context LabelMap");
-        int[] labelMap;
-        int rows, cols;
+        MatNumericArray labelMap;
         try
         {
             var variables = MatFile.Read(labelsPath);
             if (!variables.TryGetValue("LabelMap", out var array) || array is not MatNumericArray numeric)
                 throw new PascalSampleException(id, labelsPath, "no numeric variable 'LabelMap'; expected the PASCAL-Context class id of every pixel.");
-            labelMap = numeric.ToRowMajorInt32(out rows, out cols);
+            labelMap = numeric;
         }
         catch (Exception e) when (e is InvalidDataException or NotSupportedException or IOException && e is not PascalSampleException)
         {
             throw new PascalSampleException(id, labelsPath, "cannot read the MAT file (" + e.Message + ")", e);
         }
+        int rows = labelMap.Dimensions.Count == 2 ? labelMap.Dimensions[0] : -1, cols = labelMap.Dimensions.Count == 2 ? labelMap.Dimensions[1] : -1;
         if (rows != nh || cols != nw)
-            throw new PascalSampleException(id, labelsPath, $"LabelMap is {rows}x{cols} (rows x cols) but the normals PNG '{path}' is {nh}x{nw}; they must match.");
+            throw new PascalSampleException(id, labelsPath, $"LabelMap is {labelMap.ShapeText} (rows x cols) but the normals PNG '{path}' is {nh}x{nw}; they must match.");
 
-        using var scope = NewDisposeScope();
-        var pixels = torch.tensor(rgba, [nh * nw, 4], ScalarType.Byte);
-        var rgb = pixels[.., ..3].T.to(ScalarType.Int64);                                      // (3, H*W) values 0..255
-        var normals = NormalsLookup.take(rgb).reshape(3, nh, nw);                               // (3, H, W) 2·v/255 − 1
-        var classes = torch.tensor(labelMap, [nh * nw], ScalarType.Int32).to(ScalarType.Int64);
-        using var lastClass = (ValidClassLookup.shape[0] - 1).ToScalar();
-        using var classCount = ValidClassLookup.shape[0].ToScalar();
-        var valid = ValidClassLookup.take(classes.clamp(TorchScalars.Zero, lastClass))
-            .logical_and_(classes.ge(TorchScalars.Zero).logical_and_(classes.lt(classCount))).reshape(1, nh, nw);
-        var masked = normals.where(valid, 0f);                                                   // invalid → zero vector
-        if (nh != height || nw != width)
+        int count = nw * nh;
+        bool resize = nh != height || nw != width;
+        if (resize && _mismatch == LabelSizeMismatchHandling.Error)
+            throw new PascalSampleException(id, path, $"the label is {nw}x{nh} (width x height) but the image is {width}x{height}; expected the same size (LabelSizeMismatch = Error).");
+        float[] decoded;
+        if (resize)
         {
-            if (_mismatch == LabelSizeMismatchHandling.Error)
-                throw new PascalSampleException(id, path, $"the label is {nw}x{nh} (width x height) but the image is {width}x{height}; expected the same size (LabelSizeMismatch = Error).");
-            masked = CvGeometry.ResizeBicubic(masked, height, width);                           // reference: cv2 bicubic, no renormalisation
+            decoded = new float[4 * count];
         }
-        var isZero = masked.square().sum(0, keepdim: true).eq(TorchScalars.Zero);
-        // A 0-d tensor, not an implicit Scalar (see TorchScalars): masked_fill with an implicitly converted Scalar crashed
-        // intermittently in libtorch (Scalar::toFloat on a corrupted value) when several loader threads decoded at once.
-        masked = torch.where(isZero, torch.tensor((float)DenseTasks.IgnoreLabel), masked);
-        return System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(masked.contiguous().bytes).ToArray();
+        else
+        {
+            TransformScratch.Grow(ref vectors, 4 * count);
+            decoded = vectors;
+        }
+        var v = MemoryMarshal.Cast<float, Vector128<float>>(decoded.AsSpan(0, 4 * count));
+        var rgba = scratch;
+        var valid = PascalContextClasses.NormalsValidTable;
+        var lookup = NormalsLookup;
+        // LabelMap is column-major (MATLAB); pixel (r, c) is at c·rows + r. Classes outside the table are invalid.
+        for (int c = 0; c < cols; c++)
+        {
+            for (int r = 0; r < rows; r++)
+            {
+                long cls = ClassAt(labelMap, c * rows + r);
+                int i = r * cols + c, o = 4 * i;
+                v[i] = cls >= 0 && cls < valid.Length && valid[(int)cls]
+                    ? Vector128.Create(lookup[rgba[o]], lookup[rgba[o + 1]], lookup[rgba[o + 2]], 0f)
+                    : Vector128<float>.Zero;                                                    // invalid → zero vector
+            }
+        }
+        if (resize)
+        {
+            TransformScratch.Grow(ref vectors, 4 * width * height);
+            CvGeometry.ResizeCubic(decoded.AsSpan(0, 4 * count), nw, nh, vectors.AsSpan(0, 4 * width * height), width, height); // reference: cv2 bicubic, no renormalisation
+        }
+    }
+
+    /// <summary>A LabelMap value as an integer class id (−1 when it is not a whole number).</summary>
+    private static long ClassAt(MatNumericArray array, int index)
+    {
+        switch (array.Class)
+        {
+            case MatClass.UInt16: return ((ushort[])array.Data)[index];
+            case MatClass.UInt8: return ((byte[])array.Data)[index];
+            default:
+                double value = array.GetDouble(index);
+                return value == Math.Floor(value) && value >= 0 && value < int.MaxValue ? (long)value : -1;
+        }
     }
 
     private byte[] FitClassMap(string id, string path, byte[] map, int mapWidth, int mapHeight, int width, int height)
@@ -217,10 +275,9 @@ internal sealed class PascalSampleDecoder
         if (mapWidth == width && mapHeight == height) return map;
         if (_mismatch == LabelSizeMismatchHandling.Error)
             throw new PascalSampleException(id, path, $"the label is {mapWidth}x{mapHeight} (width x height) but the image is {width}x{height}; expected the same size (LabelSizeMismatch = Error).");
-        using var scope = NewDisposeScope();
-        var tensor = torch.tensor(map, [1, mapHeight, mapWidth], ScalarType.Byte);
-        var resized = CvGeometry.ResizeNearest(tensor, height, width).contiguous();            // (1, height, width)
-        return resized.bytes.ToArray();
+        var resized = new byte[width * height];
+        CvGeometry.ResizeNearest(map, mapWidth, mapHeight, resized, width, height);
+        return resized;
     }
 
     private MatStructArray? ReadPartObjects(string id, string path)
@@ -270,16 +327,38 @@ internal sealed class PascalSampleDecoder
         return position < names.Count ? position : -1;
     }
 
-    private static int[] ToMask(string id, string path, MatNumericArray array, out int rows, out int cols)
+    private static (int Rows, int Cols) MaskShape(string id, string path, MatNumericArray array)
     {
+        if (!array.Is2D(out int rows, out int cols))
+            throw new PascalSampleException(id, path, $"MAT array '{array.Name}' has dimensions [{array.ShapeText}]; expected a 2-D array.");
+        return (rows, cols);
+    }
+
+    /// <summary>Sets <paramref name="value"/> in the row-major target wherever the (column-major) mask is non-zero.</summary>
+    private static void Paint(string id, string path, MatNumericArray mask, byte[] target, int rows, int cols, byte value)
+    {
+        if (mask.Class == MatClass.UInt8)
+        {
+            // The usual case (uint8 / logical masks): read MATLAB's column-major bytes directly, no row-major copy.
+            var data = (byte[])mask.Data;
+            for (int c = 0; c < cols; c++)
+            {
+                var column = data.AsSpan(c * rows, rows);
+                if (!column.ContainsAnyExcept((byte)0)) continue;
+                for (int r = 0; r < rows; r++) if (column[r] != 0) target[r * cols + c] = value;
+            }
+            return;
+        }
+        int[] rowMajor;
         try
         {
-            return array.ToRowMajorInt32(out rows, out cols);
+            rowMajor = mask.ToRowMajorInt32(out _, out _);
         }
         catch (InvalidDataException e)
         {
             throw new PascalSampleException(id, path, e.Message, e);
         }
+        for (int i = 0; i < rowMajor.Length; i++) if (rowMajor[i] != 0) target[i] = value;
     }
 
     private static bool AnyNonZero(MatNumericArray array)
@@ -323,20 +402,23 @@ internal sealed class PascalSampleDecoder
         return codec;
     }
 
-    /// <summary>Decodes an image file to RGBA bytes; a truncated or corrupt file is an error (not a partially grey image).</summary>
-    private static (int Width, int Height, byte[] Rgba) DecodeRgba(string id, string path, string what, string expected)
+    /// <summary>
+    /// Decodes an image file to RGBA bytes in <paramref name="pixels"/> (replaced by a larger array only when too small); a
+    /// truncated or corrupt file is an error (not a partially grey image).
+    /// </summary>
+    private static (int Width, int Height) DecodeRgba(string id, string path, string what, string expected, ref byte[] pixels)
     {
         EnsureExists(id, path, what);
         using var codec = OpenCodec(id, path, expected);
         var info = new SKImageInfo(codec.Info.Width, codec.Info.Height, SKColorType.Rgba8888, SKAlphaType.Unpremul);
-        var pixels = new byte[info.BytesSize];
+        var buffer = TransformScratch.Grow(ref pixels, info.BytesSize);
         SKCodecResult result;
         unsafe
         {
-            fixed (byte* p = pixels) result = codec.GetPixels(info, (IntPtr)p);
+            fixed (byte* p = buffer) result = codec.GetPixels(info, (IntPtr)p);
         }
         if (result != SKCodecResult.Success)
             throw new PascalSampleException(id, path, $"cannot decode the {what} ({result}); expected a complete {expected}.");
-        return (info.Width, info.Height, pixels);
+        return (info.Width, info.Height);
     }
 }

@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Runtime.InteropServices;
 using Microsoft.ML.Data;
 using Microsoft.ML.MtLora.Data.Pascal;
 using Microsoft.ML.Transforms.Image;
@@ -14,13 +15,32 @@ namespace Microsoft.ML.MtLora.Data.Preprocessing;
 /// resize to S×S, the ignore rules and the image normalisation; for evaluation, the fixed resize only.
 /// </summary>
 /// <remarks>
+/// <para>Parallel loading: <see cref="DenseBatchReaderOptions.DegreeOfParallelism"/> worker threads decode and pre-process
+/// samples while the caller uses the batches already made, up to <see cref="DenseBatchReaderOptions.PrefetchBatches"/> batches
+/// ahead. For the PASCAL-Context view each worker reads its own samples' files; for other data the rows come from one cursor,
+/// one at a time, and are pre-processed in parallel (<see cref="CursorSampleSource"/>).</para>
+/// <para>Why this is safe with TorchSharp 0.107: the workers run no TorchSharp code at all. Decoding is SkiaSharp and managed
+/// code (<see cref="PascalSampleDecoder"/>), the geometry and normalisation are managed code (<see cref="CvGeometry"/>,
+/// <see cref="SampleTransform"/>), and the results go into plain arrays. The tensors of a batch are made from those arrays on
+/// the thread that enumerates the batches, with <c>torch.empty</c>, a memory copy and <c>to(dtype)</c>, none of which creates
+/// a <c>Scalar</c>. TorchSharp 0.107 frees a Scalar from its finalizer, so a Scalar created by a torch call on a worker could
+/// be freed by a garbage collection that another thread triggers while the native call still reads it; with no torch on the
+/// workers there is no such Scalar to lose. (The workers' allocations still cause garbage collections that the training
+/// thread's own torch calls must survive: that is why the library bans implicit Scalars everywhere, eng/BannedSymbols.txt.)
+/// The workers keep their buffers from sample to sample and the batch buffers are reused across batches and epochs, so the
+/// steady state allocates little besides what the file decoders allocate.</para>
 /// <para>Determinism: the shuffle order of an epoch is a function of (<see cref="DenseBatchReaderOptions.Seed"/>, epoch) and the
-/// augmentation of a sample a function of (seed, epoch, its position in the epoch), so a run resumed at a batch sees the same
-/// samples, augmented the same way, as an uninterrupted run.</para>
-/// <para>Label columns: class maps (semseg, human parts, saliency) as Vector of Byte or Single, H·W values; normals as Vector of
-/// Single, 3·H·W values in CHW order, with 255 marking an invalid pixel. H and W come from the Height/Width columns when
-/// present, else from the image. A label whose size differs from the image's (e.g. after an ML.NET image resize) is resized
-/// to the image first, as the reference does at load time.</para>
+/// augmentation of a sample a function of (seed, epoch, its position in the epoch), and each sample is computed whole by one
+/// thread into its own slice of the batch, so the batches are bit-identical for any number of workers, and a run resumed at
+/// a batch sees the same samples, augmented the same way, as an uninterrupted run.</para>
+/// <para>Errors: a sample that cannot be read stops the epoch with the same exception the single-threaded loader throws (for
+/// PASCAL-Context a <see cref="PascalSampleException"/> naming the sample and the file). The batches before it are still
+/// returned; the other workers finish the sample they are on and stop; if several samples fail, the first one in epoch
+/// order is reported.</para>
+/// <para>Label columns: class maps (semseg, human parts, saliency) as Vector of Byte, or Vector of Single holding whole numbers
+/// 0..255; normals as Vector of Single, 3·H·W values in CHW order, with 255 marking an invalid pixel. H and W come from the
+/// Height/Width columns when present, else from the image. A label whose size differs from the image's (e.g. after an
+/// ML.NET image resize) is resized to the image first, as the reference does at load time.</para>
 /// </remarks>
 public sealed class DenseBatchReader
 {
@@ -29,6 +49,8 @@ public sealed class DenseBatchReader
     private readonly DataViewSchema.Column _image;
     private readonly DataViewSchema.Column? _id, _height, _width;
     private readonly Dictionary<DenseTask, DataViewSchema.Column> _labels = [];
+    private readonly SampleTransform _transform;
+    private readonly ConcurrentBag<BatchBuffers> _buffers = [];
 
     /// <summary>Creates a reader; the schema is checked now.</summary>
     /// <param name="data">The data: an image column plus one label column per task.</param>
@@ -42,8 +64,9 @@ public sealed class DenseBatchReader
         _options = options ?? new DenseBatchReaderOptions();
         if (_options.BatchSize < 1) throw new ArgumentException($"BatchSize is {_options.BatchSize}; expected at least 1.", nameof(options));
         if (_options.ImageSize < 2) throw new ArgumentException($"ImageSize is {_options.ImageSize}; expected at least 2 (448 for the reference's models).", nameof(options));
-        if (_options.PrefetchBatches < 0) throw new ArgumentException($"PrefetchBatches is {_options.PrefetchBatches}; expected 0 (no background reading) or more.", nameof(options));
+        if (_options.PrefetchBatches < 0) throw new ArgumentException($"PrefetchBatches is {_options.PrefetchBatches}; expected 0 (only the batch asked for) or more.", nameof(options));
         if (_options.DegreeOfParallelism < 1) throw new ArgumentException($"DegreeOfParallelism is {_options.DegreeOfParallelism}; expected at least 1.", nameof(options));
+        if (!Enum.IsDefined(_options.Geometry)) throw new ArgumentException($"Geometry is {(int)_options.Geometry}; expected one of {string.Join(", ", Enum.GetNames<AugmentationGeometry>())}.", nameof(options));
         if (_options.Augment && _options.KeepOriginalLabelResolution)
             throw new ArgumentException("Augment and KeepOriginalLabelResolution cannot both be on: original-resolution labels are for evaluation.", nameof(options));
 
@@ -72,6 +95,7 @@ public sealed class DenseBatchReader
             _labels[task] = column;
         }
         Tasks = DenseTasks.All.Where(_labels.ContainsKey).ToArray();
+        _transform = new SampleTransform(_options.ImageSize, _options.Geometry);
     }
 
     /// <summary>The tasks the batches carry targets for, in the reference's order.</summary>
@@ -92,8 +116,12 @@ public sealed class DenseBatchReader
         }
     }
 
+    /// <summary>Where the loader's time goes (set by the data benchmark); null measures nothing.</summary>
+    internal LoaderTimings? Timings { get; set; }
+
     /// <summary>
-    /// The batches of one epoch, read lazily. Each batch must be disposed by the caller.
+    /// The batches of one epoch, read lazily. Each batch must be disposed by the caller. Stopping the enumeration early stops
+    /// the workers.
     /// </summary>
     /// <param name="epoch">The epoch (seeds the shuffle order and the augmentation draws).</param>
     /// <param name="skipBatches">Batches to skip at the start (to resume): their rows are passed over without being decoded by lazy sources.</param>
@@ -109,268 +137,106 @@ public sealed class DenseBatchReader
 
     private IEnumerable<DenseBatch> ReadEpochCore(int epoch, int skipBatches)
     {
-        if (_options.PrefetchBatches == 0)
+        using var run = new EpochRun(this, epoch, skipBatches);
+        for (long b = skipBatches; ; b++)
         {
-            foreach (var batch in ProduceBatches(epoch, skipBatches, CancellationToken.None)) yield return batch;
-            yield break;
-        }
-
-        // A background task decodes and pre-processes the next batches while the caller trains on the current one.
-        using var cancel = new CancellationTokenSource();
-        using var queue = new BlockingCollection<DenseBatch>(_options.PrefetchBatches);
-        Exception? failure = null;
-        var producer = Task.Run(() =>
-        {
-            try
-            {
-                foreach (var batch in ProduceBatches(epoch, skipBatches, cancel.Token))
-                {
-                    try
-                    {
-                        queue.Add(batch, cancel.Token);
-                    }
-                    catch (OperationCanceledException)
-                    {
-                        batch.Dispose();
-                        throw;
-                    }
-                }
-            }
-            catch (OperationCanceledException) when (cancel.IsCancellationRequested)
-            {
-                // the consumer stopped early
-            }
-            catch (Exception e)
-            {
-                failure = e;
-            }
-            finally
-            {
-                queue.CompleteAdding();
-            }
-        });
-        try
-        {
-            foreach (var batch in queue.GetConsumingEnumerable()) yield return batch;
-            producer.Wait();
-            if (failure is not null) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(failure).Throw();
-        }
-        finally
-        {
-            cancel.Cancel();
-            try { producer.Wait(); } catch (AggregateException) { }
-            while (queue.TryTake(out var left)) left.Dispose();
+            var batch = run.Next(b);
+            if (batch is null) yield break;
+            yield return batch;
         }
     }
 
-    private IEnumerable<DenseBatch> ProduceBatches(int epoch, int skipBatches, CancellationToken cancellation)
+    private SampleSource OpenSource(int epoch)
     {
         Random? order = _options.Shuffle
             ? new Random(SplitMix64.ToInt32Seed(SplitMix64.Combine(0x5_4FF1Eu, (ulong)(uint)_options.Seed, (ulong)(uint)epoch)))
             : null;
-        var columns = new List<DataViewSchema.Column> { _image };
-        if (_id is { } id) columns.Add(id);
-        if (_height is { } h && _width is { } w) { columns.Add(h); columns.Add(w); }
-        columns.AddRange(_labels.Values);
+        // The PASCAL-Context view itself: workers decode its files directly. With SkipBadSamples its cursor decides which
+        // rows exist (it decodes while it moves), so it is read like any other data.
+        if (_data is PascalContextDataView pascal && !pascal.SkipsBadSamples) return new PascalSampleSource(pascal, Tasks, order);
+        return new CursorSampleSource(_data, _image, _id, _height, _width, Tasks.Select(t => (t, _labels[t])).ToArray(), order);
+    }
 
-        // The PASCAL-Context view splits rows round-robin over a cursor set, so rows decode on several threads in a
-        // deterministic order; other data is read through one cursor.
-        int threads = _options.DegreeOfParallelism;
-        DataViewRowCursor[] cursors = _data is PascalContextDataView pascal && !pascal.SkipsBadSamples && threads > 1
-            ? _data.GetRowCursorSet(columns, threads, order)
-            : [_data.GetRowCursor(columns, order)];
-        using var rows = new RowSource(this, cursors);
-        int size = _options.BatchSize;
-        long skipRows = (long)skipBatches * size;
-        if (!rows.Skip(skipRows)) yield break;
-
-        int batchIndex = skipBatches;
-        long sampleIndex = skipRows;
-        while (true)
+    /// <summary>One sample k of the epoch into its slice of a batch's buffers (on a worker, or inline). No TorchSharp.</summary>
+    private void Preprocess(SourceSample sample, TransformScratch scratch, BatchBuffers buffers, int i, int epoch, long k)
+    {
+        long t = Timings is null ? 0 : LoaderTimings.Now();
+        var draw = _options.Augment ? AugmentationDraw.For(_options.Seed, epoch, k) : AugmentationDraw.Identity;
+        int area = _options.ImageSize * _options.ImageSize;
+        bool keepOriginal = _options.KeepOriginalLabelResolution;
+        var targets = new SampleTargets
         {
-            cancellation.ThrowIfCancellationRequested();
-            List<RawSample> raw = [];
-            DenseBatch? batch = null;
-            try
-            {
-                raw = rows.Read(size);
-                if (raw.Count == 0 || (raw.Count < size && _options.DropLast)) yield break;
-                batch = Build(raw, epoch, batchIndex, sampleIndex);
-            }
-            finally
-            {
-                foreach (var r in raw) r.Dispose();
-            }
-            yield return batch;
-            if (raw.Count < size) yield break;
-            batchIndex++;
-            sampleIndex += size;
+            Image = buffers.Image.AsSpan(3 * area * i, 3 * area),
+            Semseg = keepOriginal ? default : buffers.Slice(0, i, area),
+            HumanParts = keepOriginal ? default : buffers.Slice(1, i, area),
+            Saliency = keepOriginal ? default : buffers.Slice(2, i, area),
+            Normals = keepOriginal || buffers.Normals is null ? default : buffers.Normals.AsSpan(3 * area * i, 3 * area),
+        };
+        _transform.Apply(sample, _options.Augment, draw, targets, scratch);
+        if (keepOriginal) buffers.Original[i] = SampleTransform.OriginalLabels(sample, Tasks);
+        buffers.Ids[i] = sample.Id;
+        buffers.Sizes[i] = (sample.Height, sample.Width);
+        if (Timings is { } timings)
+        {
+            timings.Add(LoaderStage.Augment, LoaderTimings.Now() - t);
+            timings.CountSample();
         }
     }
 
-    /// <summary>Rows of one cursor, or of a cursor set whose cursor k holds the positions k, k+n, k+2n, … of the order.</summary>
-    private sealed class RowSource : IDisposable
+    /// <summary>The batch tensors from the first <paramref name="count"/> samples of the buffers, on the consuming thread.</summary>
+    private DenseBatch MakeBatch(BatchBuffers buffers, int count, int epoch, long index)
     {
-        private readonly DataViewRowCursor[] _cursors;
-        private readonly RowReader[] _readers;
-        private long _next;
-
-        public RowSource(DenseBatchReader owner, DataViewRowCursor[] cursors)
+        long t = Timings is null ? 0 : LoaderTimings.Now();
+        int s = _options.ImageSize;
+        using var scope = NewDisposeScope();
+        var images = FromBuffer(buffers.Image.AsSpan(0, count * 3 * s * s), [count, 3, s, s]).MoveToOuterDisposeScope(); // (B, 3, S, S)
+        var targets = new Dictionary<DenseTask, Tensor>();
+        List<IReadOnlyDictionary<DenseTask, Tensor>>? original = null;
+        if (_options.KeepOriginalLabelResolution)
         {
-            _cursors = cursors;
-            _readers = cursors.Select(c => new RowReader(owner, c)).ToArray();
+            original = new List<IReadOnlyDictionary<DenseTask, Tensor>>(count);
+            for (int i = 0; i < count; i++)
+            {
+                var (h, w) = buffers.Sizes[i];
+                original.Add(buffers.Original[i]!.ToDictionary(p => p.Key, p => (p.Value is byte[] map
+                    ? FromBuffer((ReadOnlySpan<byte>)map, [1, h, w])                                   // (1, H, W)
+                    : FromBuffer((ReadOnlySpan<float>)(float[])p.Value, [3, h, w])).MoveToOuterDisposeScope())); // (3, H, W)
+                buffers.Original[i] = null;
+            }
         }
-
-        /// <summary>Passes over the first rows without reading their columns; false when the data ends first.</summary>
-        public bool Skip(long count)
+        else
         {
-            int n = _cursors.Length;
-            for (int k = 0; k < n; k++)
+            foreach (var task in Tasks)
             {
-                long mine = count > k ? (count - k + n - 1) / n : 0;
-                for (long i = 0; i < mine; i++)
-                    if (!_cursors[k].MoveNext()) return false;
+                targets[task] = task == DenseTask.SurfaceNormals
+                    ? FromBuffer(buffers.Normals.AsSpan(0, count * 3 * s * s), [count, 3, s, s]).MoveToOuterDisposeScope() // (B, 3, S, S)
+                    : FromBuffer((ReadOnlySpan<byte>)buffers.Slice(SourceSample.Slot(task), 0, count * s * s), [count, 1, s, s]).MoveToOuterDisposeScope(); // (B, 1, S, S)
             }
-            _next = count;
-            return true;
         }
-
-        /// <summary>Up to <paramref name="size"/> rows in order (fewer at the end of the data).</summary>
-        public List<RawSample> Read(int size)
+        var batch = new DenseBatch(epoch, checked((int)index), images, targets, original,
+            buffers.Ids[..count].ToArray(), buffers.Sizes[..count].ToArray());
+        if (Timings is { } timings)
         {
-            int n = _cursors.Length;
-            var result = new List<RawSample>(size);
-            if (n == 1)
-            {
-                try
-                {
-                    while (result.Count < size && _cursors[0].MoveNext()) result.Add(_readers[0].Read());
-                }
-                catch
-                {
-                    foreach (var r in result) r.Dispose();
-                    throw;
-                }
-                return result;
-            }
-            var slots = new RawSample?[size];
-            long first = _next;
-            try
-            {
-                Parallel.For(0, n, new ParallelOptions { MaxDegreeOfParallelism = n }, k =>
-                {
-                    for (int j = 0; j < size; j++)
-                    {
-                        if ((first + j) % n != k) continue;
-                        if (!_cursors[k].MoveNext()) break;
-                        slots[j] = _readers[k].Read();
-                    }
-                });
-            }
-            catch (AggregateException e)
-            {
-                foreach (var r in slots) r?.Dispose();
-                System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(e.InnerExceptions[0]).Throw();
-                throw;
-            }
-            _next += size;
-            // Rows exist for every position below the row count, so the rows read form a prefix of the slots.
-            foreach (var r in slots)
-            {
-                if (r is null) break;
-                result.Add(r);
-            }
-            foreach (var r in slots.Skip(result.Count)) r?.Dispose();
-            return result;
+            timings.Add(LoaderStage.Batch, LoaderTimings.Now() - t);
+            timings.CountBatch();
         }
-
-        public void Dispose()
-        {
-            foreach (var c in _cursors) c.Dispose();
-        }
+        return batch;
     }
 
-    private DenseBatch Build(List<RawSample> raw, int epoch, int batchIndex, long firstSample)
+    /// <summary>A float32 CPU tensor holding a copy of the values (torch.empty and a memory copy: no Scalar involved).</summary>
+    private static Tensor FromBuffer(ReadOnlySpan<float> values, long[] shape)
     {
-        int n = raw.Count;
-        var images = new Tensor?[n];
-        var labels = new Dictionary<DenseTask, Tensor>?[n];
-        try
-        {
-            var parallel = new ParallelOptions { MaxDegreeOfParallelism = _options.DegreeOfParallelism };
-            Parallel.For(0, n, parallel, i =>
-            {
-                var draw = _options.Augment ? AugmentationDraw.For(_options.Seed, epoch, firstSample + i) : AugmentationDraw.Identity;
-                (images[i], labels[i]) = Process(raw[i], draw);
-            });
-            using var scope = NewDisposeScope();
-            var batchImages = torch.stack(images!, 0).MoveToOuterDisposeScope();              // (B, 3, S, S)
-            var targets = new Dictionary<DenseTask, Tensor>();
-            List<IReadOnlyDictionary<DenseTask, Tensor>>? original = null;
-            if (_options.KeepOriginalLabelResolution)
-            {
-                original = new List<IReadOnlyDictionary<DenseTask, Tensor>>(n);
-                for (int i = 0; i < n; i++)
-                {
-                    original.Add(labels[i]!);
-                    labels[i] = null;                                                          // ownership moves to the batch
-                }
-            }
-            else
-            {
-                foreach (var task in Tasks)
-                    targets[task] = torch.stack(labels.Select(l => l![task]), 0).MoveToOuterDisposeScope(); // (B, C, S, S)
-            }
-            return new DenseBatch(epoch, batchIndex, batchImages, targets, original,
-                raw.Select(r => r.Id).ToArray(), raw.Select(r => (r.Height, r.Width)).ToArray());
-        }
-        finally
-        {
-            foreach (var t in images) t?.Dispose();
-            foreach (var l in labels)
-                if (l is not null)
-                    foreach (var t in l.Values) t.Dispose();
-        }
+        var t = torch.empty(shape, ScalarType.Float32);
+        MemoryMarshal.AsBytes(values).CopyTo(t.bytes);
+        return t;
     }
 
-    /// <summary>One sample through the reference's pipeline: (3, S, S) normalised image and its targets.</summary>
-    private (Tensor Image, Dictionary<DenseTask, Tensor> Labels) Process(RawSample sample, AugmentationDraw draw)
+    /// <summary>A float32 CPU tensor of class ids from bytes (made as uint8, then converted: the labels stay bytes until here).</summary>
+    private static Tensor FromBuffer(ReadOnlySpan<byte> values, long[] shape)
     {
-        var image = sample.Image.alias();
-        var labels = sample.Labels.ToDictionary(p => p.Key, p => p.Value.alias());
-        try
-        {
-            DenseTransforms.ToReferenceLabelForm(labels);
-            int h = (int)image.shape[1], w = (int)image.shape[2];
-            foreach (var task in labels.Keys.ToArray())
-            {
-                var label = labels[task];
-                if (label.shape[1] != h || label.shape[2] != w)
-                    labels[task] = DenseTransforms.ResizeLabel(label, task, h, w, dispose: true, renormalize: false);
-            }
-            if (_options.Augment) DenseTransforms.Augment(ref image, labels, draw);
-            int s = _options.ImageSize;
-            if (_options.KeepOriginalLabelResolution)
-            {
-                var resized = CvGeometry.ResizeBicubic(image, s, s);
-                image.Dispose();
-                image = resized;
-            }
-            else
-            {
-                DenseTransforms.FixedResize(ref image, labels, s);
-            }
-            DenseTransforms.AddIgnoreRegions(labels);
-            var normalized = DenseTransforms.NormalizeImage(image);
-            image.Dispose();
-            return (normalized, labels);
-        }
-        catch
-        {
-            image.Dispose();
-            foreach (var t in labels.Values) t.Dispose();
-            throw;
-        }
+        using var bytes = torch.empty(shape, ScalarType.Byte);
+        values.CopyTo(bytes.bytes);
+        return bytes.to(ScalarType.Float32);
     }
 
     private static DataViewSchema.Column? Optional(DataViewSchema schema, string name, DataViewType type)
@@ -379,134 +245,271 @@ public sealed class DenseBatchReader
         return column is { } c && c.Type.Equals(type) ? c : null;
     }
 
-    /// <summary>A decoded row: the image (3, H, W) RGB 0..255 and its labels (1 or 3, h, w) float32, as the data holds them.</summary>
-    private sealed class RawSample : IDisposable
+    /// <summary>The managed buffers of one batch in the making (reused across batches and epochs).</summary>
+    private sealed class BatchBuffers
     {
-        public required string Id { get; init; }
-        public required Tensor Image { get; init; }
-        public required Dictionary<DenseTask, Tensor> Labels { get; init; }
-        public int Height => (int)Image.shape[1];
-        public int Width => (int)Image.shape[2];
+        private readonly byte[]?[] _classMaps = new byte[]?[3];
 
-        public void Dispose()
+        public BatchBuffers(int batchSize, int size, IReadOnlyList<DenseTask> tasks, bool keepOriginal)
         {
-            Image.Dispose();
-            foreach (var t in Labels.Values) t.Dispose();
+            int area = size * size;
+            BatchSize = batchSize;
+            Image = GC.AllocateUninitializedArray<float>(batchSize * 3 * area);
+            if (!keepOriginal)
+            {
+                foreach (var task in tasks)
+                {
+                    if (task == DenseTask.SurfaceNormals) Normals = GC.AllocateUninitializedArray<float>(batchSize * 3 * area);
+                    else _classMaps[SourceSample.Slot(task)] = GC.AllocateUninitializedArray<byte>(batchSize * area);
+                }
+            }
+            Ids = new string[batchSize];
+            Sizes = new (int, int)[batchSize];
+            Original = new Dictionary<DenseTask, Array>?[batchSize];
         }
+
+        public int BatchSize { get; }
+
+        public float[] Image { get; }
+
+        public float[]? Normals { get; }
+
+        public string[] Ids { get; }
+
+        public (int Height, int Width)[] Sizes { get; }
+
+        public Dictionary<DenseTask, Array>?[] Original { get; }
+
+        /// <summary>Samples of the batch done so far (guarded by the epoch's lock).</summary>
+        public int Done { get; set; }
+
+        public Span<byte> Slice(int slot, int sample, int area) =>
+            _classMaps[slot] is { } map ? map.AsSpan(sample * area, area) : default;
     }
 
-    /// <summary>Reads rows of one cursor into tensors (the cursor's getters do the decoding).</summary>
-    private sealed class RowReader
+    /// <summary>What one loader worker owns: its decoded sample and its scratch buffers, reused from sample to sample.</summary>
+    private sealed class Worker
     {
-        private readonly DataViewRowCursor _cursor;
-        private readonly bool _ownsImages;
-        private readonly ValueGetter<MLImage> _image;
-        private readonly ValueGetter<ReadOnlyMemory<char>>? _id;
-        private readonly ValueGetter<int>? _height, _width;
-        private readonly List<(DenseTask Task, string Column, ValueGetter<VBuffer<byte>>? Bytes, ValueGetter<VBuffer<float>>? Floats)> _labels = [];
-        private VBuffer<byte> _byteBuffer;
-        private VBuffer<float> _floatBuffer;
+        public SourceSample Sample { get; } = new();
 
-        public RowReader(DenseBatchReader owner, DataViewRowCursor cursor)
-        {
-            _cursor = cursor;
-            // The PASCAL-Context view decodes a new image per getter call, which the caller owns. Other sources (a cache,
-            // a transform) may hand out images they still hold, so those are left to their owner.
-            _ownsImages = owner._data is PascalContextDataView;
-            _image = cursor.GetGetter<MLImage>(owner._image);
-            if (owner._id is { } id) _id = cursor.GetGetter<ReadOnlyMemory<char>>(id);
-            if (owner._height is { } h && owner._width is { } w)
-            {
-                _height = cursor.GetGetter<int>(h);
-                _width = cursor.GetGetter<int>(w);
-            }
-            foreach (var task in owner.Tasks)
-            {
-                var column = owner._labels[task];
-                bool isByte = ((VectorDataViewType)column.Type).ItemType == NumberDataViewType.Byte;
-                _labels.Add((task, column.Name, isByte ? cursor.GetGetter<VBuffer<byte>>(column) : null, isByte ? null : cursor.GetGetter<VBuffer<float>>(column)));
-            }
-        }
+        public TransformScratch Scratch { get; } = new();
+    }
 
-        public RawSample Read()
+    /// <summary>
+    /// One epoch in progress: the worker threads, the window of batch buffers they fill, and the hand-over to the consuming
+    /// thread, in epoch order.
+    /// </summary>
+    /// <remarks>
+    /// Samples are claimed in order (k = 0, 1, 2, …, under the lock), at most <c>PrefetchBatches</c> (at least 1) batches
+    /// ahead of the batch the consumer waits for; sample k goes to slot k mod B of the buffers of batch k / B. Because claims
+    /// are in order, when sample k fails every sample before it has been claimed and is finished by its worker, so the
+    /// batches before the failing one are complete and are still handed out.
+    /// </remarks>
+    private sealed class EpochRun : IDisposable
+    {
+        private readonly DenseBatchReader _owner;
+        private readonly int _epoch, _batchSize, _depth;
+        private readonly SampleSource _source;
+        private readonly BatchBuffers[] _window;
+        private readonly Thread[] _workers;
+        private readonly Worker? _inline;
+        private readonly object _gate = new();
+        private long _next;                       // next sample to claim
+        private long _end = long.MaxValue;        // samples in the epoch (known up front, or found when the cursor ends)
+        private long _released;                   // first batch whose buffers are not yet handed out
+        private bool _stopping;
+        private long _failedAt = long.MaxValue;
+        private System.Runtime.ExceptionServices.ExceptionDispatchInfo? _failure;
+
+        public EpochRun(DenseBatchReader owner, int epoch, int skipBatches)
         {
-            string id = _cursor.Position.ToString(System.Globalization.CultureInfo.InvariantCulture);
-            if (_id is not null)
-            {
-                ReadOnlyMemory<char> text = default;
-                _id(ref text);
-                id = text.ToString();
-            }
-            MLImage? mlImage = null;
-            _image(ref mlImage!);
-            if (mlImage is null) throw new InvalidDataException($"Row '{id}': the image column holds no image.");
-            Tensor image;
+            _owner = owner;
+            _epoch = epoch;
+            var o = owner._options;
+            _batchSize = o.BatchSize;
+            _depth = Math.Max(1, o.PrefetchBatches);
+            _source = owner.OpenSource(epoch);
+            _window = new BatchBuffers[_depth];
             try
             {
-                image = DenseImagePreprocessing.ToRgbTensor(mlImage);                           // (3, H, W)
-            }
-            finally
-            {
-                if (_ownsImages) mlImage.Dispose();
-            }
-            var labels = new Dictionary<DenseTask, Tensor>();
-            try
-            {
-                int h = (int)image.shape[1], w = (int)image.shape[2];
-                if (_height is not null && _width is not null)
+                long skipRows = (long)skipBatches * _batchSize;
+                if (!_source.Skip(skipRows)) _end = 0;
+                else if (_source.Count is long count) _end = count;
+                _next = skipRows;
+                _released = skipBatches;
+                for (int i = 0; i < _depth; i++)
+                    _window[i] = owner._buffers.TryTake(out var b) ? b : new BatchBuffers(_batchSize, o.ImageSize, owner.Tasks, o.KeepOriginalLabelResolution);
+                bool inline = o.DegreeOfParallelism == 1 && o.PrefetchBatches == 0;
+                _inline = inline ? new Worker() : null;
+                _workers = inline ? [] : new Thread[o.DegreeOfParallelism];
+                for (int i = 0; i < _workers.Length; i++)
                 {
-                    _height(ref h);
-                    _width(ref w);
-                }
-                foreach (var (task, column, bytes, floats) in _labels)
-                {
-                    int channels = task == DenseTask.SurfaceNormals ? 3 : 1;
-                    long expected = (long)channels * h * w;
-                    Tensor label;
-                    if (bytes is not null)
-                    {
-                        bytes(ref _byteBuffer);
-                        Check(id, column, _byteBuffer.Length, expected, channels, h, w);
-                        label = torch.empty([channels, h, w], ScalarType.Byte);
-                        CopyDense(_byteBuffer, label.bytes);
-                        var asFloat = label.to(ScalarType.Float32);
-                        label.Dispose();
-                        label = asFloat;
-                    }
-                    else
-                    {
-                        floats!(ref _floatBuffer);
-                        Check(id, column, _floatBuffer.Length, expected, channels, h, w);
-                        label = torch.empty([channels, h, w], ScalarType.Float32);
-                        CopyDense(_floatBuffer, System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(label.bytes));
-                    }
-                    labels[task] = label;                                                       // (C, h, w)
+                    _workers[i] = new Thread(Work) { IsBackground = true, Name = $"MtLora data loader {i + 1}" };
+                    _workers[i].Start();
                 }
             }
             catch
             {
-                image.Dispose();
-                foreach (var t in labels.Values) t.Dispose();
+                _source.Dispose();
                 throw;
             }
-            return new RawSample { Id = id, Image = image, Labels = labels };
         }
 
-        private static void Check(string id, string column, int length, long expected, int channels, int h, int w)
+        private long BatchOf(long k) => k / _batchSize;
+
+        private BatchBuffers Buffers(long batch) => _window[batch % _depth];
+
+        /// <summary>The body of a worker thread: claim the next sample, read it, pre-process it, until the epoch ends or stops.</summary>
+        private void Work()
         {
-            if (length != expected)
-                throw new InvalidDataException($"Row '{id}': label column '{column}' holds {length} values; expected {expected} ({(channels == 1 ? "" : $"{channels}·")}{h}·{w}, the row's Height·Width).");
+            var worker = new Worker();
+            while (TryClaim(worker.Sample, onlyBatch: null, out long k, out bool read))
+                Process(worker, k, read);
         }
 
-        private static void CopyDense<T>(in VBuffer<T> buffer, Span<T> destination)
+        /// <summary>
+        /// Claims the next sample under the lock, waiting while it is beyond the prefetch window; a sequential source (one
+        /// cursor) is read here, under the lock, so that its rows come in order. False when there is nothing more to do.
+        /// </summary>
+        private bool TryClaim(SourceSample sample, long? onlyBatch, out long k, out bool read)
         {
-            if (buffer.IsDense)
+            k = -1;
+            read = false;
+            lock (_gate)
             {
-                buffer.GetValues().CopyTo(destination);
-                return;
+                while (true)
+                {
+                    if (_stopping || _failure is not null || _next >= _end) return false;
+                    if (onlyBatch is long only && BatchOf(_next) != only) return false;
+                    if (BatchOf(_next) < _released + _depth) break;
+                    Monitor.Wait(_gate);
+                }
+                k = _next++;
+                if (!_source.Sequential) return true;
+                try
+                {
+                    if (!_source.Read(k, sample, _owner.Timings))
+                    {
+                        _end = k;
+                        Monitor.PulseAll(_gate);
+                        return false;
+                    }
+                    read = true;
+                    return true;
+                }
+                catch (Exception e)
+                {
+                    FailLocked(k, e);
+                    return false;
+                }
             }
-            int i = 0;
-            foreach (var v in buffer.DenseValues()) destination[i++] = v;
+        }
+
+        private void Process(Worker worker, long k, bool read)
+        {
+            var buffers = Buffers(BatchOf(k));
+            try
+            {
+                if (!read && !_source.Read(k, worker.Sample, _owner.Timings))
+                    throw new InvalidOperationException($"Sample {k} of the epoch could not be read although the data holds {_end} samples.");
+                _owner.Preprocess(worker.Sample, worker.Scratch, buffers, (int)(k % _batchSize), _epoch, k);
+                lock (_gate)
+                {
+                    buffers.Done++;
+                    Monitor.PulseAll(_gate);
+                }
+            }
+            catch (Exception e)
+            {
+                lock (_gate) FailLocked(k, e);
+            }
+        }
+
+        private void FailLocked(long k, Exception e)
+        {
+            if (k < _failedAt)
+            {
+                _failedAt = k;
+                _failure = System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(e);
+            }
+            Monitor.PulseAll(_gate);
+        }
+
+        /// <summary>The samples batch <paramref name="b"/> holds when complete (by what is known of the end so far).</summary>
+        private int ExpectedLocked(long b) => (int)Math.Clamp(_end - b * _batchSize, 0, _batchSize);
+
+        /// <summary>Batch <paramref name="b"/> as tensors, made on the calling thread; null after the last batch.</summary>
+        public DenseBatch? Next(long b)
+        {
+            var buffers = Buffers(b);
+            if (_inline is not null)
+            {
+                while (TryClaim(_inline.Sample, b, out long k, out bool read)) Process(_inline, k, read);
+            }
+            bool failed;
+            lock (_gate)
+            {
+                while (true)
+                {
+                    failed = _failure is not null;
+                    if (failed || IsCompleteLocked(b, buffers)) break;
+                    if (ExpectedLocked(b) == 0) return null;
+                    Monitor.Wait(_gate);
+                }
+            }
+            if (failed)
+            {
+                // Let every claimed sample finish (those before the failing one complete their batches), then hand out the
+                // batch if it is whole, else report the first failure in epoch order.
+                StopWorkers();
+                lock (_gate)
+                {
+                    if (!IsCompleteLocked(b, buffers)) _failure!.Throw();
+                }
+            }
+            int count = ExpectedLocked(b);
+            if (count == 0 || (count < _batchSize && _owner._options.DropLast)) return null;
+            try
+            {
+                return _owner.MakeBatch(buffers, count, _epoch, b);
+            }
+            finally
+            {
+                lock (_gate)
+                {
+                    buffers.Done = 0;
+                    _released = b + 1;
+                    Monitor.PulseAll(_gate);
+                }
+            }
+        }
+
+        private bool IsCompleteLocked(long b, BatchBuffers buffers)
+        {
+            int expected = ExpectedLocked(b);
+            return expected > 0 && buffers.Done == expected && (expected == _batchSize || _end != long.MaxValue);
+        }
+
+        private void StopWorkers()
+        {
+            lock (_gate)
+            {
+                _stopping = true;
+                Monitor.PulseAll(_gate);
+            }
+            foreach (var w in _workers) w.Join();
+        }
+
+        public void Dispose()
+        {
+            StopWorkers();
+            _source.Dispose();
+            foreach (var b in _window)
+            {
+                b.Done = 0;
+                Array.Clear(b.Original);
+                _owner._buffers.Add(b);
+            }
         }
     }
 }

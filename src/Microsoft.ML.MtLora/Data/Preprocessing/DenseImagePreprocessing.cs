@@ -24,10 +24,29 @@ public static class DenseImagePreprocessing
         ArgumentNullException.ThrowIfNull(image);
         ArgumentOutOfRangeException.ThrowIfLessThan(imageSize, 1);
         TorchRuntime.Initialize();
-        using var scope = NewDisposeScope();
-        var rgb = ToRgbTensor(image);                                                       // (3, H, W) 0..255
-        var resized = CvGeometry.ResizeBicubic(rgb, imageSize, imageSize);                  // (3, S, S)
-        return DenseTransforms.NormalizeImage(resized).MoveToOuterDisposeScope();
+        var planar = new float[3 * imageSize * imageSize];
+        Normalize(image, new SampleTransform(imageSize, AugmentationGeometry.SinglePass), planar, new TransformScratch());
+        var result = torch.empty([3, imageSize, imageSize], ScalarType.Float32);
+        System.Runtime.InteropServices.MemoryMarshal.AsBytes(planar.AsSpan()).CopyTo(result.bytes);
+        return result;
+    }
+
+    /// <summary>
+    /// The evaluation pre-processing of one image into a (3, S, S) planar buffer, in managed code (no TorchSharp, so loader
+    /// workers may call it): the image's pixels, bicubic resize to S×S, uint8 cast and the transform's mean/std.
+    /// </summary>
+    /// <exception cref="NotSupportedException">The image's pixel format is not 32-bit BGRA or RGBA.</exception>
+    internal static void Normalize(MLImage image, SampleTransform transform, Span<float> destination, TransformScratch scratch)
+    {
+        bool bgra = image.PixelFormat switch
+        {
+            MLPixelFormat.Bgra32 => true,
+            MLPixelFormat.Rgba32 => false,
+            _ => throw new NotSupportedException($"MLImage pixel format {image.PixelFormat} is not supported; expected Bgra32 or Rgba32."),
+        };
+        var pixels = scratch.N(4 * image.Width * image.Height);
+        MLImagePixels.CopyTo(image, pixels);
+        transform.ResizeAndNormalize(pixels, bgra, image.Width, image.Height, destination, scratch);
     }
 
     /// <summary>The image's pixels as a (3, H, W) float32 CPU tensor of RGB values 0..255 (one copy, no per-pixel managed loop).</summary>

@@ -1,5 +1,5 @@
-using TorchSharp;
-using static TorchSharp.torch;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
 
 namespace Microsoft.ML.MtLora.Data.Preprocessing;
 
@@ -12,9 +12,12 @@ internal readonly record struct AugmentationDraw(bool Flip, double AngleDegrees,
     /// <summary>No augmentation: no flip, angle 0, scale 1.</summary>
     public static AugmentationDraw Identity => new(false, 0, 1);
 
+    /// <summary>Whether the draw rotates or scales (the reference skips nothing, but an identity warp changes nothing).</summary>
+    public bool Warps => AngleDegrees != 0 || Scale != 1;
+
     /// <summary>
     /// The draws for one sample, a pure function of (seed, epoch, sample index) so that a resumed or skipped epoch
-    /// augments every sample exactly as an uninterrupted one.
+    /// augments every sample exactly as an uninterrupted one, whichever worker thread processes it.
     /// </summary>
     public static AugmentationDraw For(int seed, int epoch, long sampleIndex)
     {
@@ -61,12 +64,7 @@ internal struct SplitMix64
     public static int ToInt32Seed(ulong value) => (int)(value & 0x7FFF_FFFF);
 }
 
-/// <summary>
-/// The reference's per-sample pre-processing (data/custom_transforms.py as used by data/mtl_ds.py::get_transformations),
-/// on (C, H, W) float32 CPU tensors: the image holds RGB values 0..255; class maps (semseg, human parts, saliency) are
-/// (1, H, W) with 255 = ignore; normals are (3, H, W) with invalid pixels as the zero vector (the reference's form before
-/// <c>AddIgnoreRegions</c>).
-/// </summary>
+/// <summary>The reference's image normalisation constants (data/mtl_ds.py, Normalize).</summary>
 internal static class DenseTransforms
 {
     /// <summary>ImageNet mean (RGB) used by the reference's Normalize.</summary>
@@ -74,193 +72,455 @@ internal static class DenseTransforms
 
     /// <summary>ImageNet standard deviation (RGB) used by the reference's Normalize.</summary>
     public static readonly float[] Std = [0.229f, 0.224f, 0.225f];
+}
 
-    /// <summary>Whether a task's label is warped and resized as a class map (nearest) rather than as normals (bicubic).</summary>
-    private static bool IsNearest(DenseTask task) => task != DenseTask.SurfaceNormals;
+/// <summary>
+/// One decoded sample as the transforms read it, at the image's resolution W×H; the buffers belong to one loader worker
+/// and are reused from sample to sample (so they may be longer than needed).
+/// </summary>
+internal sealed class SourceSample
+{
+    /// <summary>The sample id (for error messages and <see cref="DenseBatch.Ids"/>).</summary>
+    public string Id { get; set; } = "";
+
+    public int Width { get; set; }
+
+    public int Height { get; set; }
+
+    /// <summary>4·W·H bytes: R, G, B, A (or B, G, R, A when <see cref="Bgra"/>).</summary>
+    public byte[] Pixels = [];
+
+    /// <summary>Whether <see cref="Pixels"/> is in B, G, R, A order (an ML.NET image).</summary>
+    public bool Bgra { get; set; }
+
+    /// <summary>W·H class ids per class-map task (semseg, human parts, saliency), 255 = ignore; null when the task is not read.</summary>
+    public byte[]?[] ClassMaps { get; } = new byte[]?[3];
+
+    /// <summary>Human parts: the image has no annotated person, so the whole map is ignored (the reference's all-zero map).</summary>
+    public bool NoHumanParts { get; set; }
+
+    /// <summary>4·W·H floats (x, y, z, 0); the zero vector marks a pixel without a valid normal (the reference's pre-AddIgnoreRegions form); see <see cref="HasNormals"/>.</summary>
+    public float[] Normals = [];
+
+    /// <summary>Reusable buffers of the worker that owns this sample (decoding scratch, class maps read from columns).</summary>
+    public byte[] Scratch = [], ResizeBuffer = [];
+
+    /// <summary>Reusable class-map buffers per slot, for sources that copy the maps (cursor columns).</summary>
+    public byte[][] MapBuffers { get; } = [[], [], []];
+
+    /// <summary>Reusable float buffer (normals read from a column).</summary>
+    public float[] FloatBuffer = [];
+
+    /// <summary>Whether <see cref="Normals"/> holds this sample's normals.</summary>
+    public bool HasNormals { get; set; }
+
+    /// <summary>The slot of a class-map task in <see cref="ClassMaps"/> (semseg 0, human parts 1, saliency 2).</summary>
+    public static int Slot(DenseTask task) => task switch
+    {
+        DenseTask.SemanticSegmentation => 0,
+        DenseTask.HumanParts => 1,
+        DenseTask.Saliency => 2,
+        _ => throw new ArgumentOutOfRangeException(nameof(task), task, "Not a class-map task."),
+    };
+
+    /// <summary>Clears the per-sample state (the buffers are kept).</summary>
+    public void Reset()
+    {
+        Id = "";
+        Width = Height = 0;
+        Bgra = false;
+        Array.Clear(ClassMaps);
+        NoHumanParts = false;
+        HasNormals = false;
+    }
+}
+
+/// <summary>Where one sample's pre-processed tensors go: slices of a batch's buffers, in the reference's layouts.</summary>
+internal readonly ref struct SampleTargets
+{
+    /// <summary>(3, S, S) normalised image.</summary>
+    public Span<float> Image { get; init; }
+
+    /// <summary>(S, S) class ids per class-map task slot (see <see cref="SourceSample.Slot"/>); empty when the task is not produced.</summary>
+    public Span<byte> Semseg { get; init; }
+
+    public Span<byte> HumanParts { get; init; }
+
+    public Span<byte> Saliency { get; init; }
+
+    /// <summary>(3, S, S) unit normals, 255 in all channels = ignore; empty when not produced.</summary>
+    public Span<float> Normals { get; init; }
+
+    public Span<byte> ClassMap(int slot) => slot switch { 0 => Semseg, 1 => HumanParts, _ => Saliency };
+}
+
+/// <summary>Growable scratch buffers of one loader worker (so the steady state allocates nothing per sample here).</summary>
+internal sealed class TransformScratch
+{
+    private float[] _a = [], _b = [], _c = [];
+    private byte[] _m = [], _n = [];
+
+    public Span<float> A(int n) => Grow(ref _a, n);
+
+    public Span<float> B(int n) => Grow(ref _b, n);
+
+    public Span<float> C(int n) => Grow(ref _c, n);
+
+    public Span<byte> M(int n) => Grow(ref _m, n);
+
+    public Span<byte> N(int n) => Grow(ref _n, n);
+
+    internal static Span<T> Grow<T>(ref T[] array, int n)
+    {
+        if (array.Length < n) array = new T[n];
+        return array.AsSpan(0, n);
+    }
+}
+
+/// <summary>
+/// The reference's per-sample pre-processing (data/custom_transforms.py as used by data/mtl_ds.py::get_transformations;
+/// docs/mtlora-reference.md §6.1) in managed code, from a <see cref="SourceSample"/> into a batch's buffers: for training
+/// RandomHorizontalFlip and ScaleNRotate, then FixedResize to S×S; for evaluation FixedResize only; then AddIgnoreRegions,
+/// the uint8 cast and Normalize for the image.
+/// </summary>
+/// <remarks>
+/// <para>Two geometries for training (<see cref="AugmentationGeometry"/>):</para>
+/// <list type="bullet">
+/// <item><see cref="AugmentationGeometry.ReferenceTwoStep"/>: exactly the reference's steps: flip, warp at the original size
+/// (OpenCV rules, <see cref="CvGeometry"/>), then resize to S×S; normals rotated in-plane before the warp.</item>
+/// <item><see cref="AugmentationGeometry.SinglePass"/>: flip, rotation, scale and the final resize composed into one map per
+/// sample, applied once at S×S. Class maps are still bit-identical to the two-step path: a nearest resize reads one warped
+/// pixel, so reading the source at OpenCV's fixed-point position of that warped pixel gives the same value. The image and
+/// the normals are interpolated once instead of twice (bicubic of a bicubic), which is a little sharper; the distance to
+/// the two-step path is measured by DenseTransformsTests and written in the README. The in-plane rotation and the flip of
+/// the normals are linear, so they are applied after the interpolation, at S×S instead of at W×H.</item>
+/// </list>
+/// <para>Thread safety: an instance holds no mutable state; each worker passes its own <see cref="TransformScratch"/>.</para>
+/// </remarks>
+internal sealed class SampleTransform
+{
+    private readonly int _size;
+    private readonly AugmentationGeometry _geometry;
+    private readonly float[] _lut;
+
+    public SampleTransform(int size, AugmentationGeometry geometry, float[]? mean = null, float[]? std = null)
+    {
+        _size = size;
+        _geometry = geometry;
+        _lut = NormalizationTable(mean ?? DenseTransforms.Mean, std ?? DenseTransforms.Std);
+    }
+
+    /// <summary>The square output size S.</summary>
+    public int Size => _size;
 
     /// <summary>
-    /// RandomHorizontalFlip then ScaleNRotate with the given draws, in place of the sample's tensors (the old ones are disposed).
+    /// Per channel and 8-bit value v: (v/255 − mean) / std, in float as the reference's ToTensor and Normalize compute it
+    /// (uint8 cast, ÷255, −mean, ÷std).
     /// </summary>
-    public static void Augment(ref Tensor image, Dictionary<DenseTask, Tensor> labels, AugmentationDraw draw)
+    public static float[] NormalizationTable(float[] mean, float[] std)
     {
-        if (draw.Flip)
+        var lut = new float[3 * 256];
+        for (int c = 0; c < 3; c++)
+            for (int v = 0; v < 256; v++) lut[c * 256 + v] = (v / 255f - mean[c]) / std[c];
+        return lut;
+    }
+
+    /// <summary>Pre-processes one sample into <paramref name="targets"/> (the source's buffers may be modified).</summary>
+    /// <param name="sample">The decoded sample.</param>
+    /// <param name="augment">Apply <paramref name="draw"/> (training); otherwise only the fixed resize (evaluation).</param>
+    /// <param name="draw">The sample's augmentation draws.</param>
+    /// <param name="targets">The sample's slices of the batch buffers.</param>
+    /// <param name="scratch">The worker's scratch buffers.</param>
+    public void Apply(SourceSample sample, bool augment, AugmentationDraw draw, in SampleTargets targets, TransformScratch scratch)
+    {
+        int w = sample.Width, h = sample.Height, s = _size;
+        bool flip = augment && draw.Flip;
+        bool warp = augment && draw.Warps;
+        double[] m = warp ? CvGeometry.RotationMatrix2D(w / 2.0, h / 2.0, draw.AngleDegrees, draw.Scale) : [];
+        bool twoStep = !warp || _geometry == AugmentationGeometry.ReferenceTwoStep;
+
+        // Image: RGB 0..255 as float (the reference's float array), interpolated, then the uint8 cast and Normalize.
+        var rgb = scratch.A(4 * w * h);
+        ToFloat4(sample.Pixels, sample.Bgra, rgb, w * h);
+        var resized = scratch.C(4 * s * s);
+        if (twoStep)
         {
-            Replace(ref image, CvGeometry.FlipHorizontal(image));
-            foreach (var task in labels.Keys.ToArray())
+            if (flip) Mirror(MemoryMarshal.Cast<float, Vector128<float>>(rgb), w, h);
+            Span<float> source = rgb;
+            if (warp)
             {
-                var flipped = CvGeometry.FlipHorizontal(labels[task]);
-                if (task == DenseTask.SurfaceNormals) flipped[0].neg_();                 // x points the other way
-                labels[task].Dispose();
-                labels[task] = flipped;
+                var warped = scratch.B(4 * w * h);
+                CvGeometry.WarpCubic(rgb, w, h, m, warped);
+                source = warped;
             }
+            CvGeometry.ResizeCubic(source, w, h, resized, s, s);
+        }
+        else
+        {
+            WarpComposedCubic(rgb, w, h, ComposedMap(w, h, s, draw), resized, s);
+        }
+        Normalize(resized, targets.Image, _lut);
+
+        for (int slot = 0; slot < 3; slot++)
+        {
+            var output = targets.ClassMap(slot);
+            if (output.IsEmpty) continue;
+            var map = sample.ClassMaps[slot];
+            if (slot == 1 && sample.NoHumanParts)
+            {
+                output.Fill(DenseTasks.IgnoreLabel);                                          // reference: all 0 → all ignore
+                continue;
+            }
+            if (map is null) throw new InvalidOperationException($"Sample '{sample.Id}' has no class map in slot {slot}.");
+            if (twoStep)
+            {
+                ReadOnlySpan<byte> source = map.AsSpan(0, w * h);
+                if (flip)
+                {
+                    var mirrored = scratch.M(w * h);
+                    source.CopyTo(mirrored);
+                    Mirror(mirrored, w, h);
+                    source = mirrored;
+                }
+                if (warp)
+                {
+                    var warped = scratch.N(w * h);
+                    CvGeometry.WarpNearest(source, w, h, m, warped);
+                    source = warped;
+                }
+                CvGeometry.ResizeNearest(source, w, h, output, s, s);
+            }
+            else
+            {
+                WarpComposedNearest(map, w, h, flip, m, output, s);
+            }
+            // AddIgnoreRegions: a human-parts map that is 0 everywhere (no person left) is ignored entirely.
+            if (slot == 1 && !output.ContainsAnyExcept((byte)0)) output.Fill(DenseTasks.IgnoreLabel);
         }
 
-        if (draw.AngleDegrees == 0 && draw.Scale == 1) return;
-        // Every element is the image's size here, so one matrix serves all (reference: centre (w/2, h/2) per element).
-        // Elements with the same interpolation are warped together: one sampling grid, one gather.
-        double[] m = CvGeometry.RotationMatrix2D(image.shape[2] / 2.0, image.shape[1] / 2.0, draw.AngleDegrees, draw.Scale);
-        var cubic = new List<(DenseTask? Task, Tensor Value)> { (null, image) };
-        var nearest = new List<(DenseTask? Task, Tensor Value)>();
-        Tensor? rotatedNormals = null;
-        foreach (var (task, label) in labels)
+        if (!targets.Normals.IsEmpty)
         {
-            if (task == DenseTask.SurfaceNormals)
+            if (!sample.HasNormals) throw new InvalidOperationException($"Sample '{sample.Id}' has no normals.");
+            var normals = scratch.A(4 * w * h);                                                 // the image is done with A
+            sample.Normals.AsSpan(0, 4 * w * h).CopyTo(normals);
+            var n = MemoryMarshal.Cast<float, Vector128<float>>(normals);
+            if (twoStep)
             {
-                rotatedNormals = RotateInPlane(label, draw.AngleDegrees);
-                cubic.Add((task, rotatedNormals));
+                if (flip)
+                {
+                    Mirror(n, w, h);
+                    NegateX(n);                                                                  // x points the other way
+                }
+                Span<float> source = normals;
+                if (warp)
+                {
+                    RotateInPlane(n, draw.AngleDegrees, flipFirst: false);
+                    var warped = scratch.B(4 * w * h);
+                    CvGeometry.WarpCubic(normals, w, h, m, warped);
+                    source = warped;
+                }
+                CvGeometry.ResizeCubic(source, w, h, resized, s, s);
             }
             else
             {
-                nearest.Add((task, label));
+                WarpComposedCubic(normals, w, h, ComposedMap(w, h, s, draw), resized, s);
+                // Flip (x ← −x) and the in-plane rotation are linear: applied to the interpolated vectors they give what
+                // interpolating the flipped and rotated vectors gives.
+                RotateInPlane(MemoryMarshal.Cast<float, Vector128<float>>(resized), draw.AngleDegrees, flipFirst: flip);
             }
-        }
-        var results = new List<(DenseTask? Task, Tensor Value)>();
-        WarpGroup(cubic, m, bicubic: true, results);
-        WarpGroup(nearest, m, bicubic: false, results);
-        rotatedNormals?.Dispose();
-        foreach (var (task, value) in results)
-        {
-            if (task is null)
-            {
-                Replace(ref image, value);
-            }
-            else
-            {
-                labels[task.Value].Dispose();
-                labels[task.Value] = value;
-            }
+            RenormalizeToPlanar(resized, targets.Normals, s * s);
         }
     }
 
-    private static void WarpGroup(List<(DenseTask? Task, Tensor Value)> group, double[] m, bool bicubic, List<(DenseTask? Task, Tensor Value)> results)
+    /// <summary>
+    /// Evaluation at the original resolution: the sample's labels with only the ignore rules applied, as per-task arrays
+    /// (class maps W·H bytes, normals 3·W·H floats CHW with 255 = ignore).
+    /// </summary>
+    public static Dictionary<DenseTask, Array> OriginalLabels(SourceSample sample, IReadOnlyList<DenseTask> tasks)
     {
-        if (group.Count == 0) return;
-        using var scope = NewDisposeScope();
-        var stacked = group.Count == 1 ? group[0].Value : torch.cat(group.Select(g => g.Value).ToArray(), 0); // (ΣC, H, W)
-        var warped = CvGeometry.WarpAffine(stacked, m, bicubic);
-        long offset = 0;
-        foreach (var (task, value) in group)
+        int n = sample.Width * sample.Height;
+        var result = new Dictionary<DenseTask, Array>();
+        foreach (var task in tasks)
         {
-            long channels = value.shape[0];
-            results.Add((task, warped.narrow(0, offset, channels).contiguous().MoveToOuterDisposeScope()));
-            offset += channels;
+            if (task == DenseTask.SurfaceNormals)
+            {
+                var planar = new float[3 * n];
+                var v = MemoryMarshal.Cast<float, Vector128<float>>(sample.Normals.AsSpan(0, 4 * n));
+                for (int i = 0; i < n; i++)
+                {
+                    var p = v[i];
+                    bool zero = p.GetElement(0) * p.GetElement(0) + p.GetElement(1) * p.GetElement(1) + p.GetElement(2) * p.GetElement(2) == 0;
+                    planar[i] = zero ? DenseTasks.IgnoreLabel : p.GetElement(0);
+                    planar[n + i] = zero ? DenseTasks.IgnoreLabel : p.GetElement(1);
+                    planar[2 * n + i] = zero ? DenseTasks.IgnoreLabel : p.GetElement(2);
+                }
+                result[task] = planar;
+                continue;
+            }
+            int slot = SourceSample.Slot(task);
+            var map = new byte[n];
+            if (slot == 1 && sample.NoHumanParts) Array.Fill(map, DenseTasks.IgnoreLabel);
+            else sample.ClassMaps[slot].AsSpan(0, n).CopyTo(map);
+            if (slot == 1 && !map.AsSpan().ContainsAnyExcept((byte)0)) Array.Fill(map, DenseTasks.IgnoreLabel);
+            result[task] = map;
         }
+        return result;
+    }
+
+    /// <summary>
+    /// The evaluation pre-processing of an image alone: bicubic resize to S×S (OpenCV rules), uint8 cast, Normalize, into a
+    /// (3, S, S) planar buffer.
+    /// </summary>
+    public void ResizeAndNormalize(ReadOnlySpan<byte> pixels, bool bgra, int width, int height, Span<float> destination, TransformScratch scratch)
+    {
+        var rgb = scratch.A(4 * width * height);
+        ToFloat4(pixels, bgra, rgb, width * height);
+        var resized = scratch.C(4 * _size * _size);
+        CvGeometry.ResizeCubic(rgb, width, height, resized, _size, _size);
+        Normalize(resized, destination, _lut);
+    }
+
+    /// <summary>RGBA or BGRA bytes → (R, G, B, 0) floats.</summary>
+    internal static void ToFloat4(ReadOnlySpan<byte> pixels, bool bgra, Span<float> destination, int count)
+    {
+        var d = MemoryMarshal.Cast<float, Vector128<float>>(destination);
+        int r = bgra ? 2 : 0, b = bgra ? 0 : 2;
+        for (int i = 0; i < count; i++)
+        {
+            int o = 4 * i;
+            d[i] = Vector128.Create((float)pixels[o + r], pixels[o + 1], pixels[o + b], 0f);
+        }
+    }
+
+    /// <summary>Reverses every row (cv2.flip(x, 1)).</summary>
+    private static void Mirror<T>(Span<T> image, int width, int height)
+    {
+        for (int y = 0; y < height; y++) image.Slice(y * width, width).Reverse();
+    }
+
+    private static void NegateX(Span<Vector128<float>> normals)
+    {
+        var sign = Vector128.Create(-1f, 1f, 1f, 1f);
+        for (int i = 0; i < normals.Length; i++) normals[i] *= sign;
     }
 
     /// <summary>
     /// The reference's in-plane rotation of normals: φ = atan2(nx, ny), ρ = |(nx, ny)|, nx ← sin(φ+θ)ρ, ny ← cos(φ+θ)ρ,
-    /// written in its closed form nx' = nx·cosθ + ny·sinθ, ny' = ny·cosθ − nx·sinθ.
+    /// written in its closed form nx' = nx·cosθ + ny·sinθ, ny' = ny·cosθ − nx·sinθ (in float); with
+    /// <paramref name="flipFirst"/>, nx is negated first (the flip that precedes the rotation).
     /// </summary>
-    public static Tensor RotateInPlane(Tensor normals, double angleDegrees)
+    internal static void RotateInPlane(Span<Vector128<float>> normals, double angleDegrees, bool flipFirst)
     {
         double theta = angleDegrees * Math.PI / 180.0;
-        double cos = Math.Cos(theta), sin = Math.Sin(theta);
-        using var scope = NewDisposeScope();
-        var nx = normals[0];
-        var ny = normals[1];
-        using var cosScalar = cos.ToScalar();
-        using var sinScalar = sin.ToScalar();
-        var rx = nx.mul(cosScalar).add(ny.mul(sinScalar));                                // (H, W)
-        var ry = ny.mul(cosScalar).sub(nx.mul(sinScalar));                                // (H, W)
-        return torch.stack([rx, ry, normals[2]], 0).MoveToOuterDisposeScope();           // (3, H, W)
-    }
-
-    /// <summary>FixedResize (aspect ratio ignored): image bicubic, class maps nearest, normals bicubic then renormalised.</summary>
-    public static void FixedResize(ref Tensor image, Dictionary<DenseTask, Tensor> labels, int size)
-    {
-        Replace(ref image, CvGeometry.ResizeBicubic(image, size, size));
-        foreach (var task in labels.Keys.ToArray()) labels[task] = ResizeLabel(labels[task], task, size, size, dispose: true);
-    }
-
-    /// <summary>Resizes one label as the reference does for its task; normals are renormalised after a bicubic resize.</summary>
-    /// <param name="label">The label, (1, H, W) or (3, H, W).</param>
-    /// <param name="task">Its task.</param>
-    /// <param name="height">Target height.</param>
-    /// <param name="width">Target width.</param>
-    /// <param name="dispose">Dispose <paramref name="label"/>.</param>
-    /// <param name="renormalize">Renormalise normals after the resize (FixedResize does; the load-time resize to the image size does not).</param>
-    public static Tensor ResizeLabel(Tensor label, DenseTask task, int height, int width, bool dispose, bool renormalize = true)
-    {
-        Tensor resized;
-        if (IsNearest(task))
+        float cos = (float)Math.Cos(theta), sin = (float)Math.Sin(theta);
+        for (int i = 0; i < normals.Length; i++)
         {
-            resized = CvGeometry.ResizeNearest(label, height, width);
-        }
-        else
-        {
-            using var scope = NewDisposeScope();
-            var cubic = CvGeometry.ResizeBicubic(label, height, width);                  // (3, H, W)
-            if (!renormalize) return FinishResize(cubic.MoveToOuterDisposeScope(), label, dispose);
-            // Reference: n / (|n| + eps) with eps = float64 machine epsilon; zero vectors stay zero.
-            using var eps = 2.220446049250313e-16.ToScalar();
-            var norm = cubic.square().sum(0, keepdim: true).sqrt().add(eps);
-            resized = cubic.div(norm).MoveToOuterDisposeScope();
-        }
-        return FinishResize(resized, label, dispose);
-    }
-
-    private static Tensor FinishResize(Tensor resized, Tensor label, bool dispose)
-    {
-        if (dispose) label.Dispose();
-        return resized;
-    }
-
-    /// <summary>
-    /// AddIgnoreRegions: normals with |n| == 0 become 255 in all channels; a human-parts map that is 0 everywhere becomes 255
-    /// everywhere (an image without annotated persons).
-    /// </summary>
-    public static void AddIgnoreRegions(Dictionary<DenseTask, Tensor> labels)
-    {
-        if (labels.TryGetValue(DenseTask.SurfaceNormals, out var normals))
-        {
-            using var scope = NewDisposeScope();
-            var invalid = normals.square().sum(0, keepdim: true).eq(TorchScalars.Zero);  // (1, H, W)
-            normals.masked_fill_(invalid, TorchScalars.Ignore);
-        }
-        if (labels.TryGetValue(DenseTask.HumanParts, out var parts))
-        {
-            using var scope = NewDisposeScope();
-            if (!parts.ne(TorchScalars.Zero).any().item<bool>()) parts.fill_(TorchScalars.Ignore);
+            var p = normals[i];
+            float nx = flipFirst ? -p.GetElement(0) : p.GetElement(0), ny = p.GetElement(1);
+            normals[i] = Vector128.Create(nx * cos + ny * sin, ny * cos - nx * sin, p.GetElement(2), 0f);
         }
     }
 
     /// <summary>
-    /// ToTensor + Normalize for the image: clamp to 0..255 and truncate as the reference's uint8 cast does (the reference
-    /// wraps out-of-range values instead of clamping), scale to [0, 1], subtract the ImageNet mean and divide by the std.
+    /// FixedResize's renormalisation n / (|n| + eps) (eps = float64 machine epsilon, so zero vectors stay zero), then
+    /// AddIgnoreRegions (|n| = 0 → 255 in all channels), into a (3, S, S) planar buffer.
     /// </summary>
-    /// <param name="image">(3, H, W) RGB 0..255.</param>
-    /// <returns>(3, H, W) normalised float32.</returns>
-    public static Tensor NormalizeImage(Tensor image)
+    private static void RenormalizeToPlanar(ReadOnlySpan<float> normals, Span<float> planar, int count)
     {
-        using var scope = NewDisposeScope();
-        var mean = torch.tensor(Mean, [3, 1, 1], ScalarType.Float32);
-        var std = torch.tensor(Std, [3, 1, 1], ScalarType.Float32);
-        var unit = image.clamp(TorchScalars.Zero, TorchScalars.Ignore).floor_().div_(TorchScalars.IgnoreF);
-        return unit.sub_(mean).div_(std).MoveToOuterDisposeScope();
+        const float eps = 2.220446049250313e-16f;
+        var v = MemoryMarshal.Cast<float, Vector128<float>>(normals);
+        for (int i = 0; i < count; i++)
+        {
+            var p = v[i];
+            float x = p.GetElement(0), y = p.GetElement(1), z = p.GetElement(2);
+            float norm = MathF.Sqrt(x * x + y * y + z * z) + eps;
+            x /= norm;
+            y /= norm;
+            z /= norm;
+            bool zero = x * x + y * y + z * z == 0;
+            planar[i] = zero ? DenseTasks.IgnoreLabel : x;
+            planar[count + i] = zero ? DenseTasks.IgnoreLabel : y;
+            planar[2 * count + i] = zero ? DenseTasks.IgnoreLabel : z;
+        }
+    }
+
+    /// <summary>The uint8 cast (clamped; the reference's cast wraps, a negligible difference, §6.1) and Normalize, into planar (3, S, S).</summary>
+    private static void Normalize(ReadOnlySpan<float> rgb, Span<float> planar, float[] lut)
+    {
+        int count = planar.Length / 3;
+        var v = MemoryMarshal.Cast<float, Vector128<float>>(rgb);
+        var lo = Vector128<float>.Zero;
+        var hi = Vector128.Create(255f);
+        for (int i = 0; i < count; i++)
+        {
+            var q = Vector128.ConvertToInt32(Vector128.Floor(Vector128.Min(Vector128.Max(v[i], lo), hi)));
+            planar[i] = lut[q.GetElement(0)];
+            planar[count + i] = lut[256 + q.GetElement(1)];
+            planar[2 * count + i] = lut[512 + q.GetElement(2)];
+        }
     }
 
     /// <summary>
-    /// Maps the loader's encoding of a label back to the reference's pre-AddIgnoreRegions form: normals with 255 in a
-    /// channel become the zero vector, and a human-parts map that is 255 everywhere (no annotated person) becomes all 0.
+    /// The single-pass map of a training draw: from output pixel (u, v) of the S×S result to the source position, as an
+    /// affine matrix [a, b, c; d, e, f] (x = a·u + b·v + c, y = d·u + e·v + f). It composes, from the output backwards, the
+    /// final resize's half-pixel rule (x' = (u + ½)·W/S − ½), the inverse of the rotation/scale about (W/2, H/2) and the flip
+    /// (x = W − 1 − x_flipped).
     /// </summary>
-    public static void ToReferenceLabelForm(Dictionary<DenseTask, Tensor> labels)
+    internal static double[] ComposedMap(int width, int height, int size, AugmentationDraw draw)
     {
-        if (labels.TryGetValue(DenseTask.SurfaceNormals, out var normals))
+        var inv = CvGeometry.InvertAffine(CvGeometry.RotationMatrix2D(width / 2.0, height / 2.0, draw.AngleDegrees, draw.Scale));
+        double sx = 1.0 / ((double)size / width), sy = 1.0 / ((double)size / height);
+        (double X, double Y) At(double u, double v)
         {
-            using var scope = NewDisposeScope();
-            var invalid = normals.eq(TorchScalars.Ignore).any(0, keepdim: true);         // (1, H, W)
-            normals.masked_fill_(invalid, TorchScalars.Zero);
+            double xw = (u + 0.5) * sx - 0.5, yw = (v + 0.5) * sy - 0.5;                    // in the warped image
+            double xf = inv[0] * xw + inv[1] * yw + inv[2], yf = inv[3] * xw + inv[4] * yw + inv[5]; // in the flipped image
+            return (draw.Flip ? width - 1 - xf : xf, yf);
         }
-        if (labels.TryGetValue(DenseTask.HumanParts, out var parts))
+        var o = At(0, 0);
+        var du = At(1, 0);
+        var dv = At(0, 1);
+        return [du.X - o.X, dv.X - o.X, o.X, du.Y - o.Y, dv.Y - o.Y, o.Y];
+    }
+
+    /// <summary>Bicubic (OpenCV kernel and 1/32-pixel table, constant-0 border) sampling of a 4-channel source through an output→source affine map.</summary>
+    private static void WarpComposedCubic(ReadOnlySpan<float> source, int width, int height, double[] map, Span<float> destination, int size)
+    {
+        var src = MemoryMarshal.Cast<float, Vector128<float>>(source[..(4 * width * height)]);
+        var dst = MemoryMarshal.Cast<float, Vector128<float>>(destination);
+        const double q = CvGeometry.InterTabSize;
+        for (int v = 0; v < size; v++)
         {
-            using var scope = NewDisposeScope();
-            if (parts.eq(TorchScalars.Ignore).all().item<bool>()) parts.zero_();
+            double x = map[1] * v + map[2], y = map[4] * v + map[5];
+            var row = dst.Slice(v * size, size);
+            for (int u = 0; u < size; u++)
+            {
+                int qx = (int)Math.Floor((map[0] * u + x) * q + 0.5), qy = (int)Math.Floor((map[3] * u + y) * q + 0.5);
+                row[u] = CvGeometry.SampleCubic(src, width, height, qx, qy);
+            }
         }
     }
 
-    private static void Replace(ref Tensor slot, Tensor value)
+    /// <summary>
+    /// The class-map path of the single-pass geometry, equal to flip + <c>cv2.warpAffine(INTER_NEAREST)</c> + <c>cv2.resize(INTER_NEAREST)</c>:
+    /// output pixel (u, v) reads the warped pixel (nx[u], ny[v]) of the nearest resize, and that pixel is the flipped source at
+    /// OpenCV's fixed-point position (constant 0 outside).
+    /// </summary>
+    private static void WarpComposedNearest(byte[] source, int width, int height, bool flip, double[] m, Span<byte> destination, int size)
     {
-        slot.Dispose();
-        slot = value;
+        var cols = CvGeometry.NearestIndices(width, size);
+        var rows = CvGeometry.NearestIndices(height, size);
+        var map = new CvGeometry.FixedPointMap(CvGeometry.InvertAffine(m), width, nearest: true);
+        Span<byte> warped = width <= 4096 ? stackalloc byte[width] : new byte[width];
+        int lastRow = -1;
+        for (int v = 0; v < size; v++)
+        {
+            if (rows[v] != lastRow)
+            {
+                lastRow = rows[v];
+                CvGeometry.WarpNearestRow(source, width, height, map, lastRow, flip, warped);
+            }
+            var row = destination.Slice(v * size, size);
+            for (int u = 0; u < size; u++) row[u] = warped[cols[u]];
+        }
     }
 }
