@@ -1,4 +1,4 @@
-using System.Collections.Concurrent;
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using Microsoft.ML.Data;
 using Microsoft.ML.MtLora.Data.Pascal;
@@ -50,7 +50,6 @@ public sealed class DenseBatchReader
     private readonly DataViewSchema.Column? _id, _height, _width;
     private readonly Dictionary<DenseTask, DataViewSchema.Column> _labels = [];
     private readonly SampleTransform _transform;
-    private readonly ConcurrentBag<BatchBuffers> _buffers = [];
 
     /// <summary>Creates a reader; the schema is checked now.</summary>
     /// <param name="data">The data: an image column plus one label column per task.</param>
@@ -157,22 +156,26 @@ public sealed class DenseBatchReader
         return new CursorSampleSource(_data, _image, _id, _height, _width, Tasks.Select(t => (t, _labels[t])).ToArray(), order);
     }
 
-    /// <summary>One sample k of the epoch into its slice of a batch's buffers (on a worker, or inline). No TorchSharp.</summary>
+    /// <summary>One sample k of the epoch into its slice of a batch's tensors (on a worker, or inline). No TorchSharp calls.</summary>
     private void Preprocess(SourceSample sample, TransformScratch scratch, BatchBuffers buffers, int i, int epoch, long k)
     {
         long t = Timings is null ? 0 : LoaderTimings.Now();
         var draw = _options.Augment ? AugmentationDraw.For(_options.Seed, epoch, k) : AugmentationDraw.Identity;
         int area = _options.ImageSize * _options.ImageSize;
         bool keepOriginal = _options.KeepOriginalLabelResolution;
+        var maps = scratch.Maps(area);
         var targets = new SampleTargets
         {
-            Image = buffers.Image.AsSpan(3 * area * i, 3 * area),
-            Semseg = keepOriginal ? default : buffers.Slice(0, i, area),
-            HumanParts = keepOriginal ? default : buffers.Slice(1, i, area),
-            Saliency = keepOriginal ? default : buffers.Slice(2, i, area),
-            Normals = keepOriginal || buffers.Normals is null ? default : buffers.Normals.AsSpan(3 * area * i, 3 * area),
+            Image = buffers.Image(i, area),
+            Semseg = buffers.HasClassMap(0) ? maps.Slice(0, area) : default,
+            HumanParts = buffers.HasClassMap(1) ? maps.Slice(area, area) : default,
+            Saliency = buffers.HasClassMap(2) ? maps.Slice(2 * area, area) : default,
+            Normals = buffers.Normals(i, area),
         };
         _transform.Apply(sample, _options.Augment, draw, targets, scratch);
+        // Class ids as float32, as the trainer takes them (the maps stay bytes until here).
+        for (int slot = 0; slot < 3; slot++)
+            if (buffers.HasClassMap(slot)) ToFloat(maps.Slice(slot * area, area), buffers.ClassMap(slot, i, area));
         if (keepOriginal) buffers.Original[i] = SampleTransform.OriginalLabels(sample, Tasks);
         buffers.Ids[i] = sample.Id;
         buffers.Sizes[i] = (sample.Height, sample.Width);
@@ -183,13 +186,17 @@ public sealed class DenseBatchReader
         }
     }
 
-    /// <summary>The batch tensors from the first <paramref name="count"/> samples of the buffers, on the consuming thread.</summary>
+    private static void ToFloat(ReadOnlySpan<byte> values, Span<float> destination)
+    {
+        for (int i = 0; i < values.Length; i++) destination[i] = values[i];
+    }
+
+    /// <summary>Hands out the first <paramref name="count"/> samples of a filled batch, on the consuming thread.</summary>
     private DenseBatch MakeBatch(BatchBuffers buffers, int count, int epoch, long index)
     {
         long t = Timings is null ? 0 : LoaderTimings.Now();
-        int s = _options.ImageSize;
         using var scope = NewDisposeScope();
-        var images = FromBuffer(buffers.Image.AsSpan(0, count * 3 * s * s), [count, 3, s, s]).MoveToOuterDisposeScope(); // (B, 3, S, S)
+        var images = buffers.TakeImages(count).MoveToOuterDisposeScope();                 // (B, 3, S, S)
         var targets = new Dictionary<DenseTask, Tensor>();
         List<IReadOnlyDictionary<DenseTask, Tensor>>? original = null;
         if (_options.KeepOriginalLabelResolution)
@@ -199,19 +206,14 @@ public sealed class DenseBatchReader
             {
                 var (h, w) = buffers.Sizes[i];
                 original.Add(buffers.Original[i]!.ToDictionary(p => p.Key, p => (p.Value is byte[] map
-                    ? FromBuffer((ReadOnlySpan<byte>)map, [1, h, w])                                   // (1, H, W)
-                    : FromBuffer((ReadOnlySpan<float>)(float[])p.Value, [3, h, w])).MoveToOuterDisposeScope())); // (3, H, W)
+                    ? FromBytes(map, [1, h, w])                                                  // (1, H, W)
+                    : FromFloats((float[])p.Value, [3, h, w])).MoveToOuterDisposeScope()));     // (3, H, W)
                 buffers.Original[i] = null;
             }
         }
         else
         {
-            foreach (var task in Tasks)
-            {
-                targets[task] = task == DenseTask.SurfaceNormals
-                    ? FromBuffer(buffers.Normals.AsSpan(0, count * 3 * s * s), [count, 3, s, s]).MoveToOuterDisposeScope() // (B, 3, S, S)
-                    : FromBuffer((ReadOnlySpan<byte>)buffers.Slice(SourceSample.Slot(task), 0, count * s * s), [count, 1, s, s]).MoveToOuterDisposeScope(); // (B, 1, S, S)
-            }
+            foreach (var task in Tasks) targets[task] = buffers.TakeTarget(task, count).MoveToOuterDisposeScope(); // (B, C, S, S)
         }
         var batch = new DenseBatch(epoch, checked((int)index), images, targets, original,
             buffers.Ids[..count].ToArray(), buffers.Sizes[..count].ToArray());
@@ -224,19 +226,19 @@ public sealed class DenseBatchReader
     }
 
     /// <summary>A float32 CPU tensor holding a copy of the values (torch.empty and a memory copy: no Scalar involved).</summary>
-    private static Tensor FromBuffer(ReadOnlySpan<float> values, long[] shape)
+    private static Tensor FromFloats(float[] values, long[] shape)
     {
         var t = torch.empty(shape, ScalarType.Float32);
-        MemoryMarshal.AsBytes(values).CopyTo(t.bytes);
+        MemoryMarshal.AsBytes(values.AsSpan()).CopyTo(t.bytes);
         return t;
     }
 
-    /// <summary>A float32 CPU tensor of class ids from bytes (made as uint8, then converted: the labels stay bytes until here).</summary>
-    private static Tensor FromBuffer(ReadOnlySpan<byte> values, long[] shape)
+    /// <summary>A float32 CPU tensor of class ids from bytes.</summary>
+    private static Tensor FromBytes(byte[] values, long[] shape)
     {
-        using var bytes = torch.empty(shape, ScalarType.Byte);
-        values.CopyTo(bytes.bytes);
-        return bytes.to(ScalarType.Float32);
+        var t = torch.empty(shape, ScalarType.Float32);
+        ToFloat(values, MemoryMarshal.Cast<byte, float>(t.bytes));
+        return t;
     }
 
     private static DataViewSchema.Column? Optional(DataViewSchema schema, string name, DataViewType type)
@@ -245,34 +247,25 @@ public sealed class DenseBatchReader
         return column is { } c && c.Type.Equals(type) ? c : null;
     }
 
-    /// <summary>The managed buffers of one batch in the making (reused across batches and epochs).</summary>
-    private sealed class BatchBuffers
+    /// <summary>
+    /// The tensors of one batch in the making. They are made (torch.empty, no Scalar) and handed out on the consuming thread;
+    /// in between, the workers write their samples straight into the tensors' memory through raw pointers, each into its own
+    /// slice, without calling TorchSharp. Until handed out the tensors belong to no dispose scope, so that a scope the
+    /// consumer closes meanwhile cannot free memory a worker is writing.
+    /// </summary>
+    private sealed unsafe class BatchBuffers : IDisposable
     {
-        private readonly byte[]?[] _classMaps = new byte[]?[3];
+        private Tensor? _images, _normals;
+        private readonly Tensor?[] _classMaps = new Tensor?[3];
+        private float* _imagePtr, _normalsPtr;
+        private readonly nint[] _classPtr = new nint[3];
 
-        public BatchBuffers(int batchSize, int size, IReadOnlyList<DenseTask> tasks, bool keepOriginal)
+        public BatchBuffers(int batchSize)
         {
-            int area = size * size;
-            BatchSize = batchSize;
-            Image = GC.AllocateUninitializedArray<float>(batchSize * 3 * area);
-            if (!keepOriginal)
-            {
-                foreach (var task in tasks)
-                {
-                    if (task == DenseTask.SurfaceNormals) Normals = GC.AllocateUninitializedArray<float>(batchSize * 3 * area);
-                    else _classMaps[SourceSample.Slot(task)] = GC.AllocateUninitializedArray<byte>(batchSize * area);
-                }
-            }
             Ids = new string[batchSize];
             Sizes = new (int, int)[batchSize];
             Original = new Dictionary<DenseTask, Array>?[batchSize];
         }
-
-        public int BatchSize { get; }
-
-        public float[] Image { get; }
-
-        public float[]? Normals { get; }
 
         public string[] Ids { get; }
 
@@ -283,8 +276,72 @@ public sealed class DenseBatchReader
         /// <summary>Samples of the batch done so far (guarded by the epoch's lock).</summary>
         public int Done { get; set; }
 
-        public Span<byte> Slice(int slot, int sample, int area) =>
-            _classMaps[slot] is { } map ? map.AsSpan(sample * area, area) : default;
+        /// <summary>Makes the tensors for <paramref name="count"/> samples (on the consuming thread).</summary>
+        public void Allocate(int count, int size, IReadOnlyList<DenseTask> tasks, bool keepOriginal)
+        {
+            using var scope = NewDisposeScope();
+            _images = torch.empty([count, 3, size, size], ScalarType.Float32).DetachFromDisposeScope(); // (B, 3, S, S)
+            _imagePtr = Pointer(_images);
+            if (keepOriginal) return;
+            foreach (var task in tasks)
+            {
+                if (task == DenseTask.SurfaceNormals)
+                {
+                    _normals = torch.empty([count, 3, size, size], ScalarType.Float32).DetachFromDisposeScope(); // (B, 3, S, S)
+                    _normalsPtr = Pointer(_normals);
+                }
+                else
+                {
+                    int slot = SourceSample.Slot(task);
+                    _classMaps[slot] = torch.empty([count, 1, size, size], ScalarType.Float32).DetachFromDisposeScope(); // (B, 1, S, S)
+                    _classPtr[slot] = (nint)Pointer(_classMaps[slot]!);
+                }
+            }
+        }
+
+        private static float* Pointer(Tensor t)
+        {
+            var bytes = t.bytes;
+            var p = (float*)Unsafe.AsPointer(ref MemoryMarshal.GetReference(bytes));
+            HugePages.Advise((nint)p, bytes.Length);                                       // before the workers' first writes
+            return p;
+        }
+
+        public Span<float> Image(int sample, int area) => new(_imagePtr + (long)sample * 3 * area, 3 * area);
+
+        public Span<float> Normals(int sample, int area) => _normals is null ? default : new(_normalsPtr + (long)sample * 3 * area, 3 * area);
+
+        public bool HasClassMap(int slot) => _classMaps[slot] is not null;
+
+        public Span<float> ClassMap(int slot, int sample, int area) => new((float*)_classPtr[slot] + (long)sample * area, area);
+
+        /// <summary>The image tensor, registered on the caller's dispose scope (its first <paramref name="count"/> samples).</summary>
+        public Tensor TakeImages(int count) => Take(ref _images, count);
+
+        public Tensor TakeTarget(DenseTask task, int count) =>
+            task == DenseTask.SurfaceNormals ? Take(ref _normals, count) : Take(ref _classMaps[SourceSample.Slot(task)], count);
+
+        private static Tensor Take(ref Tensor? stored, int count)
+        {
+            var t = stored!;
+            stored = null;
+            // A new handle made here joins the caller's dispose scope as the tensors of the single-threaded loader did.
+            var handed = t.shape[0] == count ? t.alias() : t.narrow(0, 0, count).clone();
+            t.Dispose();
+            return handed;
+        }
+
+        /// <summary>Frees the tensors not handed out.</summary>
+        public void Dispose()
+        {
+            _images?.Dispose();
+            _normals?.Dispose();
+            foreach (var t in _classMaps) t?.Dispose();
+            _images = _normals = null;
+            Array.Clear(_classMaps);
+            Array.Clear(Original);
+            Done = 0;
+        }
     }
 
     /// <summary>What one loader worker owns: its decoded sample and its scratch buffers, reused from sample to sample.</summary>
@@ -334,11 +391,15 @@ public sealed class DenseBatchReader
             {
                 long skipRows = (long)skipBatches * _batchSize;
                 if (!_source.Skip(skipRows)) _end = 0;
-                else if (_source.Count is long count) _end = count;
+                // A known end: samples of a last, incomplete batch that drop-last leaves out are not even read.
+                else if (_source.Count is long count) _end = o.DropLast ? count / _batchSize * _batchSize : count;
                 _next = skipRows;
                 _released = skipBatches;
                 for (int i = 0; i < _depth; i++)
-                    _window[i] = owner._buffers.TryTake(out var b) ? b : new BatchBuffers(_batchSize, o.ImageSize, owner.Tasks, o.KeepOriginalLabelResolution);
+                {
+                    _window[(skipBatches + i) % _depth] = new BatchBuffers(_batchSize);
+                    Allocate(skipBatches + i);
+                }
                 bool inline = o.DegreeOfParallelism == 1 && o.PrefetchBatches == 0;
                 _inline = inline ? new Worker() : null;
                 _workers = inline ? [] : new Thread[o.DegreeOfParallelism];
@@ -350,9 +411,18 @@ public sealed class DenseBatchReader
             }
             catch
             {
+                foreach (var b in _window) b?.Dispose();
                 _source.Dispose();
                 throw;
             }
+        }
+
+        /// <summary>Makes the tensors of batch <paramref name="b"/> in its window slot, if the batch can exist (consuming thread).</summary>
+        private void Allocate(long b)
+        {
+            int count;
+            lock (_gate) count = ExpectedLocked(b);
+            if (count > 0) Buffers(b).Allocate(count, _owner._options.ImageSize, _owner.Tasks, _owner._options.KeepOriginalLabelResolution);
         }
 
         private long BatchOf(long k) => k / _batchSize;
@@ -467,7 +537,8 @@ public sealed class DenseBatchReader
                     if (!IsCompleteLocked(b, buffers)) _failure!.Throw();
                 }
             }
-            int count = ExpectedLocked(b);
+            int count;
+            lock (_gate) count = ExpectedLocked(b);
             if (count == 0 || (count < _batchSize && _owner._options.DropLast)) return null;
             try
             {
@@ -475,9 +546,11 @@ public sealed class DenseBatchReader
             }
             finally
             {
+                // The slot now serves batch b + depth: its tensors are made here, before the workers may claim into it.
+                buffers.Dispose();
+                Allocate(b + _depth);
                 lock (_gate)
                 {
-                    buffers.Done = 0;
                     _released = b + 1;
                     Monitor.PulseAll(_gate);
                 }
@@ -504,12 +577,7 @@ public sealed class DenseBatchReader
         {
             StopWorkers();
             _source.Dispose();
-            foreach (var b in _window)
-            {
-                b.Done = 0;
-                Array.Clear(b.Original);
-                _owner._buffers.Add(b);
-            }
+            foreach (var b in _window) b.Dispose();
         }
     }
 }

@@ -158,7 +158,7 @@ internal readonly ref struct SampleTargets
 internal sealed class TransformScratch
 {
     private float[] _a = [], _b = [], _c = [];
-    private byte[] _m = [], _n = [];
+    private byte[] _m = [], _n = [], _maps = [];
 
     public Span<float> A(int n) => Grow(ref _a, n);
 
@@ -169,6 +169,9 @@ internal sealed class TransformScratch
     public Span<byte> M(int n) => Grow(ref _m, n);
 
     public Span<byte> N(int n) => Grow(ref _n, n);
+
+    /// <summary>The class maps of one sample before they become float32: 3 planes of <paramref name="area"/> bytes.</summary>
+    public Span<byte> Maps(int area) => Grow(ref _maps, 3 * area);
 
     internal static Span<T> Grow<T>(ref T[] array, int n)
     {
