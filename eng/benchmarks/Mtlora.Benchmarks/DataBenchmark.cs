@@ -13,7 +13,7 @@ namespace MtLora.Benchmarks;
 
 /// <summary>
 /// <c>Mtlora.Benchmarks --mode data --data &lt;PASCAL_MT root&gt; [--split train] [--image-size 448] [--workers N] [--samples M]
-/// [--batch B] [--prefetch P] [--geometry single-pass|reference-two-step] [--json out.json]</c>: the training input path
+/// [--batch B] [--prefetch P] [--geometry single-pass|reference-two-step] [--warm-epochs E] [--json out.json]</c>: the training input path
 /// alone (decode, label loading, augmentation, batching; <see cref="DenseBatchReader"/> with the training options), in samples
 /// per second of wall time and per process CPU-second, with the CPU time of each stage. See eng/benchmarks/README.md.
 /// </summary>
@@ -42,18 +42,19 @@ internal static class DataBenchmark
         var geometry = new Option<string>("--geometry") { Description = "single-pass (default) or reference-two-step (the reference's exact warp then resize).", DefaultValueFactory = _ => "single-pass" };
         geometry.AcceptOnlyFromAmong("single-pass", "reference-two-step");
         var seed = new Option<int>("--seed") { Description = "Shuffle and augmentation seed.", DefaultValueFactory = _ => 0 };
+        var warmEpochs = new Option<int>("--warm-epochs") { Description = "Whole epochs read untimed first (1: decoded labels are cached, the steady state of a long training; 0: the first epoch, cold).", DefaultValueFactory = _ => 1 };
         var threads = new Option<int>("--threads") { Description = "libtorch intra-op threads of the consuming thread (making the batch tensors).", DefaultValueFactory = _ => 1 };
         var json = new Option<FileInfo?>("--json") { Description = "Write the result as JSON to this file." };
 
         var root = new RootCommand("Training input throughput: decode, labels, augmentation and batching of PASCAL_MT samples, in samples/s and samples per CPU-second.");
-        foreach (var o in new Option[] { mode, data, split, imageSize, workers, samples, batch, prefetch, geometry, seed, threads, json })
+        foreach (var o in new Option[] { mode, data, split, imageSize, workers, samples, batch, prefetch, geometry, seed, warmEpochs, threads, json })
             root.Options.Add(o);
         root.SetAction(parse =>
         {
             var settings = new Settings(parse.GetValue(data)!.FullName, parse.GetValue(split)!, parse.GetValue(imageSize), parse.GetValue(workers),
                 parse.GetValue(samples), parse.GetValue(batch), parse.GetValue(prefetch),
                 parse.GetValue(geometry) == "reference-two-step" ? AugmentationGeometry.ReferenceTwoStep : AugmentationGeometry.SinglePass,
-                parse.GetValue(seed), parse.GetValue(threads));
+                parse.GetValue(seed), parse.GetValue(warmEpochs), parse.GetValue(threads));
             var result = Run(settings, Console.Error);
             Console.WriteLine(result.Line());
             if (parse.GetValue(json) is { } file)
@@ -76,7 +77,7 @@ internal static class DataBenchmark
     }
 
     internal sealed record Settings(string Data, string Split, int ImageSize, int Workers, int Samples, int Batch, int Prefetch,
-        AugmentationGeometry Geometry, int Seed, int Threads)
+        AugmentationGeometry Geometry, int Seed, int WarmEpochs, int Threads)
     {
         public void Validate()
         {
@@ -86,13 +87,14 @@ internal static class DataBenchmark
             if (Batch < 1) throw new ArgumentException($"--batch must be at least 1, got {Batch}.");
             if (Prefetch < 0) throw new ArgumentException($"--prefetch must be 0 or more, got {Prefetch}.");
             if (Threads < 1) throw new ArgumentException($"--threads must be at least 1, got {Threads}.");
+            if (WarmEpochs < 0) throw new ArgumentException($"--warm-epochs must be 0 or more, got {WarmEpochs}.");
         }
     }
 
     /// <summary>
-    /// Reads one untimed batch (JIT, thread start, file cache), then whole batches until <see cref="Settings.Samples"/> samples
-    /// have been handed out, disposing each at once; wall and process CPU time of that window, and the stage times the
-    /// reader measured in it.
+    /// Reads <see cref="Settings.WarmEpochs"/> whole epochs untimed (JIT, file cache, the reader's label cache), or with 0 one
+    /// untimed batch, then whole batches until <see cref="Settings.Samples"/> samples have been handed out, disposing each at
+    /// once; wall and process CPU time of that window, and the stage times the reader measured in it.
     /// </summary>
     internal static DataResult Run(Settings s, TextWriter progress)
     {
@@ -114,10 +116,13 @@ internal static class DataBenchmark
         progress.WriteLine($"data: {view.Ids.Count} samples in '{s.Split}', {timedBatches} timed batches of {s.Batch} at {s.ImageSize} px, {s.Workers} worker(s), prefetch {s.Prefetch}, {s.Geometry}");
 
         var timings = new LoaderTimings();
-        long done = -1;                                          // batch -1 is the warm-up
-        TimeSpan cpu0 = default;
-        var watch = new Stopwatch();
-        for (int epoch = 0; done < timedBatches; epoch++)
+        for (int epoch = 0; epoch < s.WarmEpochs; epoch++)
+            foreach (var b in reader.ReadEpoch(epoch)) b.Dispose();
+        long done = s.WarmEpochs > 0 ? 0 : -1;                  // without warm epochs, batch -1 is the warm-up
+        TimeSpan cpu0 = Process.GetCurrentProcess().TotalProcessorTime;
+        var watch = Stopwatch.StartNew();
+        if (done == 0) reader.Timings = timings;
+        for (int epoch = s.WarmEpochs; done < timedBatches; epoch++)
         {
             foreach (var b in reader.ReadEpoch(epoch))
             {
@@ -126,7 +131,7 @@ internal static class DataBenchmark
                 {
                     reader.Timings = timings;                    // from here on
                     cpu0 = Process.GetCurrentProcess().TotalProcessorTime;
-                    watch.Start();
+                    watch.Restart();
                 }
                 if (++done == timedBatches) break;
             }
@@ -145,6 +150,7 @@ internal static class DataBenchmark
             Workers = s.Workers,
             Prefetch = s.Prefetch,
             Geometry = s.Geometry == AugmentationGeometry.SinglePass ? "single-pass" : "reference-two-step",
+            WarmEpochs = s.WarmEpochs,
             Samples = n,
             Seconds = seconds,
             SamplesPerSecond = n / seconds,
@@ -187,6 +193,9 @@ internal static class DataBenchmark
         public int Workers { get; init; }
         public int Prefetch { get; init; }
         public required string Geometry { get; init; }
+
+        /// <summary>Untimed epochs read first (≥ 1: the decoded labels come from the reader's cache).</summary>
+        public int WarmEpochs { get; init; }
 
         /// <summary>Timed samples (whole batches, after one untimed batch).</summary>
         public long Samples { get; init; }
@@ -233,7 +242,7 @@ internal static class DataBenchmark
         });
 
         public string Line() =>
-            $"data {Split} {ImageSize}px batch {Batch}, {Workers} worker(s), prefetch {Prefetch}, {Geometry}: {SamplesPerSecond:F1} samples/s over {Samples} samples " +
+            $"data {Split} {ImageSize}px batch {Batch}, {Workers} worker(s), prefetch {Prefetch}, {Geometry}, {(WarmEpochs > 0 ? "warm label cache" : "first epoch")}: {SamplesPerSecond:F1} samples/s over {Samples} samples " +
             $"({Seconds:F2} s; process CPU {ProcessCpuSeconds:F2} s = {SamplesPerCpuSecond:F1} samples per CPU-second); per sample ({StageClock}): " +
             $"decode {DecodeImageMsPerSample:F1} ms, labels {LoadLabelsMsPerSample:F1} ms, augment {AugmentMsPerSample:F1} ms, batch {BatchMsPerSample:F1} ms, " +
             $"process total {ProcessCpuMsPerSample:F1} ms; load {LoadAverageBefore} → {LoadAverageAfter}";

@@ -175,12 +175,11 @@ internal sealed class PascalSampleDecoder
     /// </summary>
     public float[] ReadNormals(string id, int width, int height)
     {
-        float[] vectors = [];
-        byte[] scratch = [];
-        DecodeNormals(id, width, height, ref vectors, ref scratch);
+        var sample = new SourceSample();
+        DecodeNormals(id, width, height, sample, cache: null);
         int n = width * height;
         var planar = new float[3 * n];
-        var v = MemoryMarshal.Cast<float, Vector128<float>>(vectors.AsSpan(0, 4 * n));
+        var v = MemoryMarshal.Cast<float, Vector128<float>>(sample.Normals.AsSpan(0, 4 * n));
         for (int i = 0; i < n; i++)
         {
             var p = v[i];
@@ -193,15 +192,58 @@ internal sealed class PascalSampleDecoder
     }
 
     /// <summary>
-    /// The normals at the image size as 4·W·H floats (x, y, z, 0) into <paramref name="vectors"/> (grown when too small): n =
-    /// 2v/255 − 1 from the RGB PNG, and the zero vector where the <c>LabelMap</c> class has no valid normal (the reference's
-    /// form before AddIgnoreRegions). A PNG of another size is resized to the image bicubically without renormalisation,
-    /// as the reference does at load time. <paramref name="scratch"/> is a reusable byte buffer.
+    /// The normals at the image size as 4·W·H floats (x, y, z, 0) into <see cref="SourceSample.Normals"/> (grown when too
+    /// small): n = 2v/255 − 1 from the RGB PNG, and the zero vector where the <c>LabelMap</c> class has no valid normal (the
+    /// reference's form before AddIgnoreRegions). A PNG of another size is resized to the image bicubically without
+    /// renormalisation, as the reference does at load time. The validity mask comes from <paramref name="cache"/> when it
+    /// holds it (the LabelMap file is then not read).
     /// </summary>
-    public void DecodeNormals(string id, int width, int height, ref float[] vectors, ref byte[] scratch)
+    public void DecodeNormals(string id, int width, int height, SourceSample sample, LabelCache? cache)
     {
         var path = _layout.NormalsPath(id);
-        var (nw, nh) = DecodeRgba(id, path, "normals label", "an RGB PNG", ref scratch);
+        var (nw, nh) = DecodeRgba(id, path, "normals label", "an RGB PNG", ref sample.Scratch);
+        int count = nw * nh;
+        if (cache is null) sample.ValidBuffer = ReadNormalsValidity(id, path, nw, nh);
+        else cache.Get(id, LabelCache.NormalsValidity, count, ref sample.ValidBuffer, () => ReadNormalsValidity(id, path, nw, nh));
+
+        bool resize = nh != height || nw != width;
+        if (resize && _mismatch == LabelSizeMismatchHandling.Error)
+            throw new PascalSampleException(id, path, $"the label is {nw}x{nh} (width x height) but the image is {width}x{height}; expected the same size (LabelSizeMismatch = Error).");
+        float[] decoded;
+        if (resize)
+        {
+            decoded = new float[4 * count];
+        }
+        else
+        {
+            TransformScratch.Grow(ref sample.Normals, 4 * count);
+            decoded = sample.Normals;
+        }
+        var v = MemoryMarshal.Cast<float, Vector128<float>>(decoded.AsSpan(0, 4 * count));
+        var rgba = sample.Scratch;
+        var valid = sample.ValidBuffer;
+        var lookup = NormalsLookup;
+        for (int i = 0; i < count; i++)
+        {
+            int o = 4 * i;
+            v[i] = valid[i] != 0
+                ? Vector128.Create(lookup[rgba[o]], lookup[rgba[o + 1]], lookup[rgba[o + 2]], 0f)
+                : Vector128<float>.Zero;                                                        // invalid → zero vector
+        }
+        if (resize)
+        {
+            TransformScratch.Grow(ref sample.Normals, 4 * width * height);
+            CvGeometry.ResizeCubic(decoded.AsSpan(0, 4 * count), nw, nh, sample.Normals.AsSpan(0, 4 * width * height), width, height); // reference: cv2 bicubic, no renormalisation
+        }
+        sample.HasNormals = true;
+    }
+
+    /// <summary>
+    /// Row-major 1/0 per pixel: whether its <c>LabelMap</c> class (pascal-context/trainval/&lt;id&gt;.mat) has valid normals;
+    /// the map must have the normals PNG's size (<paramref name="rows"/> × <paramref name="cols"/>).
+    /// </summary>
+    private byte[] ReadNormalsValidity(string id, string normalsPath, int cols, int rows)
+    {
         var labelsPath = _layout.ContextLabelsPath(id);
         EnsureExists(id, labelsPath, "PASCAL-Context LabelMap");
         MatNumericArray labelMap;
@@ -216,45 +258,20 @@ internal sealed class PascalSampleDecoder
         {
             throw new PascalSampleException(id, labelsPath, "cannot read the MAT file (" + e.Message + ")", e);
         }
-        int rows = labelMap.Dimensions.Count == 2 ? labelMap.Dimensions[0] : -1, cols = labelMap.Dimensions.Count == 2 ? labelMap.Dimensions[1] : -1;
-        if (rows != nh || cols != nw)
-            throw new PascalSampleException(id, labelsPath, $"LabelMap is {labelMap.ShapeText} (rows x cols) but the normals PNG '{path}' is {nh}x{nw}; they must match.");
-
-        int count = nw * nh;
-        bool resize = nh != height || nw != width;
-        if (resize && _mismatch == LabelSizeMismatchHandling.Error)
-            throw new PascalSampleException(id, path, $"the label is {nw}x{nh} (width x height) but the image is {width}x{height}; expected the same size (LabelSizeMismatch = Error).");
-        float[] decoded;
-        if (resize)
-        {
-            decoded = new float[4 * count];
-        }
-        else
-        {
-            TransformScratch.Grow(ref vectors, 4 * count);
-            decoded = vectors;
-        }
-        var v = MemoryMarshal.Cast<float, Vector128<float>>(decoded.AsSpan(0, 4 * count));
-        var rgba = scratch;
-        var valid = PascalContextClasses.NormalsValidTable;
-        var lookup = NormalsLookup;
+        if (!labelMap.Is2D(out int r, out int c) || r != rows || c != cols)
+            throw new PascalSampleException(id, labelsPath, $"LabelMap is {labelMap.ShapeText} (rows x cols) but the normals PNG '{normalsPath}' is {rows}x{cols}; they must match.");
+        var table = PascalContextClasses.NormalsValidTable;
+        var mask = new byte[rows * cols];
         // LabelMap is column-major (MATLAB); pixel (r, c) is at c·rows + r. Classes outside the table are invalid.
-        for (int c = 0; c < cols; c++)
+        for (int x = 0; x < cols; x++)
         {
-            for (int r = 0; r < rows; r++)
+            for (int y = 0; y < rows; y++)
             {
-                long cls = ClassAt(labelMap, c * rows + r);
-                int i = r * cols + c, o = 4 * i;
-                v[i] = cls >= 0 && cls < valid.Length && valid[(int)cls]
-                    ? Vector128.Create(lookup[rgba[o]], lookup[rgba[o + 1]], lookup[rgba[o + 2]], 0f)
-                    : Vector128<float>.Zero;                                                    // invalid → zero vector
+                long cls = ClassAt(labelMap, x * rows + y);
+                mask[y * cols + x] = cls >= 0 && cls < table.Length && table[(int)cls] ? (byte)1 : (byte)0;
             }
         }
-        if (resize)
-        {
-            TransformScratch.Grow(ref vectors, 4 * width * height);
-            CvGeometry.ResizeCubic(decoded.AsSpan(0, 4 * count), nw, nh, vectors.AsSpan(0, 4 * width * height), width, height); // reference: cv2 bicubic, no renormalisation
-        }
+        return mask;
     }
 
     /// <summary>A LabelMap value as an integer class id (−1 when it is not a whole number).</summary>

@@ -197,11 +197,19 @@ internal static class CvGeometry
     /// </summary>
     internal static void WarpNearestRow(ReadOnlySpan<byte> src, int width, int height, in FixedPointMap map, int y, bool mirrored, Span<byte> row)
     {
+        Span<int> indices = width <= 2048 ? stackalloc int[width] : new int[width];
+        WarpNearestRowIndices(width, height, map, y, mirrored, indices);
+        for (int x = 0; x < width; x++) row[x] = indices[x] < 0 ? (byte)0 : src[indices[x]];
+    }
+
+    /// <summary>The source index (y·width + x) each pixel of a <see cref="WarpNearestRow"/> row reads, or −1 outside the source (constant 0).</summary>
+    internal static void WarpNearestRowIndices(int width, int height, in FixedPointMap map, int y, bool mirrored, Span<int> indices)
+    {
         var (x0, y0) = map.Row(y);
         for (int x = 0; x < width; x++)
         {
             int sx = (x0 + map.ADelta[x]) >> AbBits, sy = (y0 + map.BDelta[x]) >> AbBits;
-            row[x] = (uint)sx < (uint)width && (uint)sy < (uint)height ? src[sy * width + (mirrored ? width - 1 - sx : sx)] : (byte)0;
+            indices[x] = (uint)sx < (uint)width && (uint)sy < (uint)height ? sy * width + (mirrored ? width - 1 - sx : sx) : -1;
         }
     }
 
@@ -242,17 +250,16 @@ internal static class CvGeometry
     internal static Vector128<float> SampleCubic(ReadOnlySpan<Vector128<float>> src, int width, int height, int qx, int qy)
     {
         int sx = (qx >> InterBits) - 1, sy = (qy >> InterBits) - 1;
-        var w = CubicTable2D.AsSpan(((qy & (InterTabSize - 1)) * InterTabSize + (qx & (InterTabSize - 1))) * 16, 16);
+        int table = ((qy & (InterTabSize - 1)) * InterTabSize + (qx & (InterTabSize - 1))) * 16;
+        ref float w = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(CubicTable2D), table);
         if ((uint)sx < (uint)Math.Max(width - 3, 0) && (uint)sy < (uint)Math.Max(height - 3, 0))
         {
+            // The whole window is inside (0 ≤ sx, sx + 3 < width, same in y), so no bounds checks are needed.
             ref var p = ref Unsafe.Add(ref MemoryMarshal.GetReference(src), sy * width + sx);
-            var sum = Unsafe.Add(ref p, 0) * w[0] + Unsafe.Add(ref p, 1) * w[1] + Unsafe.Add(ref p, 2) * w[2] + Unsafe.Add(ref p, 3) * w[3];
-            p = ref Unsafe.Add(ref p, width);
-            sum += Unsafe.Add(ref p, 0) * w[4] + Unsafe.Add(ref p, 1) * w[5] + Unsafe.Add(ref p, 2) * w[6] + Unsafe.Add(ref p, 3) * w[7];
-            p = ref Unsafe.Add(ref p, width);
-            sum += Unsafe.Add(ref p, 0) * w[8] + Unsafe.Add(ref p, 1) * w[9] + Unsafe.Add(ref p, 2) * w[10] + Unsafe.Add(ref p, 3) * w[11];
-            p = ref Unsafe.Add(ref p, width);
-            sum += Unsafe.Add(ref p, 0) * w[12] + Unsafe.Add(ref p, 1) * w[13] + Unsafe.Add(ref p, 2) * w[14] + Unsafe.Add(ref p, 3) * w[15];
+            var sum = Row(ref p, ref w);
+            sum += Row(ref Unsafe.Add(ref p, width), ref Unsafe.Add(ref w, 4));
+            sum += Row(ref Unsafe.Add(ref p, 2 * width), ref Unsafe.Add(ref w, 8));
+            sum += Row(ref Unsafe.Add(ref p, 3 * width), ref Unsafe.Add(ref w, 12));
             return sum;
         }
         if (sx >= width || sx + 4 <= 0 || sy >= height || sy + 4 <= 0) return Vector128<float>.Zero;
@@ -264,11 +271,16 @@ internal static class CvGeometry
             for (int j = 0; j < 4; j++)
             {
                 int xj = sx + j;
-                if ((uint)xj < (uint)width) total += src[yi * width + xj] * w[4 * i + j];
+                if ((uint)xj < (uint)width) total += src[yi * width + xj] * Unsafe.Add(ref w, 4 * i + j);
             }
         }
         return total;
     }
+
+    /// <summary>One row of the 4×4 window: p0·w0 + p1·w1 + p2·w2 + p3·w3, summed left to right as OpenCV does.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector128<float> Row(ref Vector128<float> p, ref float w) =>
+        p * w + Unsafe.Add(ref p, 1) * Unsafe.Add(ref w, 1) + Unsafe.Add(ref p, 2) * Unsafe.Add(ref w, 2) + Unsafe.Add(ref p, 3) * Unsafe.Add(ref w, 3);
 
     /// <summary>OpenCV's fixed-point mapping of an inverse affine matrix: per column adelta/bdelta, per row X0/Y0 (imgwarp.cpp).</summary>
     internal readonly struct FixedPointMap

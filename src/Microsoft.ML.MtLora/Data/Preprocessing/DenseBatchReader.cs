@@ -50,6 +50,7 @@ public sealed class DenseBatchReader
     private readonly DataViewSchema.Column? _id, _height, _width;
     private readonly Dictionary<DenseTask, DataViewSchema.Column> _labels = [];
     private readonly SampleTransform _transform;
+    private readonly LabelCache _labelCache = new(LabelCache.DefaultCapacity);
 
     /// <summary>Creates a reader; the schema is checked now.</summary>
     /// <param name="data">The data: an image column plus one label column per task.</param>
@@ -115,6 +116,11 @@ public sealed class DenseBatchReader
         }
     }
 
+    /// <summary>Loader worker threads running now, in the whole process (diagnostics: the tests check that none outlives its epoch).</summary>
+    internal static int LiveWorkerCount => Volatile.Read(ref s_liveWorkers);
+
+    private static int s_liveWorkers;
+
     /// <summary>Where the loader's time goes (set by the data benchmark); null measures nothing.</summary>
     internal LoaderTimings? Timings { get; set; }
 
@@ -152,7 +158,7 @@ public sealed class DenseBatchReader
             : null;
         // The PASCAL-Context view itself: workers decode its files directly. With SkipBadSamples its cursor decides which
         // rows exist (it decodes while it moves), so it is read like any other data.
-        if (_data is PascalContextDataView pascal && !pascal.SkipsBadSamples) return new PascalSampleSource(pascal, Tasks, order);
+        if (_data is PascalContextDataView pascal && !pascal.SkipsBadSamples) return new PascalSampleSource(pascal, Tasks, order, _labelCache);
         return new CursorSampleSource(_data, _image, _id, _height, _width, Tasks.Select(t => (t, _labels[t])).ToArray(), order);
     }
 
@@ -432,9 +438,17 @@ public sealed class DenseBatchReader
         /// <summary>The body of a worker thread: claim the next sample, read it, pre-process it, until the epoch ends or stops.</summary>
         private void Work()
         {
-            var worker = new Worker();
-            while (TryClaim(worker.Sample, onlyBatch: null, out long k, out bool read))
-                Process(worker, k, read);
+            Interlocked.Increment(ref s_liveWorkers);
+            try
+            {
+                var worker = new Worker();
+                while (TryClaim(worker.Sample, onlyBatch: null, out long k, out bool read))
+                    Process(worker, k, read);
+            }
+            finally
+            {
+                Interlocked.Decrement(ref s_liveWorkers);
+            }
         }
 
         /// <summary>

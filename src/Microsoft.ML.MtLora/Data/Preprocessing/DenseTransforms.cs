@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 
@@ -102,10 +103,10 @@ internal sealed class SourceSample
     /// <summary>4·W·H floats (x, y, z, 0); the zero vector marks a pixel without a valid normal (the reference's pre-AddIgnoreRegions form); see <see cref="HasNormals"/>.</summary>
     public float[] Normals = [];
 
-    /// <summary>Reusable buffers of the worker that owns this sample (decoding scratch, class maps read from columns).</summary>
-    public byte[] Scratch = [], ResizeBuffer = [];
+    /// <summary>Reusable buffers of the worker that owns this sample (decoding scratch, a resize, the normals' validity mask).</summary>
+    public byte[] Scratch = [], ResizeBuffer = [], ValidBuffer = [];
 
-    /// <summary>Reusable class-map buffers per slot, for sources that copy the maps (cursor columns).</summary>
+    /// <summary>Reusable class-map buffers per slot, for sources that copy the maps (cursor columns, the label cache).</summary>
     public byte[][] MapBuffers { get; } = [[], [], []];
 
     /// <summary>Reusable float buffer (normals read from a column).</summary>
@@ -169,6 +170,15 @@ internal sealed class TransformScratch
     public Span<byte> M(int n) => Grow(ref _m, n);
 
     public Span<byte> N(int n) => Grow(ref _n, n);
+
+    /// <summary>Per output pixel, a source index (the single-pass class maps); at least <paramref name="n"/> entries.</summary>
+    public int[] Indices(int n)
+    {
+        Grow(ref _indices, n);
+        return _indices;
+    }
+
+    private int[] _indices = [];
 
     /// <summary>The class maps of one sample before they become float32: 3 planes of <paramref name="area"/> bytes.</summary>
     public Span<byte> Maps(int area) => Grow(ref _maps, 3 * area);
@@ -245,9 +255,11 @@ internal sealed class SampleTransform
         // Image: RGB 0..255 as float (the reference's float array), interpolated, then the uint8 cast and Normalize.
         var rgb = scratch.A(4 * w * h);
         ToFloat4(sample.Pixels, sample.Bgra, rgb, w * h);
-        var resized = scratch.C(4 * s * s);
+        bool withNormals = !targets.Normals.IsEmpty;
+        if (withNormals && !sample.HasNormals) throw new InvalidOperationException($"Sample '{sample.Id}' has no normals.");
         if (twoStep)
         {
+            var resized = scratch.C(4 * s * s);
             if (flip) Mirror(MemoryMarshal.Cast<float, Vector128<float>>(rgb), w, h);
             Span<float> source = rgb;
             if (warp)
@@ -257,13 +269,36 @@ internal sealed class SampleTransform
                 source = warped;
             }
             CvGeometry.ResizeCubic(source, w, h, resized, s, s);
+            Normalize(resized, targets.Image, _lut);
+            if (withNormals)
+            {
+                var normals = scratch.A(4 * w * h);                                             // the image is done with A
+                sample.Normals.AsSpan(0, 4 * w * h).CopyTo(normals);
+                var n = MemoryMarshal.Cast<float, Vector128<float>>(normals);
+                if (flip)
+                {
+                    Mirror(n, w, h);
+                    NegateX(n);                                                                  // x points the other way
+                }
+                source = normals;
+                if (warp)
+                {
+                    RotateInPlane(n, draw.AngleDegrees);
+                    var warped = scratch.B(4 * w * h);
+                    CvGeometry.WarpCubic(normals, w, h, m, warped);
+                    source = warped;
+                }
+                CvGeometry.ResizeCubic(source, w, h, resized, s, s);
+                RenormalizeToPlanar(resized, targets.Normals, s * s);
+            }
         }
         else
         {
-            WarpComposedCubic(rgb, w, h, ComposedMap(w, h, s, draw), resized, s);
+            WarpComposed(rgb, withNormals ? sample.Normals.AsSpan(0, 4 * w * h) : default, w, h, ComposedMap(w, h, s, draw), s,
+                targets.Image, _lut, targets.Normals, flip, draw.AngleDegrees);
         }
-        Normalize(resized, targets.Image, _lut);
 
+        int[]? nearest = null;
         for (int slot = 0; slot < 3; slot++)
         {
             var output = targets.ClassMap(slot);
@@ -295,43 +330,12 @@ internal sealed class SampleTransform
             }
             else
             {
-                WarpComposedNearest(map, w, h, flip, m, output, s);
+                // One source index per output pixel, shared by the class maps (they all follow the same geometry).
+                nearest ??= ComposedNearestIndices(w, h, flip, m, s, scratch);
+                for (int i = 0; i < output.Length; i++) output[i] = nearest[i] < 0 ? (byte)0 : map[nearest[i]];
             }
             // AddIgnoreRegions: a human-parts map that is 0 everywhere (no person left) is ignored entirely.
             if (slot == 1 && !output.ContainsAnyExcept((byte)0)) output.Fill(DenseTasks.IgnoreLabel);
-        }
-
-        if (!targets.Normals.IsEmpty)
-        {
-            if (!sample.HasNormals) throw new InvalidOperationException($"Sample '{sample.Id}' has no normals.");
-            var normals = scratch.A(4 * w * h);                                                 // the image is done with A
-            sample.Normals.AsSpan(0, 4 * w * h).CopyTo(normals);
-            var n = MemoryMarshal.Cast<float, Vector128<float>>(normals);
-            if (twoStep)
-            {
-                if (flip)
-                {
-                    Mirror(n, w, h);
-                    NegateX(n);                                                                  // x points the other way
-                }
-                Span<float> source = normals;
-                if (warp)
-                {
-                    RotateInPlane(n, draw.AngleDegrees, flipFirst: false);
-                    var warped = scratch.B(4 * w * h);
-                    CvGeometry.WarpCubic(normals, w, h, m, warped);
-                    source = warped;
-                }
-                CvGeometry.ResizeCubic(source, w, h, resized, s, s);
-            }
-            else
-            {
-                WarpComposedCubic(normals, w, h, ComposedMap(w, h, s, draw), resized, s);
-                // Flip (x ← −x) and the in-plane rotation are linear: applied to the interpolated vectors they give what
-                // interpolating the flipped and rotated vectors gives.
-                RotateInPlane(MemoryMarshal.Cast<float, Vector128<float>>(resized), draw.AngleDegrees, flipFirst: flip);
-            }
-            RenormalizeToPlanar(resized, targets.Normals, s * s);
         }
     }
 
@@ -409,17 +413,16 @@ internal sealed class SampleTransform
 
     /// <summary>
     /// The reference's in-plane rotation of normals: φ = atan2(nx, ny), ρ = |(nx, ny)|, nx ← sin(φ+θ)ρ, ny ← cos(φ+θ)ρ,
-    /// written in its closed form nx' = nx·cosθ + ny·sinθ, ny' = ny·cosθ − nx·sinθ (in float); with
-    /// <paramref name="flipFirst"/>, nx is negated first (the flip that precedes the rotation).
+    /// written in its closed form nx' = nx·cosθ + ny·sinθ, ny' = ny·cosθ − nx·sinθ (in float).
     /// </summary>
-    internal static void RotateInPlane(Span<Vector128<float>> normals, double angleDegrees, bool flipFirst)
+    internal static void RotateInPlane(Span<Vector128<float>> normals, double angleDegrees)
     {
         double theta = angleDegrees * Math.PI / 180.0;
         float cos = (float)Math.Cos(theta), sin = (float)Math.Sin(theta);
         for (int i = 0; i < normals.Length; i++)
         {
             var p = normals[i];
-            float nx = flipFirst ? -p.GetElement(0) : p.GetElement(0), ny = p.GetElement(1);
+            float nx = p.GetElement(0), ny = p.GetElement(1);
             normals[i] = Vector128.Create(nx * cos + ny * sin, ny * cos - nx * sin, p.GetElement(2), 0f);
         }
     }
@@ -430,21 +433,27 @@ internal sealed class SampleTransform
     /// </summary>
     private static void RenormalizeToPlanar(ReadOnlySpan<float> normals, Span<float> planar, int count)
     {
-        const float eps = 2.220446049250313e-16f;
         var v = MemoryMarshal.Cast<float, Vector128<float>>(normals);
         for (int i = 0; i < count; i++)
         {
             var p = v[i];
-            float x = p.GetElement(0), y = p.GetElement(1), z = p.GetElement(2);
-            float norm = MathF.Sqrt(x * x + y * y + z * z) + eps;
-            x /= norm;
-            y /= norm;
-            z /= norm;
-            bool zero = x * x + y * y + z * z == 0;
-            planar[i] = zero ? DenseTasks.IgnoreLabel : x;
-            planar[count + i] = zero ? DenseTasks.IgnoreLabel : y;
-            planar[2 * count + i] = zero ? DenseTasks.IgnoreLabel : z;
+            WriteNormal(p.GetElement(0), p.GetElement(1), p.GetElement(2), planar, i, count);
         }
+    }
+
+    /// <summary>One pixel of <see cref="RenormalizeToPlanar"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void WriteNormal(float x, float y, float z, Span<float> planar, int i, int count)
+    {
+        const float eps = 2.220446049250313e-16f;
+        float norm = MathF.Sqrt(x * x + y * y + z * z) + eps;
+        x /= norm;
+        y /= norm;
+        z /= norm;
+        bool zero = x * x + y * y + z * z == 0;
+        planar[i] = zero ? DenseTasks.IgnoreLabel : x;
+        planar[count + i] = zero ? DenseTasks.IgnoreLabel : y;
+        planar[2 * count + i] = zero ? DenseTasks.IgnoreLabel : z;
     }
 
     /// <summary>The uint8 cast (clamped; the reference's cast wraps, a negligible difference, §6.1) and Normalize, into planar (3, S, S).</summary>
@@ -452,15 +461,17 @@ internal sealed class SampleTransform
     {
         int count = planar.Length / 3;
         var v = MemoryMarshal.Cast<float, Vector128<float>>(rgb);
-        var lo = Vector128<float>.Zero;
-        var hi = Vector128.Create(255f);
-        for (int i = 0; i < count; i++)
-        {
-            var q = Vector128.ConvertToInt32(Vector128.Floor(Vector128.Min(Vector128.Max(v[i], lo), hi)));
-            planar[i] = lut[q.GetElement(0)];
-            planar[count + i] = lut[256 + q.GetElement(1)];
-            planar[2 * count + i] = lut[512 + q.GetElement(2)];
-        }
+        for (int i = 0; i < count; i++) WriteImage(v[i], lut, planar, i, count);
+    }
+
+    /// <summary>One pixel of <see cref="Normalize"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void WriteImage(Vector128<float> rgb, float[] lut, Span<float> planar, int i, int count)
+    {
+        var q = Vector128.ConvertToInt32(Vector128.Floor(Vector128.Min(Vector128.Max(rgb, Vector128<float>.Zero), Vector128.Create(255f))));
+        planar[i] = lut[q.GetElement(0)];
+        planar[count + i] = lut[256 + q.GetElement(1)];
+        planar[2 * count + i] = lut[512 + q.GetElement(2)];
     }
 
     /// <summary>
@@ -485,20 +496,36 @@ internal sealed class SampleTransform
         return [du.X - o.X, dv.X - o.X, o.X, du.Y - o.Y, dv.Y - o.Y, o.Y];
     }
 
-    /// <summary>Bicubic (OpenCV kernel and 1/32-pixel table, constant-0 border) sampling of a 4-channel source through an output→source affine map.</summary>
-    private static void WarpComposedCubic(ReadOnlySpan<float> source, int width, int height, double[] map, Span<float> destination, int size)
+    /// <summary>
+    /// The single-pass image and normals: each output pixel's source position is computed once, the image and the normals
+    /// are sampled there (OpenCV's bicubic kernel and 1/32-pixel table, constant-0 border), and the results go straight to
+    /// the batch: the image through the uint8 cast and Normalize, the normals through the flip and in-plane rotation, the
+    /// renormalisation and the ignore rule.
+    /// </summary>
+    private static void WarpComposed(ReadOnlySpan<float> image, ReadOnlySpan<float> normals, int width, int height, double[] map, int size,
+        Span<float> imageOut, float[] lut, Span<float> normalsOut, bool flip, double angleDegrees)
     {
-        var src = MemoryMarshal.Cast<float, Vector128<float>>(source[..(4 * width * height)]);
-        var dst = MemoryMarshal.Cast<float, Vector128<float>>(destination);
+        var src = MemoryMarshal.Cast<float, Vector128<float>>(image[..(4 * width * height)]);
+        var nsrc = MemoryMarshal.Cast<float, Vector128<float>>(normals);
+        bool withNormals = !normalsOut.IsEmpty;
+        double theta = angleDegrees * Math.PI / 180.0;
+        float cos = (float)Math.Cos(theta), sin = (float)Math.Sin(theta), sign = flip ? -1f : 1f;
+        int count = size * size;
         const double q = CvGeometry.InterTabSize;
         for (int v = 0; v < size; v++)
         {
             double x = map[1] * v + map[2], y = map[4] * v + map[5];
-            var row = dst.Slice(v * size, size);
             for (int u = 0; u < size; u++)
             {
                 int qx = (int)Math.Floor((map[0] * u + x) * q + 0.5), qy = (int)Math.Floor((map[3] * u + y) * q + 0.5);
-                row[u] = CvGeometry.SampleCubic(src, width, height, qx, qy);
+                int i = v * size + u;
+                WriteImage(CvGeometry.SampleCubic(src, width, height, qx, qy), lut, imageOut, i, count);
+                if (!withNormals) continue;
+                // Flip (x ← −x) and the in-plane rotation are linear, so applied to the interpolated vector they give what
+                // interpolating the flipped and rotated vectors gives (RotateInPlane's formula).
+                var n = CvGeometry.SampleCubic(nsrc, width, height, qx, qy);
+                float nx = sign * n.GetElement(0), ny = n.GetElement(1);
+                WriteNormal(nx * cos + ny * sin, ny * cos - nx * sin, n.GetElement(2), normalsOut, i, count);
             }
         }
     }
@@ -506,24 +533,26 @@ internal sealed class SampleTransform
     /// <summary>
     /// The class-map path of the single-pass geometry, equal to flip + <c>cv2.warpAffine(INTER_NEAREST)</c> + <c>cv2.resize(INTER_NEAREST)</c>:
     /// output pixel (u, v) reads the warped pixel (nx[u], ny[v]) of the nearest resize, and that pixel is the flipped source at
-    /// OpenCV's fixed-point position (constant 0 outside).
+    /// OpenCV's fixed-point position. Returns the source index of every output pixel, −1 where the source is outside (0).
     /// </summary>
-    private static void WarpComposedNearest(byte[] source, int width, int height, bool flip, double[] m, Span<byte> destination, int size)
+    private static int[] ComposedNearestIndices(int width, int height, bool flip, double[] m, int size, TransformScratch scratch)
     {
         var cols = CvGeometry.NearestIndices(width, size);
         var rows = CvGeometry.NearestIndices(height, size);
         var map = new CvGeometry.FixedPointMap(CvGeometry.InvertAffine(m), width, nearest: true);
-        Span<byte> warped = width <= 4096 ? stackalloc byte[width] : new byte[width];
+        var indices = scratch.Indices(size * size);
+        Span<int> warped = width <= 2048 ? stackalloc int[width] : new int[width];
         int lastRow = -1;
         for (int v = 0; v < size; v++)
         {
             if (rows[v] != lastRow)
             {
                 lastRow = rows[v];
-                CvGeometry.WarpNearestRow(source, width, height, map, lastRow, flip, warped);
+                CvGeometry.WarpNearestRowIndices(width, height, map, lastRow, flip, warped);
             }
-            var row = destination.Slice(v * size, size);
+            var row = indices.AsSpan(v * size, size);
             for (int u = 0; u < size; u++) row[u] = warped[cols[u]];
         }
+        return indices;
     }
 }

@@ -47,10 +47,12 @@ internal sealed class PascalSampleSource : SampleSource
     private readonly PascalSampleDecoder _decoder;
     private readonly IReadOnlyList<DenseTask> _tasks;
     private readonly int[] _order;
+    private readonly LabelCache? _cache;
 
-    public PascalSampleSource(PascalContextDataView view, IReadOnlyList<DenseTask> tasks, Random? order)
+    public PascalSampleSource(PascalContextDataView view, IReadOnlyList<DenseTask> tasks, Random? order, LabelCache? cache)
     {
         _view = view;
+        _cache = cache;
         _decoder = view.Decoder;
         _tasks = tasks;
         _order = view.RowOrder(order);
@@ -73,29 +75,35 @@ internal sealed class PascalSampleSource : SampleSource
         sample.Width = w;
         sample.Height = h;
         t = Stop(timings, LoaderStage.DecodeImage, t);
+        int n = w * h;
         foreach (var task in _tasks)
         {
             switch (task)
             {
                 case DenseTask.SemanticSegmentation:
-                    sample.ClassMaps[0] = _decoder.ReadSemseg(id, w, h);
+                    sample.ClassMaps[0] = Map(id, 0, n, sample, () => _decoder.ReadSemseg(id, w, h));
                     break;
                 case DenseTask.HumanParts:
-                    var parts = _decoder.ReadHumanParts(id, w, h, _view.ListsPerson(id));
-                    sample.ClassMaps[1] = parts;
-                    sample.NoHumanParts = parts is null;
+                    sample.ClassMaps[1] = Map(id, 1, n, sample, () => _decoder.ReadHumanParts(id, w, h, _view.ListsPerson(id)));
+                    sample.NoHumanParts = sample.ClassMaps[1] is null;
                     break;
                 case DenseTask.Saliency:
-                    sample.ClassMaps[2] = _decoder.ReadSaliency(id, w, h);
+                    sample.ClassMaps[2] = Map(id, 2, n, sample, () => _decoder.ReadSaliency(id, w, h));
                     break;
                 case DenseTask.SurfaceNormals:
-                    _decoder.DecodeNormals(id, w, h, ref sample.Normals, ref sample.Scratch);
-                    sample.HasNormals = true;
+                    _decoder.DecodeNormals(id, w, h, sample, _cache);
                     break;
             }
         }
         Stop(timings, LoaderStage.LoadLabels, t);
         return true;
+    }
+
+    /// <summary>A class map through the label cache (decoded on a miss), in the sample's buffer for its slot; null when the map does not exist.</summary>
+    private byte[]? Map(string id, int slot, int length, SourceSample sample, Func<byte[]?> decode)
+    {
+        if (_cache is null) return decode();
+        return _cache.Get(id, slot, length, ref sample.MapBuffers[slot], decode) ? sample.MapBuffers[slot] : null;
     }
 }
 

@@ -89,7 +89,7 @@ public class DenseTransformsTests
         var v = Enumerable.Range(0, 20).Select(_ => Vector128.Create((float)rng.NextDouble() - 0.5f, (float)rng.NextDouble() - 0.5f, (float)rng.NextDouble(), 0f)).ToArray();
         var rotated = (Vector128<float>[])v.Clone();
         double theta = 17.5;
-        SampleTransform.RotateInPlane(rotated, theta, flipFirst: false);
+        SampleTransform.RotateInPlane(rotated, theta);
         double rad = theta * 2 * Math.PI / 360;
         for (int i = 0; i < v.Length; i++)
         {
@@ -99,11 +99,9 @@ public class DenseTransformsTests
             Assert.Equal(Math.Cos(phi + rad) * rho, rotated[i].GetElement(1), 5);
             Assert.Equal(v[i].GetElement(2), rotated[i].GetElement(2));
         }
-        // 90°: (nx, ny) → (ny, −nx); with the flip first, (−nx, ny) is rotated.
+        // 90°: (nx, ny) → (ny, −nx)
         Span<Vector128<float>> one = [Vector128.Create(1f, 0f, 0f, 0f)];
-        SampleTransform.RotateInPlane(one, 90, flipFirst: false);
-        Assert.True(Math.Abs(one[0].GetElement(0)) < 1e-6 && Math.Abs(one[0].GetElement(1) + 1) < 1e-6);
-        SampleTransform.RotateInPlane(one, 0, flipFirst: true);
+        SampleTransform.RotateInPlane(one, 90);
         Assert.True(Math.Abs(one[0].GetElement(0)) < 1e-6 && Math.Abs(one[0].GetElement(1) + 1) < 1e-6);
     }
 

@@ -86,9 +86,20 @@ public class ParallelLoadingTests
                         o.ImageColumnName = image;
                         return o;
                     }
-                    var inline = new DenseBatchReader(data, O(1, 0)).ReadEpoch(2, skip).ToList();
+                    var inlineReader = new DenseBatchReader(data, O(1, 0));
+                    var inline = inlineReader.ReadEpoch(2, skip).ToList();
                     try
                     {
+                        // Read again by the same reader: the labels now come from its cache.
+                        var again = inlineReader.ReadEpoch(2, skip).ToList();
+                        try
+                        {
+                            AssertSameBatches(inline, again, $"{image}, the same epoch read again");
+                        }
+                        finally
+                        {
+                            foreach (var b in again) b.Dispose();
+                        }
                         Assert.Equal((dropLast ? 3 : 4) - skip, inline.Count);              // 11 rows, batch 3
                         Assert.Contains(inline.SelectMany(b => b.Targets[DenseTask.HumanParts].data<float>().ToArray()), v => v is > 0 and < 255);
                         foreach (var (w, p) in new[] { (1, 2), (3, 0), (4, 3) })
@@ -195,9 +206,7 @@ public class ParallelLoadingTests
         Assert.Equal(9, seenLater.Count);
     }
 
-    /// <summary>The process's live loader threads (Linux names threads after Thread.Name, cut to 15 characters).</summary>
-    private static int LoaderThreads() =>
-        Directory.GetDirectories("/proc/self/task").Count(t => File.Exists(Path.Combine(t, "comm")) && File.ReadAllText(Path.Combine(t, "comm")).StartsWith("MtLora data", StringComparison.Ordinal));
+    private static int LoaderThreads() => DenseBatchReader.LiveWorkerCount;
 
     [Fact]
     public void Leaving_an_epoch_early_stops_the_workers_and_leaks_no_tensor()
