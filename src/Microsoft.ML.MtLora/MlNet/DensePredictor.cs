@@ -73,15 +73,29 @@ internal sealed class DensePredictor
                 throw new InvalidOperationException($"Column '{imageColumnName}' holds an empty image ({image.Width}x{image.Height}).");
             result[i] = new DensePrediction(image.Height, image.Width);
         }
-        if (images.Count == 0) return result;
-        bool anyTask = Tasks.Any(t => NeedsTask(t, columns));
-        if (!anyTask) return result;
+        if (images.Count == 0 || !Tasks.Any(t => NeedsTask(t, columns))) return result;
 
         using var scope = NewDisposeScope();
         var inputs = new Tensor[images.Count];
         for (int i = 0; i < images.Count; i++) inputs[i] = Preprocessing.ToTensor(images[i]!); // (3, S, S)
-        var batch = stack(inputs).to(Device);                                                    // (B, 3, S, S)
+        return Predict(stack(inputs), result, columns);                                           // (B, 3, S, S)
+    }
 
+    /// <summary>
+    /// Predicts a batch already pre-processed (the transformer's batched <c>Transform</c> reads it ahead on loader workers):
+    /// <paramref name="inputs"/> (B, 3, S, S) float32 CPU, with each row's original size.
+    /// </summary>
+    public DensePrediction[] Predict(Tensor inputs, IReadOnlyList<(int Height, int Width)> sizes, IReadOnlySet<string> columns)
+    {
+        var result = sizes.Select(s => new DensePrediction(s.Height, s.Width)).ToArray();
+        if (result.Length == 0 || !Tasks.Any(t => NeedsTask(t, columns))) return result;
+        using var scope = NewDisposeScope();
+        return Predict(inputs, result, columns);
+    }
+
+    private DensePrediction[] Predict(Tensor inputs, DensePrediction[] result, IReadOnlySet<string> columns)
+    {
+        var batch = inputs.to(Device);                                                           // (B, 3, S, S)
         Dictionary<string, Tensor> outputs;
         lock (_gate)
         {
@@ -97,7 +111,7 @@ internal sealed class DensePredictor
             if (!outputs.TryGetValue(task.ReferenceName(), out var raw))
                 throw new InvalidOperationException($"The network produced no output for task '{task.ReferenceName()}'.");
             raw = raw.to(ScalarType.Float32);                                                    // (B, C, S, S)
-            for (int i = 0; i < images.Count; i++)
+            for (int i = 0; i < result.Length; i++)
             {
                 using var rowScope = NewDisposeScope();
                 var p = result[i];

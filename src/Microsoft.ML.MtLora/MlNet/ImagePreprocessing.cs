@@ -61,7 +61,10 @@ internal sealed class ImagePreprocessing
     /// run it off the thread that makes the tensors (see <see cref="DenseBatchReader"/> for why that matters).
     /// </summary>
     internal void Normalize(MLImage image, Span<float> destination, TransformScratch scratch) =>
-        DenseImagePreprocessing.Normalize(image, _transform ??= new SampleTransform(Size, AugmentationGeometry.SinglePass, Mean, Std), destination, scratch);
+        DenseImagePreprocessing.Normalize(image, Transform, destination, scratch);
+
+    /// <summary>The managed pre-processing with this model's size, mean and std.</summary>
+    internal SampleTransform Transform => _transform ??= new SampleTransform(Size, AugmentationGeometry.SinglePass, Mean, Std);
 
     private SampleTransform? _transform;
 }

@@ -1,4 +1,5 @@
 using Microsoft.ML.Data;
+using Microsoft.ML.MtLora.Data.Preprocessing;
 
 namespace Microsoft.ML.MtLora;
 
@@ -55,6 +56,9 @@ internal sealed class MtLoraDataView : IDataView
         private readonly bool[] _active;
         private readonly HashSet<string> _wanted;
         private readonly string _imageColumnName;
+        private readonly MtLoraTransformer _parent;
+        private readonly IDataView _input;
+        private InferenceBatchLoader? _loader;                  // reads images ahead on loader workers (made at the first batch)
         private DensePrediction[] _batch = [];
         private DataViewRowId[] _batchIds = [];
         private int _inBatch = -1;
@@ -64,6 +68,8 @@ internal sealed class MtLoraDataView : IDataView
         public Cursor(MtLoraTransformer parent, IDataView input, MtLoraBindings bindings, List<DataViewSchema.Column> columns, Random? rand)
         {
             _bindings = bindings;
+            _parent = parent;
+            _input = input;
             _predictor = parent.Predictor;
             _batchSize = parent.BatchSize;
             _imageColumnName = bindings.ImageColumn.Name;
@@ -128,22 +134,13 @@ internal sealed class MtLoraDataView : IDataView
 
         private void ReadBatch()
         {
-            var images = new List<MLImage?>(_batchSize);
-            var ids = new List<DataViewRowId>(_batchSize);
-            while (images.Count < _batchSize && _lookAhead!.MoveNext())
-            {
-                MLImage image = null!;
-                _image!(ref image);
-                images.Add(image);
-                DataViewRowId id = default;
-                _lookAheadId!(ref id);
-                ids.Add(id);
-            }
-            if (images.Count == 0)
-                throw new InvalidOperationException(
+            _loader ??= new InferenceBatchLoader(_input, _lookAhead!, _image!, _lookAheadId!, _imageColumnName, _parent.Preprocessing.Transform,
+                _batchSize, _parent.LoaderParallelism, _parent.LoaderPrefetchBatches);
+            using var batch = _loader.Next()
+                ?? throw new InvalidOperationException(
                     "The input data view returned fewer rows to the look-ahead cursor than to the main one. Make the input repeatable first, e.g. with mlContext.Data.Cache(data).");
-            _batch = _predictor.Predict(images, _wanted, _imageColumnName);
-            _batchIds = ids.ToArray();
+            _batch = _predictor.Predict(batch.Images, batch.Sizes, _wanted);
+            _batchIds = batch.Ids;
             _inBatch = 0;
         }
 
@@ -153,6 +150,7 @@ internal sealed class MtLoraDataView : IDataView
             if (disposing)
             {
                 _main.Dispose();
+                _loader?.Dispose();                             // stops its workers before their cursor goes
                 _lookAhead?.Dispose();
                 _batch = [];
             }

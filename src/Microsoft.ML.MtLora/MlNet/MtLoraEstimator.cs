@@ -234,7 +234,11 @@ public sealed class MtLoraEstimator : IEstimator<MtLoraTransformer>
             foreach (var (name, t) in network.state_dict())
                 weights[name] = t.detach().to(t.is_floating_point() ? ScalarType.Float32 : t.dtype).cpu().clone();
             return new MtLoraTransformer(_mlContext, network.Options, weights, ImagePreprocessing.Reference(network.Options.ImageSize),
-                _options.ImageColumnName, _options.InferenceBatchSize, device);
+                _options.ImageColumnName, _options.InferenceBatchSize, device)
+            {
+                LoaderParallelism = _options.DataLoaderParallelism,
+                LoaderPrefetchBatches = _options.DataLoaderPrefetchBatches,
+            };
         }
         catch
         {

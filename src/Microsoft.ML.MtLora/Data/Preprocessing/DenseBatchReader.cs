@@ -116,11 +116,6 @@ public sealed class DenseBatchReader
         }
     }
 
-    /// <summary>Loader worker threads running now, in the whole process (diagnostics: the tests check that none outlives its epoch).</summary>
-    internal static int LiveWorkerCount => Volatile.Read(ref s_liveWorkers);
-
-    private static int s_liveWorkers;
-
     /// <summary>Where the loader's time goes (set by the data benchmark); null measures nothing.</summary>
     internal LoaderTimings? Timings { get; set; }
 
@@ -279,9 +274,6 @@ public sealed class DenseBatchReader
 
         public Dictionary<DenseTask, Array>?[] Original { get; }
 
-        /// <summary>Samples of the batch done so far (guarded by the epoch's lock).</summary>
-        public int Done { get; set; }
-
         /// <summary>Makes the tensors for <paramref name="count"/> samples (on the consuming thread).</summary>
         public void Allocate(int count, int size, IReadOnlyList<DenseTask> tasks, bool keepOriginal)
         {
@@ -346,7 +338,6 @@ public sealed class DenseBatchReader
             _images = _normals = null;
             Array.Clear(_classMaps);
             Array.Clear(Original);
-            Done = 0;
         }
     }
 
@@ -358,240 +349,53 @@ public sealed class DenseBatchReader
         public TransformScratch Scratch { get; } = new();
     }
 
-    /// <summary>
-    /// One epoch in progress: the worker threads, the window of batch buffers they fill, and the hand-over to the consuming
-    /// thread, in epoch order.
-    /// </summary>
-    /// <remarks>
-    /// Samples are claimed in order (k = 0, 1, 2, …, under the lock), at most <c>PrefetchBatches</c> (at least 1) batches
-    /// ahead of the batch the consumer waits for; sample k goes to slot k mod B of the buffers of batch k / B. Because claims
-    /// are in order, when sample k fails every sample before it has been claimed and is finished by its worker, so the
-    /// batches before the failing one are complete and are still handed out.
-    /// </remarks>
-    private sealed class EpochRun : IDisposable
+    /// <summary>One epoch in progress: the reader's samples through the worker pipeline, in epoch order.</summary>
+    private sealed class EpochRun : OrderedBatchPipeline<Worker, DenseBatch>
     {
         private readonly DenseBatchReader _owner;
-        private readonly int _epoch, _batchSize, _depth;
+        private readonly int _epoch;
         private readonly SampleSource _source;
-        private readonly BatchBuffers[] _window;
-        private readonly Thread[] _workers;
-        private readonly Worker? _inline;
-        private readonly object _gate = new();
-        private long _next;                       // next sample to claim
-        private long _end = long.MaxValue;        // samples in the epoch (known up front, or found when the cursor ends)
-        private long _released;                   // first batch whose buffers are not yet handed out
-        private bool _stopping;
-        private long _failedAt = long.MaxValue;
-        private System.Runtime.ExceptionServices.ExceptionDispatchInfo? _failure;
+        private readonly BatchBuffers[] _buffers;
 
         public EpochRun(DenseBatchReader owner, int epoch, int skipBatches)
+            : base(owner._options.BatchSize, owner._options.PrefetchBatches, owner._options.DegreeOfParallelism, owner._options.DropLast)
         {
             _owner = owner;
             _epoch = epoch;
-            var o = owner._options;
-            _batchSize = o.BatchSize;
-            _depth = Math.Max(1, o.PrefetchBatches);
+            _buffers = Enumerable.Range(0, Depth).Select(_ => new BatchBuffers(BatchSize)).ToArray();
             _source = owner.OpenSource(epoch);
-            _window = new BatchBuffers[_depth];
             try
             {
-                long skipRows = (long)skipBatches * _batchSize;
-                if (!_source.Skip(skipRows)) _end = 0;
-                // A known end: samples of a last, incomplete batch that drop-last leaves out are not even read.
-                else if (_source.Count is long count) _end = o.DropLast ? count / _batchSize * _batchSize : count;
-                _next = skipRows;
-                _released = skipBatches;
-                for (int i = 0; i < _depth; i++)
-                {
-                    _window[(skipBatches + i) % _depth] = new BatchBuffers(_batchSize);
-                    Allocate(skipBatches + i);
-                }
-                bool inline = o.DegreeOfParallelism == 1 && o.PrefetchBatches == 0;
-                _inline = inline ? new Worker() : null;
-                _workers = inline ? [] : new Thread[o.DegreeOfParallelism];
-                for (int i = 0; i < _workers.Length; i++)
-                {
-                    _workers[i] = new Thread(Work) { IsBackground = true, Name = $"MtLora data loader {i + 1}" };
-                    _workers[i].Start();
-                }
+                bool ok = _source.Skip((long)skipBatches * BatchSize);
+                Start(skipBatches, ok ? _source.Count : 0);
             }
             catch
             {
-                foreach (var b in _window) b?.Dispose();
-                _source.Dispose();
+                Dispose();
                 throw;
             }
         }
 
-        /// <summary>Makes the tensors of batch <paramref name="b"/> in its window slot, if the batch can exist (consuming thread).</summary>
-        private void Allocate(long b)
+        protected override bool Sequential => _source.Sequential;
+
+        protected override Worker NewWorker() => new();
+
+        protected override bool Read(long k, Worker worker) => _source.Read(k, worker.Sample, _owner.Timings);
+
+        protected override void Process(long k, Worker worker, int slot, int index) =>
+            _owner.Preprocess(worker.Sample, worker.Scratch, _buffers[slot], index, _epoch, k);
+
+        protected override void Prepare(long batch, int slot, int count) =>
+            _buffers[slot].Allocate(count, _owner._options.ImageSize, _owner.Tasks, _owner._options.KeepOriginalLabelResolution);
+
+        protected override DenseBatch Make(long batch, int slot, int count) => _owner.MakeBatch(_buffers[slot], count, _epoch, batch);
+
+        protected override void Clear(int slot) => _buffers[slot].Dispose();
+
+        public override void Dispose()
         {
-            int count;
-            lock (_gate) count = ExpectedLocked(b);
-            if (count > 0) Buffers(b).Allocate(count, _owner._options.ImageSize, _owner.Tasks, _owner._options.KeepOriginalLabelResolution);
-        }
-
-        private long BatchOf(long k) => k / _batchSize;
-
-        private BatchBuffers Buffers(long batch) => _window[batch % _depth];
-
-        /// <summary>The body of a worker thread: claim the next sample, read it, pre-process it, until the epoch ends or stops.</summary>
-        private void Work()
-        {
-            Interlocked.Increment(ref s_liveWorkers);
-            try
-            {
-                var worker = new Worker();
-                while (TryClaim(worker.Sample, onlyBatch: null, out long k, out bool read))
-                    Process(worker, k, read);
-            }
-            finally
-            {
-                Interlocked.Decrement(ref s_liveWorkers);
-            }
-        }
-
-        /// <summary>
-        /// Claims the next sample under the lock, waiting while it is beyond the prefetch window; a sequential source (one
-        /// cursor) is read here, under the lock, so that its rows come in order. False when there is nothing more to do.
-        /// </summary>
-        private bool TryClaim(SourceSample sample, long? onlyBatch, out long k, out bool read)
-        {
-            k = -1;
-            read = false;
-            lock (_gate)
-            {
-                while (true)
-                {
-                    if (_stopping || _failure is not null || _next >= _end) return false;
-                    if (onlyBatch is long only && BatchOf(_next) != only) return false;
-                    if (BatchOf(_next) < _released + _depth) break;
-                    Monitor.Wait(_gate);
-                }
-                k = _next++;
-                if (!_source.Sequential) return true;
-                try
-                {
-                    if (!_source.Read(k, sample, _owner.Timings))
-                    {
-                        _end = k;
-                        Monitor.PulseAll(_gate);
-                        return false;
-                    }
-                    read = true;
-                    return true;
-                }
-                catch (Exception e)
-                {
-                    FailLocked(k, e);
-                    return false;
-                }
-            }
-        }
-
-        private void Process(Worker worker, long k, bool read)
-        {
-            var buffers = Buffers(BatchOf(k));
-            try
-            {
-                if (!read && !_source.Read(k, worker.Sample, _owner.Timings))
-                    throw new InvalidOperationException($"Sample {k} of the epoch could not be read although the data holds {_end} samples.");
-                _owner.Preprocess(worker.Sample, worker.Scratch, buffers, (int)(k % _batchSize), _epoch, k);
-                lock (_gate)
-                {
-                    buffers.Done++;
-                    Monitor.PulseAll(_gate);
-                }
-            }
-            catch (Exception e)
-            {
-                lock (_gate) FailLocked(k, e);
-            }
-        }
-
-        private void FailLocked(long k, Exception e)
-        {
-            if (k < _failedAt)
-            {
-                _failedAt = k;
-                _failure = System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(e);
-            }
-            Monitor.PulseAll(_gate);
-        }
-
-        /// <summary>The samples batch <paramref name="b"/> holds when complete (by what is known of the end so far).</summary>
-        private int ExpectedLocked(long b) => (int)Math.Clamp(_end - b * _batchSize, 0, _batchSize);
-
-        /// <summary>Batch <paramref name="b"/> as tensors, made on the calling thread; null after the last batch.</summary>
-        public DenseBatch? Next(long b)
-        {
-            var buffers = Buffers(b);
-            if (_inline is not null)
-            {
-                while (TryClaim(_inline.Sample, b, out long k, out bool read)) Process(_inline, k, read);
-            }
-            bool failed;
-            lock (_gate)
-            {
-                while (true)
-                {
-                    failed = _failure is not null;
-                    if (failed || IsCompleteLocked(b, buffers)) break;
-                    if (ExpectedLocked(b) == 0) return null;
-                    Monitor.Wait(_gate);
-                }
-            }
-            if (failed)
-            {
-                // Let every claimed sample finish (those before the failing one complete their batches), then hand out the
-                // batch if it is whole, else report the first failure in epoch order.
-                StopWorkers();
-                lock (_gate)
-                {
-                    if (!IsCompleteLocked(b, buffers)) _failure!.Throw();
-                }
-            }
-            int count;
-            lock (_gate) count = ExpectedLocked(b);
-            if (count == 0 || (count < _batchSize && _owner._options.DropLast)) return null;
-            try
-            {
-                return _owner.MakeBatch(buffers, count, _epoch, b);
-            }
-            finally
-            {
-                // The slot now serves batch b + depth: its tensors are made here, before the workers may claim into it.
-                buffers.Dispose();
-                Allocate(b + _depth);
-                lock (_gate)
-                {
-                    _released = b + 1;
-                    Monitor.PulseAll(_gate);
-                }
-            }
-        }
-
-        private bool IsCompleteLocked(long b, BatchBuffers buffers)
-        {
-            int expected = ExpectedLocked(b);
-            return expected > 0 && buffers.Done == expected && (expected == _batchSize || _end != long.MaxValue);
-        }
-
-        private void StopWorkers()
-        {
-            lock (_gate)
-            {
-                _stopping = true;
-                Monitor.PulseAll(_gate);
-            }
-            foreach (var w in _workers) w.Join();
-        }
-
-        public void Dispose()
-        {
-            StopWorkers();
+            base.Dispose();
             _source.Dispose();
-            foreach (var b in _window) b.Dispose();
         }
     }
 }

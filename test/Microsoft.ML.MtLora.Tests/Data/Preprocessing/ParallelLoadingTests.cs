@@ -206,7 +206,7 @@ public class ParallelLoadingTests
         Assert.Equal(9, seenLater.Count);
     }
 
-    private static int LoaderThreads() => DenseBatchReader.LiveWorkerCount;
+    private static int LoaderThreads() => LoaderWorkers.Count;
 
     [Fact]
     public void Leaving_an_epoch_early_stops_the_workers_and_leaks_no_tensor()
