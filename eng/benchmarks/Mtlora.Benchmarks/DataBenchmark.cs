@@ -121,6 +121,8 @@ internal static class DataBenchmark
         long done = s.WarmEpochs > 0 ? 0 : -1;                  // without warm epochs, batch -1 is the warm-up
         TimeSpan cpu0 = Process.GetCurrentProcess().TotalProcessorTime;
         var watch = Stopwatch.StartNew();
+        long allocated0 = GC.GetTotalAllocatedBytes();
+        int[] gc0 = [GC.CollectionCount(0), GC.CollectionCount(1), GC.CollectionCount(2)];
         if (done == 0) reader.Timings = timings;
         for (int epoch = s.WarmEpochs; done < timedBatches; epoch++)
         {
@@ -131,6 +133,8 @@ internal static class DataBenchmark
                 {
                     reader.Timings = timings;                    // from here on
                     cpu0 = Process.GetCurrentProcess().TotalProcessorTime;
+                    allocated0 = GC.GetTotalAllocatedBytes();
+                    gc0 = [GC.CollectionCount(0), GC.CollectionCount(1), GC.CollectionCount(2)];
                     watch.Restart();
                 }
                 if (++done == timedBatches) break;
@@ -138,6 +142,8 @@ internal static class DataBenchmark
         }
         watch.Stop();
         double cpu = (Process.GetCurrentProcess().TotalProcessorTime - cpu0).TotalSeconds;
+        long allocated = GC.GetTotalAllocatedBytes() - allocated0;
+        int[] gcs = [GC.CollectionCount(0) - gc0[0], GC.CollectionCount(1) - gc0[1], GC.CollectionCount(2) - gc0[2]];
         long n = timedBatches * s.Batch;
         double seconds = watch.Elapsed.TotalSeconds;
         double PerSample(LoaderStage stage) => timings.Seconds(stage) * 1000 / Math.Max(1, timings.Samples);
@@ -162,6 +168,8 @@ internal static class DataBenchmark
             AugmentMsPerSample = PerSample(LoaderStage.Augment),
             BatchMsPerSample = timings.Seconds(LoaderStage.Batch) * 1000 / Math.Max(1, timings.Batches * s.Batch),
             ProcessCpuMsPerSample = cpu * 1000 / n,
+            ManagedBytesAllocatedPerSample = allocated / n,
+            GarbageCollections = gcs,
             ProcessorCount = Environment.ProcessorCount,
             LoadAverageBefore = load0,
             LoadAverageAfter = LoadAverage(),
@@ -229,6 +237,12 @@ internal static class DataBenchmark
         /// <summary>Process CPU per sample (the stages plus everything else: garbage collection, thread hand-over, the runtime).</summary>
         public double ProcessCpuMsPerSample { get; init; }
 
+        /// <summary>Managed memory allocated per sample in the timed window (all threads): what drives garbage collections.</summary>
+        public long ManagedBytesAllocatedPerSample { get; init; }
+
+        /// <summary>Garbage collections in the timed window: generations 0, 1, 2.</summary>
+        public int[] GarbageCollections { get; init; } = [];
+
         public int ProcessorCount { get; init; }
         public required string LoadAverageBefore { get; init; }
         public required string LoadAverageAfter { get; init; }
@@ -245,6 +259,6 @@ internal static class DataBenchmark
             $"data {Split} {ImageSize}px batch {Batch}, {Workers} worker(s), prefetch {Prefetch}, {Geometry}, {(WarmEpochs > 0 ? "warm label cache" : "first epoch")}: {SamplesPerSecond:F1} samples/s over {Samples} samples " +
             $"({Seconds:F2} s; process CPU {ProcessCpuSeconds:F2} s = {SamplesPerCpuSecond:F1} samples per CPU-second); per sample ({StageClock}): " +
             $"decode {DecodeImageMsPerSample:F1} ms, labels {LoadLabelsMsPerSample:F1} ms, augment {AugmentMsPerSample:F1} ms, batch {BatchMsPerSample:F1} ms, " +
-            $"process total {ProcessCpuMsPerSample:F1} ms; load {LoadAverageBefore} → {LoadAverageAfter}";
+            $"process total {ProcessCpuMsPerSample:F1} ms; {ManagedBytesAllocatedPerSample / 1024.0:F0} KiB allocated per sample, GCs {string.Join("/", GarbageCollections)}; load {LoadAverageBefore} → {LoadAverageAfter}";
     }
 }
