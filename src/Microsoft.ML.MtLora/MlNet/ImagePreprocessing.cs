@@ -51,9 +51,7 @@ internal sealed class ImagePreprocessing
     {
         var planar = new float[3 * Size * Size];
         Normalize(image, planar, new TransformScratch());
-        var result = empty([3, Size, Size], ScalarType.Float32);                            // (3, S, S)
-        System.Runtime.InteropServices.MemoryMarshal.AsBytes(planar.AsSpan()).CopyTo(result.bytes);
-        return result;
+        return DenseImagePreprocessing.ImageTensor(planar, Size);                           // (3, S, S)
     }
 
     /// <summary>

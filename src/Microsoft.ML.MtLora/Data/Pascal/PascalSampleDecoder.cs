@@ -177,18 +177,7 @@ internal sealed class PascalSampleDecoder
     {
         var sample = new SourceSample();
         DecodeNormals(id, width, height, sample, cache: null);
-        int n = width * height;
-        var planar = new float[3 * n];
-        var v = MemoryMarshal.Cast<float, Vector128<float>>(sample.Normals.AsSpan(0, 4 * n));
-        for (int i = 0; i < n; i++)
-        {
-            var p = v[i];
-            bool zero = p.GetElement(0) * p.GetElement(0) + p.GetElement(1) * p.GetElement(1) + p.GetElement(2) * p.GetElement(2) == 0;
-            planar[i] = zero ? DenseTasks.IgnoreLabel : p.GetElement(0);
-            planar[n + i] = zero ? DenseTasks.IgnoreLabel : p.GetElement(1);
-            planar[2 * n + i] = zero ? DenseTasks.IgnoreLabel : p.GetElement(2);
-        }
-        return planar;
+        return SampleTransform.ToPlanarWithIgnore(sample.Normals.AsSpan(0, 4 * width * height));
     }
 
     /// <summary>

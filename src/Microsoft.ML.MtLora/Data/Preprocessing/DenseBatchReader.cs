@@ -1,4 +1,3 @@
-using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using Microsoft.ML.Data;
 using Microsoft.ML.MtLora.Data.Pascal;
@@ -297,13 +296,7 @@ public sealed class DenseBatchReader
             }
         }
 
-        private static float* Pointer(Tensor t)
-        {
-            var bytes = t.bytes;
-            var p = (float*)Unsafe.AsPointer(ref MemoryMarshal.GetReference(bytes));
-            HugePages.Advise((nint)p, bytes.Length);                                       // before the workers' first writes
-            return p;
-        }
+        private static float* Pointer(Tensor t) => HugePages.WritePointer(t);
 
         public Span<float> Image(int sample, int area) => new(_imagePtr + (long)sample * 3 * area, 3 * area);
 
@@ -321,10 +314,9 @@ public sealed class DenseBatchReader
 
         private static Tensor Take(ref Tensor? stored, int count)
         {
-            var t = stored!;
-            stored = null;
+            var t = HugePages.TakeFirst(ref stored, count);
             // A new handle made here joins the caller's dispose scope as the tensors of the single-threaded loader did.
-            var handed = t.shape[0] == count ? t.alias() : t.narrow(0, 0, count).clone();
+            var handed = t.alias();
             t.Dispose();
             return handed;
         }

@@ -1,4 +1,7 @@
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
+using TorchSharp;
+using static TorchSharp.torch;
 
 namespace Microsoft.ML.MtLora.Data.Preprocessing;
 
@@ -35,6 +38,33 @@ internal static partial class HugePages
         {
             _unavailable = true;
         }
+    }
+
+    /// <summary>
+    /// The data pointer of a freshly made float32 CPU batch tensor, advised for huge pages, for loader workers to write
+    /// into (no TorchSharp call on their side). The caller keeps the tensor alive while the pointer is in use.
+    /// </summary>
+    internal static unsafe float* WritePointer(Tensor tensor)
+    {
+        var bytes = tensor.bytes;
+        var pointer = (float*)Unsafe.AsPointer(ref MemoryMarshal.GetReference(bytes));
+        Advise((nint)pointer, bytes.Length);                                                 // before the workers' first writes
+        return pointer;
+    }
+
+    /// <summary>
+    /// Takes a batch tensor out of its slot: itself when it holds exactly <paramref name="count"/> samples, else a copy of
+    /// its first ones (a last, incomplete batch), the original freed. The result belongs to no dispose scope.
+    /// </summary>
+    internal static Tensor TakeFirst(ref Tensor? stored, int count)
+    {
+        var t = stored ?? throw new InvalidOperationException("The batch tensor was already taken.");
+        stored = null;
+        if (t.shape[0] == count) return t;
+        using var scope = NewDisposeScope();
+        var first = t.narrow(0, 0, count).clone().DetachFromDisposeScope();                // (count, ...)
+        t.Dispose();
+        return first;
     }
 
     [LibraryImport("libc", EntryPoint = "madvise")]

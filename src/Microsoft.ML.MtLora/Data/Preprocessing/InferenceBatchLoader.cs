@@ -1,5 +1,3 @@
-using System.Runtime.CompilerServices;
-using System.Runtime.InteropServices;
 using Microsoft.ML.Data;
 using Microsoft.ML.MtLora.Data.Pascal;
 using TorchSharp;
@@ -75,12 +73,7 @@ internal sealed class InferenceBatchLoader : OrderedBatchPipeline<InferenceBatch
         {
             if (image.Width <= 0 || image.Height <= 0)
                 throw new InvalidOperationException($"Column '{_imageColumnName}' holds an empty image ({image.Width}x{image.Height}).");
-            worker.Bgra = image.PixelFormat switch
-            {
-                MLPixelFormat.Bgra32 => true,
-                MLPixelFormat.Rgba32 => false,
-                _ => throw new NotSupportedException($"MLImage pixel format {image.PixelFormat} is not supported; expected Bgra32 or Rgba32."),
-            };
+            worker.Bgra = MLImagePixels.IsBgra(image);
             worker.Width = image.Width;
             worker.Height = image.Height;
             MLImagePixels.CopyTo(image, TransformScratch.Grow(ref worker.Pixels, 4 * image.Width * image.Height));
@@ -133,21 +126,14 @@ internal sealed class InferenceBatchLoader : OrderedBatchPipeline<InferenceBatch
         {
             using var scope = NewDisposeScope();
             _images = torch.empty([Ids.Length, 3, size, size], ScalarType.Float32).DetachFromDisposeScope(); // (B, 3, S, S)
-            var bytes = _images.bytes;
-            _pointer = (float*)Unsafe.AsPointer(ref MemoryMarshal.GetReference(bytes));
-            HugePages.Advise((nint)_pointer, bytes.Length);
+            _pointer = HugePages.WritePointer(_images);
         }
 
         public Span<float> Image(int index, int area) => new(_pointer + (long)index * 3 * area, 3 * area);
 
         public InferenceBatch Take(int count)
         {
-            var t = _images!;
-            _images = null;
-            if (t.shape[0] == count) return new InferenceBatch(t, Ids[..count], Sizes[..count]);
-            using var scope = NewDisposeScope();
-            var images = t.narrow(0, 0, count).clone().DetachFromDisposeScope();                 // (n, 3, S, S)
-            t.Dispose();
+            var images = HugePages.TakeFirst(ref _images, count);                                  // (n, 3, S, S)
             return new InferenceBatch(images, Ids[..count], Sizes[..count]);
         }
 

@@ -184,12 +184,7 @@ internal sealed class CursorSampleSource : SampleSource
         try
         {
             int w = image.Width, h = image.Height;
-            sample.Bgra = image.PixelFormat switch
-            {
-                MLPixelFormat.Bgra32 => true,
-                MLPixelFormat.Rgba32 => false,
-                _ => throw new NotSupportedException($"Row '{id}': MLImage pixel format {image.PixelFormat} is not supported; expected Bgra32 or Rgba32."),
-            };
+            sample.Bgra = MLImagePixels.IsBgra(image);
             MLImagePixels.CopyTo(image, TransformScratch.Grow(ref sample.Pixels, 4 * w * h));
             sample.Width = w;
             sample.Height = h;
