@@ -4,7 +4,7 @@ using Microsoft.ML.MtLora.Data.Formats;
 namespace MtLora.Benchmarks;
 
 /// <summary>
-/// <c>Mtlora.Benchmarks --mode train|infer --config tiny|small|swin-t ...</c>: training or inference throughput (images/s)
+/// <c>Mtlora.Benchmarks --mode train|infer --config tiny|small|swin-t ...</c> (or <c>--mode data</c>, see <see cref="DataBenchmark"/>): training or inference throughput (images/s)
 /// and peak memory of the MTLoRA network. One human-readable line on stdout, progress on stderr, the full result as JSON
 /// with <c>--json</c>. See eng/benchmarks/README.md.
 /// </summary>
@@ -13,6 +13,7 @@ public static class Program
     /// <summary>Entry point. Bad options print one line on stderr and exit with 2.</summary>
     public static int Main(string[] args)
     {
+        if (DataBenchmark.IsRequested(args)) return DataBenchmark.Run(args);  // --mode data: the training input path (DataBenchmark.cs)
         var mode = new Option<string>("--mode") { Description = "train (forward, losses, backward, clip, AdamW) or infer (eval, LoRA merged, forward).", DefaultValueFactory = _ => "train" };
         mode.AcceptOnlyFromAmong("train", "infer");
         var config = new Option<string>("--config") { Description = "Network: tiny (tiny4 fixture, 128 px), small (embed 48, 2-2-2-2, 224 px), swin-t (the paper's Swin-T, 448 px, r=64).", DefaultValueFactory = _ => "tiny" };

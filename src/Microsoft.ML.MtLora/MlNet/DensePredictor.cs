@@ -25,24 +25,6 @@ internal sealed class DensePrediction
 }
 
 /// <summary>
-/// An input image taken over as soon as it is read: its size and, when a task output is wanted, the preprocessed network
-/// input (3, S, S). ML.NET hands out a getter's value for the current row only (an upstream transform may reuse or dispose
-/// it on the next call, as ResizeImages does with an image that already has the target size), so a cursor that reads
-/// rows ahead keeps these instead of the images.
-/// </summary>
-internal sealed class PreparedImage(int height, int width, Tensor? input) : IDisposable
-{
-    public int Height { get; } = height;
-
-    public int Width { get; } = width;
-
-    /// <summary>The normalised network input (3, S, S) on the CPU; null when only the image size is wanted.</summary>
-    public Tensor? Input { get; } = input;
-
-    public void Dispose() => Input?.Dispose();
-}
-
-/// <summary>
 /// Runs the multi-task network on batches of images: the reference's evaluation preprocessing, one forward pass per
 /// batch, and per row the outputs resized back to the image's own size and turned into class maps, probabilities
 /// and unit normals. One instance is shared by every cursor of a transformer; the forward pass is serialised by a
@@ -83,45 +65,37 @@ internal sealed class DensePredictor
     /// <param name="imageColumnName">The input column the images came from, for error messages.</param>
     public DensePrediction[] Predict(IReadOnlyList<MLImage?> images, IReadOnlySet<string> columns, string imageColumnName)
     {
-        var prepared = new List<PreparedImage>(images.Count);
-        try
-        {
-            foreach (var image in images) prepared.Add(Prepare(image, columns, imageColumnName));
-            return Predict(prepared, columns);
-        }
-        finally
-        {
-            foreach (var p in prepared) p.Dispose();
-        }
-    }
-
-    /// <summary>Checks an image and takes from it what <see cref="Predict(IReadOnlyList{PreparedImage}, IReadOnlySet{string})"/> needs.</summary>
-    /// <param name="image">The image, any size.</param>
-    /// <param name="columns">The output columns wanted: the network input is prepared only when a task's column is among them.</param>
-    /// <param name="imageColumnName">The input column the image came from, for error messages.</param>
-    public PreparedImage Prepare(MLImage? image, IReadOnlySet<string> columns, string imageColumnName)
-    {
-        if (image is null) throw new InvalidOperationException($"Column '{imageColumnName}' holds a missing image (null); every row needs an image to predict on.");
-        if (image.Width <= 0 || image.Height <= 0)
-            throw new InvalidOperationException($"Column '{imageColumnName}' holds an empty image ({image.Width}x{image.Height}).");
-        bool anyTask = Tasks.Any(t => NeedsTask(t, columns));
-        return new PreparedImage(image.Height, image.Width, anyTask ? Preprocessing.ToTensor(image) : null); // (3, S, S)
-    }
-
-    /// <summary>Predicts a batch of prepared images (the caller keeps and disposes them); only the columns named in <paramref name="columns"/> are filled.</summary>
-    /// <param name="images">The images, from <see cref="Prepare"/> with the same <paramref name="columns"/>.</param>
-    /// <param name="columns">The output columns wanted (names from <see cref="DenseTasks"/>).</param>
-    public DensePrediction[] Predict(IReadOnlyList<PreparedImage> images, IReadOnlySet<string> columns)
-    {
         var result = new DensePrediction[images.Count];
-        for (int i = 0; i < images.Count; i++) result[i] = new DensePrediction(images[i].Height, images[i].Width);
-        if (images.Count == 0) return result;
-        bool anyTask = Tasks.Any(t => NeedsTask(t, columns));
-        if (!anyTask) return result;
+        for (int i = 0; i < images.Count; i++)
+        {
+            var image = images[i] ?? throw new InvalidOperationException($"Column '{imageColumnName}' holds a missing image (null); every row needs an image to predict on.");
+            if (image.Width <= 0 || image.Height <= 0)
+                throw new InvalidOperationException($"Column '{imageColumnName}' holds an empty image ({image.Width}x{image.Height}).");
+            result[i] = new DensePrediction(image.Height, image.Width);
+        }
+        if (images.Count == 0 || !Tasks.Any(t => NeedsTask(t, columns))) return result;
 
         using var scope = NewDisposeScope();
-        var batch = stack(images.Select(p => p.Input!).ToArray()).to(Device);                  // (B, 3, S, S)
+        var inputs = new Tensor[images.Count];
+        for (int i = 0; i < images.Count; i++) inputs[i] = Preprocessing.ToTensor(images[i]!); // (3, S, S)
+        return Predict(stack(inputs), result, columns);                                           // (B, 3, S, S)
+    }
 
+    /// <summary>
+    /// Predicts a batch already pre-processed (the transformer's batched <c>Transform</c> reads it ahead on loader workers):
+    /// <paramref name="inputs"/> (B, 3, S, S) float32 CPU, with each row's original size.
+    /// </summary>
+    public DensePrediction[] Predict(Tensor inputs, IReadOnlyList<(int Height, int Width)> sizes, IReadOnlySet<string> columns)
+    {
+        var result = sizes.Select(s => new DensePrediction(s.Height, s.Width)).ToArray();
+        if (result.Length == 0 || !Tasks.Any(t => NeedsTask(t, columns))) return result;
+        using var scope = NewDisposeScope();
+        return Predict(inputs, result, columns);
+    }
+
+    private DensePrediction[] Predict(Tensor inputs, DensePrediction[] result, IReadOnlySet<string> columns)
+    {
+        var batch = inputs.to(Device);                                                           // (B, 3, S, S)
         Dictionary<string, Tensor> outputs;
         lock (_gate)
         {
@@ -137,7 +111,7 @@ internal sealed class DensePredictor
             if (!outputs.TryGetValue(task.ReferenceName(), out var raw))
                 throw new InvalidOperationException($"The network produced no output for task '{task.ReferenceName()}'.");
             raw = raw.to(ScalarType.Float32);                                                    // (B, C, S, S)
-            for (int i = 0; i < images.Count; i++)
+            for (int i = 0; i < result.Length; i++)
             {
                 using var rowScope = NewDisposeScope();
                 var p = result[i];

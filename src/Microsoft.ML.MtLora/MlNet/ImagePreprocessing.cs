@@ -49,12 +49,20 @@ internal sealed class ImagePreprocessing
     /// with this model's saved mean and std.</remarks>
     public Tensor ToTensor(MLImage image)
     {
-        using var scope = NewDisposeScope();
-        var rgb = DenseImagePreprocessing.ToRgbTensor(image);                               // (3, H, W) 0..255
-        var resized = CvGeometry.ResizeBicubic(rgb, Size, Size);                            // (3, S, S)
-        var mean = tensor(Mean, [3, 1, 1], ScalarType.Float32);
-        var std = tensor(Std, [3, 1, 1], ScalarType.Float32);
-        var unit = resized.clamp(TorchScalars.Zero, TorchScalars.Ignore).floor_().div_(TorchScalars.IgnoreF);                               // the reference's uint8 cast, clamped
-        return unit.sub_(mean).div_(std).MoveToOuterDisposeScope();                       // (3, S, S)
+        var planar = new float[3 * Size * Size];
+        Normalize(image, planar, new TransformScratch());
+        return DenseImagePreprocessing.ImageTensor(planar, Size);                           // (3, S, S)
     }
+
+    /// <summary>
+    /// The same pre-processing into a (3, S, S) planar buffer, in managed code (no TorchSharp), so that loader workers can
+    /// run it off the thread that makes the tensors (see <see cref="DenseBatchReader"/> for why that matters).
+    /// </summary>
+    internal void Normalize(MLImage image, Span<float> destination, TransformScratch scratch) =>
+        DenseImagePreprocessing.Normalize(image, Transform, destination, scratch);
+
+    /// <summary>The managed pre-processing with this model's size, mean and std.</summary>
+    internal SampleTransform Transform => _transform ??= new SampleTransform(Size, AugmentationGeometry.SinglePass, Mean, Std);
+
+    private SampleTransform? _transform;
 }

@@ -1,5 +1,5 @@
 using Microsoft.ML.Data;
-using TorchSharp;
+using Microsoft.ML.MtLora.Data.Preprocessing;
 
 namespace Microsoft.ML.MtLora;
 
@@ -7,7 +7,9 @@ namespace Microsoft.ML.MtLora;
 /// The lazy result of <see cref="MtLoraTransformer.Transform"/>. ML.NET cursors hand out one row at a time, so to
 /// run the network on batches each cursor opens two input cursors with the same seed: the main one serves the
 /// pass-through columns row by row, and a look-ahead one over the image column only reads <c>BatchSize</c> images
-/// ahead, runs one forward pass and keeps the per-row results until the main cursor reaches them.
+/// ahead, runs one forward pass and keeps the per-row results until the main cursor reaches them. IDataView cursors
+/// are repeatable (same data, same seed, same order), so both walk the same rows; the row ids are compared on every
+/// row to prove it.
 /// </summary>
 /// <remarks>
 /// What this relies on is only the IDataView contract (dotnet/machinelearning docs/code/IDataViewImplementation.md,
@@ -16,8 +18,9 @@ namespace Microsoft.ML.MtLora;
 /// cursoring. The two cursors may take different paths upstream (an ML.NET transform consolidates a parallel cursor set
 /// by its <c>Batch</c> ids when all the requested columns are cacheable, which the image column is not), and the contract
 /// makes them agree; the ids are compared on every row, so an input that breaks it gets a clear error instead of
-/// predictions on the wrong rows. A getter's value is only valid for the current row, so each image is turned into the
-/// network input as soon as it is read (see <see cref="PreparedImage"/>).
+/// predictions on the wrong rows. A getter's value is only valid for the current row, so each image's pixels are copied
+/// out as soon as it is read (<see cref="Data.Preprocessing.InferenceBatchLoader"/>), before the next row can reuse or
+/// dispose it.
 /// </remarks>
 internal sealed class MtLoraDataView : IDataView
 {
@@ -64,6 +67,9 @@ internal sealed class MtLoraDataView : IDataView
         private readonly bool[] _active;
         private readonly HashSet<string> _wanted;
         private readonly string _imageColumnName;
+        private readonly MtLoraTransformer _parent;
+        private readonly IDataView _input;
+        private InferenceBatchLoader? _loader;                  // reads images ahead on loader workers (made at the first batch)
         private DensePrediction[] _batch = [];
         private DataViewRowId[] _batchIds = [];
         private int _inBatch = -1;
@@ -73,6 +79,8 @@ internal sealed class MtLoraDataView : IDataView
         public Cursor(MtLoraTransformer parent, IDataView input, MtLoraBindings bindings, List<DataViewSchema.Column> columns, Random? rand)
         {
             _bindings = bindings;
+            _parent = parent;
+            _input = input;
             _predictor = parent.Predictor;
             _batchSize = parent.BatchSize;
             _imageColumnName = bindings.ImageColumn.Name;
@@ -137,23 +145,13 @@ internal sealed class MtLoraDataView : IDataView
 
         private void ReadBatch()
         {
-            using var scope = torch.NewDisposeScope(); // the prepared inputs live until the forward pass is done
-            var images = new List<PreparedImage>(_batchSize);
-            var ids = new List<DataViewRowId>(_batchSize);
-            while (images.Count < _batchSize && _lookAhead!.MoveNext())
-            {
-                MLImage image = null!;
-                _image!(ref image);
-                images.Add(_predictor.Prepare(image, _wanted, _imageColumnName)); // before the next call can reuse or dispose it
-                DataViewRowId id = default;
-                _lookAheadId!(ref id);
-                ids.Add(id);
-            }
-            if (images.Count == 0)
-                throw new InvalidOperationException(
+            _loader ??= new InferenceBatchLoader(_input, _lookAhead!, _image!, _lookAheadId!, _imageColumnName, _parent.Preprocessing.Transform,
+                _batchSize, _parent.LoaderParallelism, _parent.LoaderPrefetchBatches);
+            using var batch = _loader.Next()
+                ?? throw new InvalidOperationException(
                     "The input data view returned fewer rows to the look-ahead cursor than to the main one. Make the input repeatable first, e.g. with mlContext.Data.Cache(data).");
-            _batch = _predictor.Predict(images, _wanted);
-            _batchIds = ids.ToArray();
+            _batch = _predictor.Predict(batch.Images, batch.Sizes, _wanted);
+            _batchIds = batch.Ids;
             _inBatch = 0;
         }
 
@@ -163,6 +161,7 @@ internal sealed class MtLoraDataView : IDataView
             if (disposing)
             {
                 _main.Dispose();
+                _loader?.Dispose();                             // stops its workers before their cursor goes
                 _lookAhead?.Dispose();
                 _batch = [];
             }

@@ -121,7 +121,7 @@ public sealed class MtLoraEstimator : IEstimator<MtLoraTransformer>
             DropLast = true,
             Seed = seed,
             DegreeOfParallelism = o.DataLoaderParallelism,
-            PrefetchBatches = o.DataLoaderParallelism > 1 ? 1 : 0,   // see MtLoraOptions.DataLoaderParallelism
+            PrefetchBatches = o.DataLoaderPrefetchBatches,
             ImageColumnName = o.ImageColumnName,
             LabelColumnNames = tasks.ToDictionary(t => t, o.LabelColumnName),
         });
@@ -240,7 +240,11 @@ public sealed class MtLoraEstimator : IEstimator<MtLoraTransformer>
             foreach (var (name, t) in network.state_dict())
                 weights[name] = t.detach().to(t.is_floating_point() ? ScalarType.Float32 : t.dtype).cpu().clone();
             return new MtLoraTransformer(_mlContext, network.Options, weights, ImagePreprocessing.Reference(network.Options.ImageSize),
-                _options.ImageColumnName, _options.InferenceBatchSize, device);
+                _options.ImageColumnName, _options.InferenceBatchSize, device)
+            {
+                LoaderParallelism = _options.DataLoaderParallelism,
+                LoaderPrefetchBatches = _options.DataLoaderPrefetchBatches,
+            };
         }
         catch
         {

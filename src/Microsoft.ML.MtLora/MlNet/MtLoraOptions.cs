@@ -77,16 +77,23 @@ public sealed class MtLoraOptions
     public bool Shuffle = true;
 
     /// <summary>
-    /// Threads that pre-process the images of a batch. Default 1: decoding and augmentation run on the training thread.
+    /// Loader worker threads that decode and augment the training images while the network trains. Default: one per core
+    /// but one, at least 1 and at most 32 (<see cref="Data.Preprocessing.DenseBatchReaderOptions.DefaultDegreeOfParallelism"/>).
     /// </summary>
     /// <remarks>
-    /// Above 1, batches are decoded on background threads (and one batch ahead) while the network trains. TorchSharp
-    /// 0.107 frees the temporary <c>Scalar</c>s it creates for arguments such as <c>t.ge(0)</c> from a finalizer, which can
-    /// run while the native call that uses them is still in progress on another thread when garbage collections are
-    /// frequent — libtorch then fails with "Unknown scalar type" or reads a wrong value. Parallel loading makes that likely,
-    /// so it is opt-in until the library's loader creates no implicit scalars off the training thread.
+    /// The batches are bit-identical for every value: each sample's order, augmentation and result depend only on the seed,
+    /// the epoch and its position, never on the thread that made it. The workers run no TorchSharp code (decoding,
+    /// augmentation and resizing are managed code and SkiaSharp; the batch tensors are made on the training thread), so
+    /// TorchSharp 0.107's finalizer-freed <c>Scalar</c>s cannot be lost on them (see <see cref="Data.Preprocessing.DenseBatchReader"/>).
+    /// With 1 and <see cref="DataLoaderPrefetchBatches"/> = 0 the images are read on the training thread.
     /// </remarks>
-    public int DataLoaderParallelism = 1;
+    public int DataLoaderParallelism = Data.Preprocessing.DenseBatchReaderOptions.DefaultDegreeOfParallelism;
+
+    /// <summary>
+    /// Batches the loader workers prepare ahead while the network trains on the current one (0: none, the training thread
+    /// waits for each batch). Default 2. Each costs B·S²·27 bytes of buffers (173 MB at batch 32 and 448 px).
+    /// </summary>
+    public int DataLoaderPrefetchBatches = Data.Preprocessing.DenseBatchReaderOptions.DefaultPrefetchBatches;
 
     /// <summary>
     /// Held-out data evaluated with the reference's metrics during and after training; logged to the ML.NET log. It needs
@@ -183,6 +190,7 @@ public sealed class MtLoraOptions
             foreach (var (task, w) in TaskLossWeights)
                 if (!(w >= 0 && float.IsFinite(w))) throw Bad(nameof(TaskLossWeights), $"the weight of {task.ReferenceName()} is {w}; weights must be ≥ 0.");
         if (DataLoaderParallelism < 1) throw Bad(nameof(DataLoaderParallelism), $"is {DataLoaderParallelism}; it must be at least 1.");
+        if (DataLoaderPrefetchBatches < 0) throw Bad(nameof(DataLoaderPrefetchBatches), $"is {DataLoaderPrefetchBatches}; it must be 0 or more.");
         if (ValidationEveryEpochs < 0) throw Bad(nameof(ValidationEveryEpochs), $"is {ValidationEveryEpochs}; it must be ≥ 0.");
         if (ValidationEveryEpochs > 0 && ValidationSet is null) throw Bad(nameof(ValidationEveryEpochs), $"is {ValidationEveryEpochs} but no ValidationSet is set.");
         if (CheckpointEverySteps < 0) throw Bad(nameof(CheckpointEverySteps), $"is {CheckpointEverySteps}; it must be ≥ 0.");

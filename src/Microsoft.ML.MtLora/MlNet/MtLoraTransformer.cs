@@ -142,6 +142,12 @@ public sealed partial class MtLoraTransformer : ITransformer, IDisposable
 
     internal ImagePreprocessing Preprocessing { get; }
 
+    /// <summary>Loader workers that read and pre-process images ahead in the batched <see cref="Transform"/> (see MtLoraOptions.DataLoaderParallelism).</summary>
+    internal int LoaderParallelism { get; set; } = Data.Preprocessing.DenseBatchReaderOptions.DefaultDegreeOfParallelism;
+
+    /// <summary>Batches read ahead in the batched <see cref="Transform"/> (see MtLoraOptions.DataLoaderPrefetchBatches).</summary>
+    internal int LoaderPrefetchBatches { get; set; } = Data.Preprocessing.DenseBatchReaderOptions.DefaultPrefetchBatches;
+
     /// <summary>Always true: the transformer maps each row to one output row.</summary>
     public bool IsRowToRowMapper => true;
 

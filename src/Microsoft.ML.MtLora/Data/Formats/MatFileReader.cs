@@ -238,21 +238,46 @@ internal sealed class MatFileReader
         throw Bad(_lastPath is null ? where : $"variable '{_lastRoot}' (readable up to element {_lastPath})", $"corrupt compressed data ({error}).");
     }
 
-    private static byte[] InflatePartial(byte[] buf, Tag tag, out string? error)
+    private byte[] InflatePartial(byte[] buf, Tag tag, out string? error)
     {
-        using var output = new MemoryStream();
         error = null;
+        byte[] output = [];
+        int filled = 0;
+        using var rest = new MemoryStream();
         try
         {
             using var input = new MemoryStream(buf, tag.DataStart, tag.Length, writable: false);
             using var z = new ZLibStream(input, CompressionMode.Decompress);
-            var chunk = new byte[1 << 16];
-            int n;
-            while ((n = z.Read(chunk)) > 0) output.Write(chunk, 0, n);
+            // The stream holds one miMATRIX element whose tag gives the inflated size, so the output is allocated once at
+            // that size (growing a MemoryStream instead re-allocates and copies large arrays, which dominated reading
+            // Pascal-Part files of many full-size masks). A size beyond what deflate can expand to (1032:1) is not trusted.
+            var head = new byte[8];
+            filled = z.ReadAtLeast(head, head.Length, throwOnEndOfStream: false);
+            output = head;
+            if (filled == head.Length)
+            {
+                long declared = 8 + (long)U32(head, 4);
+                if (declared <= Math.Min(Array.MaxLength, 1032L * tag.Length + 1024))
+                {
+                    output = new byte[declared];
+                    head.CopyTo(output, 0);
+                    filled += z.ReadAtLeast(output.AsSpan(8), output.Length - 8, throwOnEndOfStream: false);
+                }
+            }
+            if (filled == output.Length)
+            {
+                var chunk = new byte[1 << 16];
+                int n;
+                while ((n = z.Read(chunk)) > 0) rest.Write(chunk, 0, n);
+            }
         }
         catch (InvalidDataException e) { error = e.Message; }
         catch (IOException e) { error = e.Message; }
-        return output.ToArray();
+        if (rest.Length == 0) return filled == output.Length ? output : output[..filled];
+        var all = new byte[filled + rest.Length];
+        output.AsSpan(0, filled).CopyTo(all);
+        rest.ToArray().CopyTo(all, filled);
+        return all;
     }
 
     /// <summary>Reads the sub-elements of a <c>miMATRIX</c> element.</summary>
@@ -431,7 +456,7 @@ internal sealed class MatFileReader
         Array stored = tag.Type switch
         {
             MiType.Int8 => Cast<sbyte>(bytes),
-            MiType.UInt8 => bytes.ToArray(),
+            MiType.UInt8 => Cast<byte>(bytes),
             MiType.Int16 => Cast<short>(bytes),
             MiType.UInt16 => Cast<ushort>(bytes),
             MiType.Int32 => Cast<int>(bytes),
@@ -445,7 +470,14 @@ internal sealed class MatFileReader
         return ConvertTo(stored, matClass);
     }
 
-    private static T[] Cast<T>(ReadOnlySpan<byte> bytes) where T : unmanaged => MemoryMarshal.Cast<byte, T>(bytes).ToArray();
+    /// <summary>A copy of the data as T[] (not zeroed first: every element is written; label masks are large arrays).</summary>
+    private static T[] Cast<T>(ReadOnlySpan<byte> bytes) where T : unmanaged
+    {
+        var values = MemoryMarshal.Cast<byte, T>(bytes);
+        var copy = GC.AllocateUninitializedArray<T>(values.Length);
+        values.CopyTo(copy);
+        return copy;
+    }
 
     private static void SwapInPlace(Array data, int size)
     {

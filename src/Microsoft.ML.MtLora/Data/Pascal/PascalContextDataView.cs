@@ -187,6 +187,14 @@ public sealed class PascalContextDataView : IDataView
     /// <summary>Whether rows can drop out while reading (<see cref="PascalContextOptions.SkipBadSamples"/>).</summary>
     internal bool SkipsBadSamples => _options.SkipBadSamples;
 
+    // For DenseBatchReader's parallel loader (Data/Preprocessing/SampleSources.cs): the row order a cursor given the same
+    // generator visits, and what a worker needs to decode a row on its own thread without a cursor.
+    internal int[] RowOrder(Random? rand) => Order(rand);
+
+    internal PascalSampleDecoder Decoder => _decoder;
+
+    internal bool? ListsPerson(string id) => _partsIndex?.Contains(id);
+
     private bool[] ActiveColumns(IEnumerable<DataViewSchema.Column> columnsNeeded)
     {
         ArgumentNullException.ThrowIfNull(columnsNeeded);

@@ -1,10 +1,10 @@
 using System.Collections.Concurrent;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
 using Microsoft.ML.Data;
 using Microsoft.ML.MtLora.Data.Formats;
 using Microsoft.ML.MtLora.Data.Preprocessing;
 using SkiaSharp;
-using TorchSharp;
-using static TorchSharp.torch;
 
 namespace Microsoft.ML.MtLora.Data.Pascal;
 
@@ -34,6 +34,11 @@ public sealed class PascalSampleException : IOException
 /// Decodes one PASCAL-Context sample's image and labels with the reference's rules (data/mtl_ds.py), into managed arrays at
 /// the image's resolution.
 /// </summary>
+/// <remarks>
+/// Managed code and SkiaSharp only, no TorchSharp: the data-loader workers of <see cref="DenseBatchReader"/> decode samples
+/// on their own threads, and TorchSharp 0.107 is not safe there (see the remarks of <see cref="DenseBatchReader"/>).
+/// The instance is immutable, so one decoder serves every worker.
+/// </remarks>
 internal sealed class PascalSampleDecoder
 {
     private readonly PascalContextLayout _layout;
@@ -41,12 +46,7 @@ internal sealed class PascalSampleDecoder
     private readonly ConcurrentDictionary<string, bool> _resizedLabels = new(StringComparer.Ordinal);
 
     /// <summary>2·v/255 − 1 for v = 0..255, computed in double as the reference does, then rounded to float.</summary>
-    private static readonly Tensor NormalsLookup = torch.tensor(
-        Enumerable.Range(0, 256).Select(v => (float)(2.0 * v / 255.0 - 1.0)).ToArray(), ScalarType.Float32).DetachFromDisposeScope();
-
-    /// <summary>Whether each PASCAL-Context class id 0..457 has valid normals.</summary>
-    private static readonly Tensor ValidClassLookup = torch.tensor(
-        PascalContextClasses.NormalsValidTable.ToArray(), ScalarType.Bool).DetachFromDisposeScope();
+    private static readonly float[] NormalsLookup = Enumerable.Range(0, 256).Select(v => (float)(2.0 * v / 255.0 - 1.0)).ToArray();
 
     public PascalSampleDecoder(PascalContextLayout layout, LabelSizeMismatchHandling mismatch)
     {
@@ -69,10 +69,17 @@ internal sealed class PascalSampleDecoder
     /// <summary>Decodes the image (RGB, as the reference's <c>Image.open(...).convert('RGB')</c>) into an <see cref="MLImage"/>.</summary>
     public MLImage ReadImage(string id)
     {
-        var path = _layout.ImagePath(id);
-        var (width, height, rgba) = DecodeRgba(id, path, "image", "a JPEG (or other SkiaSharp-readable) image");
-        return MLImage.CreateFromPixels(width, height, MLPixelFormat.Rgba32, rgba);
+        byte[] rgba = [];
+        var (width, height) = DecodeImage(id, ref rgba);
+        return MLImage.CreateFromPixels(width, height, MLPixelFormat.Rgba32, rgba.Length == 4 * width * height ? rgba : rgba[..(4 * width * height)]);
     }
+
+    /// <summary>
+    /// Decodes the image as RGBA bytes into <paramref name="rgba"/>, which is replaced by a larger array only when it is too
+    /// small (a loader worker passes the same buffer for every sample). A grayscale JPEG comes out with R = G = B.
+    /// </summary>
+    public (int Width, int Height) DecodeImage(string id, ref byte[] rgba) =>
+        DecodeRgba(id, _layout.ImagePath(id), "image", "a JPEG (or other SkiaSharp-readable) image", ref rgba);
 
     /// <summary>The semseg class map: palette indices (palette PNG) or gray values (grayscale PNG), 0..20 and 255 = ignore.</summary>
     public byte[] ReadSemseg(string id, int width, int height)
@@ -146,7 +153,7 @@ internal sealed class PascalSampleDecoder
             {
                 var instance = Field(id, path, objects, k, "mask", 2) as MatNumericArray
                     ?? throw new PascalSampleException(id, path, $"object {k + 1}'s 'mask' is not a numeric array.");
-                ToMask(id, path, instance, out rows, out cols);
+                (rows, cols) = MaskShape(id, path, instance);
                 target = new byte[rows * cols];
             }
             for (int p = 0; p < partArray.Count; p++)
@@ -158,11 +165,10 @@ internal sealed class PascalSampleDecoder
                     throw new PascalSampleException(id, path, $"object {k + 1}, part {p + 1}: unknown part name '{name.Value}'; expected one of {string.Join(", ", PascalContextClasses.HumanPartIds.Keys.Order())}.");
                 var maskArray = Field(id, path, partArray, p, "mask", 1) as MatNumericArray
                     ?? throw new PascalSampleException(id, path, $"object {k + 1}, part '{name.Value}': 'mask' is not a numeric array.");
-                var mask = ToMask(id, path, maskArray, out int mr, out int mc);
+                var (mr, mc) = MaskShape(id, path, maskArray);
                 if (mr != rows || mc != cols)
                     throw new PascalSampleException(id, path, $"object {k + 1}, part '{name.Value}': the mask is {mr}x{mc}; expected {rows}x{cols} like the first person's instance mask.");
-                // Later parts overwrite earlier ones.
-                for (int i = 0; i < mask.Length; i++) if (mask[i] != 0) target[i] = partId;
+                Paint(id, path, maskArray, target, rows, cols, partId);           // later parts overwrite earlier ones
             }
         }
         if (target is null) return null;
@@ -175,48 +181,106 @@ internal sealed class PascalSampleDecoder
     /// </summary>
     public float[] ReadNormals(string id, int width, int height)
     {
+        var sample = new SourceSample();
+        DecodeNormals(id, width, height, sample, cache: null);
+        return SampleTransform.ToPlanarWithIgnore(sample.Normals.AsSpan(0, 4 * width * height));
+    }
+
+    /// <summary>
+    /// The normals at the image size as 4·W·H floats (x, y, z, 0) into <see cref="SourceSample.Normals"/> (grown when too
+    /// small): n = 2v/255 − 1 from the RGB PNG, and the zero vector where the <c>LabelMap</c> class has no valid normal (the
+    /// reference's form before AddIgnoreRegions). A PNG of another size is resized to the image bicubically without
+    /// renormalisation, as the reference does at load time. The validity mask comes from <paramref name="cache"/> when it
+    /// holds it (the LabelMap file is then not read).
+    /// </summary>
+    public void DecodeNormals(string id, int width, int height, SourceSample sample, LabelCache? cache)
+    {
         var path = _layout.NormalsPath(id);
-        var (nw, nh, rgba) = DecodeRgba(id, path, "normals label", "an RGB PNG");
+        var (nw, nh) = DecodeRgba(id, path, "normals label", "an RGB PNG", ref sample.Scratch);
+        int count = nw * nh;
+        if (cache is null) sample.ValidBuffer = ReadNormalsValidity(id, path, nw, nh);
+        else cache.Get(id, LabelCache.NormalsValidity, count, ref sample.ValidBuffer, () => ReadNormalsValidity(id, path, nw, nh));
+
+        bool resize = nh != height || nw != width;
+        if (resize && _mismatch == LabelSizeMismatchHandling.Error)
+            throw new PascalSampleException(id, path, $"the label is {nw}x{nh} (width x height) but the image is {width}x{height}; expected the same size (LabelSizeMismatch = Error).");
+        float[] decoded;
+        if (resize)
+        {
+            decoded = new float[4 * count];
+        }
+        else
+        {
+            TransformScratch.Grow(ref sample.Normals, 4 * count);
+            decoded = sample.Normals;
+        }
+        var v = MemoryMarshal.Cast<float, Vector128<float>>(decoded.AsSpan(0, 4 * count));
+        var rgba = sample.Scratch;
+        var valid = sample.ValidBuffer;
+        var lookup = NormalsLookup;
+        for (int i = 0; i < count; i++)
+        {
+            int o = 4 * i;
+            v[i] = valid[i] != 0
+                ? Vector128.Create(lookup[rgba[o]], lookup[rgba[o + 1]], lookup[rgba[o + 2]], 0f)
+                : Vector128<float>.Zero;                                                        // invalid → zero vector
+        }
+        if (resize)
+        {
+            TransformScratch.Grow(ref sample.Normals, 4 * width * height);
+            _resizedLabels.TryAdd(path, true);
+            CvGeometry.ResizeCubic(decoded.AsSpan(0, 4 * count), nw, nh, sample.Normals.AsSpan(0, 4 * width * height), width, height); // reference: cv2 bicubic, no renormalisation
+        }
+        sample.HasNormals = true;
+    }
+
+    /// <summary>
+    /// Row-major 1/0 per pixel: whether its <c>LabelMap</c> class (pascal-context/trainval/&lt;id&gt;.mat) has valid normals;
+    /// the map must have the normals PNG's size (<paramref name="rows"/> × <paramref name="cols"/>).
+    /// </summary>
+    private byte[] ReadNormalsValidity(string id, string normalsPath, int cols, int rows)
+    {
         var labelsPath = _layout.ContextLabelsPath(id);
         EnsureExists(id, labelsPath, "PASCAL-Context LabelMap");
-        int[] labelMap;
-        int rows, cols;
+        MatNumericArray labelMap;
         try
         {
             var variables = MatFile.Read(labelsPath);
             if (!variables.TryGetValue("LabelMap", out var array) || array is not MatNumericArray numeric)
                 throw new PascalSampleException(id, labelsPath, "no numeric variable 'LabelMap'; expected the PASCAL-Context class id of every pixel.");
-            labelMap = numeric.ToRowMajorInt32(out rows, out cols);
+            labelMap = numeric;
         }
         catch (Exception e) when (e is InvalidDataException or NotSupportedException or IOException && e is not PascalSampleException)
         {
             throw new PascalSampleException(id, labelsPath, "cannot read the MAT file (" + WithoutFile(e.Message, labelsPath) + ")", e);
         }
-        if (rows != nh || cols != nw)
-            throw new PascalSampleException(id, labelsPath, $"LabelMap is {rows}x{cols} (rows x cols) but the normals PNG '{path}' is {nh}x{nw}; they must match.");
-
-        using var scope = NewDisposeScope();
-        var pixels = torch.tensor(rgba, [nh * nw, 4], ScalarType.Byte);
-        var rgb = pixels[.., ..3].T.to(ScalarType.Int64);                                      // (3, H*W) values 0..255
-        var normals = NormalsLookup.take(rgb).reshape(3, nh, nw);                               // (3, H, W) 2·v/255 − 1
-        var classes = torch.tensor(labelMap, [nh * nw], ScalarType.Int32).to(ScalarType.Int64);
-        using var lastClass = (ValidClassLookup.shape[0] - 1).ToScalar();
-        using var classCount = ValidClassLookup.shape[0].ToScalar();
-        var valid = ValidClassLookup.take(classes.clamp(TorchScalars.Zero, lastClass))
-            .logical_and_(classes.ge(TorchScalars.Zero).logical_and_(classes.lt(classCount))).reshape(1, nh, nw);
-        var masked = normals.where(valid, 0f);                                                   // invalid → zero vector
-        if (nh != height || nw != width)
+        if (!labelMap.Is2D(out int r, out int c) || r != rows || c != cols)
+            throw new PascalSampleException(id, labelsPath, $"LabelMap is {labelMap.ShapeText} (rows x cols) but the normals PNG '{normalsPath}' is {rows}x{cols}; they must match.");
+        var table = PascalContextClasses.NormalsValidTable;
+        var mask = new byte[rows * cols];
+        // LabelMap is column-major (MATLAB); pixel (r, c) is at c·rows + r. Classes outside the table are invalid.
+        for (int x = 0; x < cols; x++)
         {
-            if (_mismatch == LabelSizeMismatchHandling.Error)
-                throw new PascalSampleException(id, path, $"the label is {nw}x{nh} (width x height) but the image is {width}x{height}; expected the same size (LabelSizeMismatch = Error).");
-            _resizedLabels.TryAdd(path, true);
-            masked = CvGeometry.ResizeBicubic(masked, height, width);                           // reference: cv2 bicubic, no renormalisation
+            for (int y = 0; y < rows; y++)
+            {
+                long cls = ClassAt(labelMap, x * rows + y);
+                mask[y * cols + x] = cls >= 0 && cls < table.Length && table[(int)cls] ? (byte)1 : (byte)0;
+            }
         }
-        var isZero = masked.mul(masked).sum(0, keepdim: true).eq(TorchScalars.Zero);
-        // A 0-d tensor, not an implicit Scalar (see TorchScalars): masked_fill with an implicitly converted Scalar crashed
-        // intermittently in libtorch (Scalar::toFloat on a corrupted value) when several loader threads decoded at once.
-        masked = torch.where(isZero, torch.tensor((float)DenseTasks.IgnoreLabel), masked);
-        return System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(masked.contiguous().bytes).ToArray();
+        return mask;
+    }
+
+    /// <summary>A LabelMap value as an integer class id (−1 when it is not a whole number).</summary>
+    private static long ClassAt(MatNumericArray array, int index)
+    {
+        switch (array.Class)
+        {
+            case MatClass.UInt16: return ((ushort[])array.Data)[index];
+            case MatClass.UInt8: return ((byte[])array.Data)[index];
+            default:
+                double value = array.GetDouble(index);
+                return value == Math.Floor(value) && value >= 0 && value < int.MaxValue ? (long)value : -1;
+        }
     }
 
     private byte[] FitClassMap(string id, string path, byte[] map, int mapWidth, int mapHeight, int width, int height)
@@ -225,10 +289,9 @@ internal sealed class PascalSampleDecoder
         if (_mismatch == LabelSizeMismatchHandling.Error)
             throw new PascalSampleException(id, path, $"the label is {mapWidth}x{mapHeight} (width x height) but the image is {width}x{height}; expected the same size (LabelSizeMismatch = Error).");
         _resizedLabels.TryAdd(path, true);
-        using var scope = NewDisposeScope();
-        var tensor = torch.tensor(map, [1, mapHeight, mapWidth], ScalarType.Byte);
-        var resized = CvGeometry.ResizeNearest(tensor, height, width).contiguous();            // (1, height, width)
-        return resized.bytes.ToArray();
+        var resized = new byte[width * height];
+        CvGeometry.ResizeNearest(map, mapWidth, mapHeight, resized, width, height);
+        return resized;
     }
 
     private MatStructArray? ReadPartObjects(string id, string path)
@@ -278,16 +341,38 @@ internal sealed class PascalSampleDecoder
         return position < names.Count ? position : -1;
     }
 
-    private static int[] ToMask(string id, string path, MatNumericArray array, out int rows, out int cols)
+    private static (int Rows, int Cols) MaskShape(string id, string path, MatNumericArray array)
     {
+        if (!array.Is2D(out int rows, out int cols))
+            throw new PascalSampleException(id, path, $"MAT array '{array.Name}' has dimensions [{array.ShapeText}]; expected a 2-D array.");
+        return (rows, cols);
+    }
+
+    /// <summary>Sets <paramref name="value"/> in the row-major target wherever the (column-major) mask is non-zero.</summary>
+    private static void Paint(string id, string path, MatNumericArray mask, byte[] target, int rows, int cols, byte value)
+    {
+        if (mask.Class == MatClass.UInt8)
+        {
+            // The usual case (uint8 / logical masks): read MATLAB's column-major bytes directly, no row-major copy.
+            var data = (byte[])mask.Data;
+            for (int c = 0; c < cols; c++)
+            {
+                var column = data.AsSpan(c * rows, rows);
+                if (!column.ContainsAnyExcept((byte)0)) continue;
+                for (int r = 0; r < rows; r++) if (column[r] != 0) target[r * cols + c] = value;
+            }
+            return;
+        }
+        int[] rowMajor;
         try
         {
-            return array.ToRowMajorInt32(out rows, out cols);
+            rowMajor = mask.ToRowMajorInt32(out _, out _);
         }
         catch (InvalidDataException e)
         {
             throw new PascalSampleException(id, path, WithoutFile(e.Message, path), e);
         }
+        for (int i = 0; i < rowMajor.Length; i++) if (rowMajor[i] != 0) target[i] = value;
     }
 
     private static bool AnyNonZero(MatNumericArray array)
@@ -348,22 +433,25 @@ internal sealed class PascalSampleDecoder
         return codec;
     }
 
-    /// <summary>Decodes an image file to RGBA bytes; a truncated or corrupt file is an error (not a partially grey image).</summary>
-    private static (int Width, int Height, byte[] Rgba) DecodeRgba(string id, string path, string what, string expected)
+    /// <summary>
+    /// Decodes an image file to RGBA bytes in <paramref name="pixels"/> (replaced by a larger array only when too small); a
+    /// truncated or corrupt file is an error (not a partially grey image).
+    /// </summary>
+    private static (int Width, int Height) DecodeRgba(string id, string path, string what, string expected, ref byte[] pixels)
     {
         EnsureExists(id, path, what);
         using var codec = OpenCodec(id, path, expected);
         if ((long)codec.Info.Width * codec.Info.Height > ImageLimits.MaxPixels)
             throw new PascalSampleException(id, path, ImageLimits.TooLarge(codec.Info.Width, codec.Info.Height));
         var info = new SKImageInfo(codec.Info.Width, codec.Info.Height, SKColorType.Rgba8888, SKAlphaType.Unpremul);
-        var pixels = new byte[info.BytesSize];
+        var buffer = TransformScratch.Grow(ref pixels, info.BytesSize);
         SKCodecResult result;
         unsafe
         {
-            fixed (byte* p = pixels) result = codec.GetPixels(info, (IntPtr)p);
+            fixed (byte* p = buffer) result = codec.GetPixels(info, (IntPtr)p);
         }
         if (result != SKCodecResult.Success)
             throw new PascalSampleException(id, path, $"cannot decode the {what} ({result}); expected a complete {expected}.");
-        return (info.Width, info.Height, pixels);
+        return (info.Width, info.Height);
     }
 }

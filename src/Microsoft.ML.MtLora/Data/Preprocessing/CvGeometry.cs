@@ -1,33 +1,42 @@
-using TorchSharp;
-using static TorchSharp.torch;
+using System.Buffers;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
 
 namespace Microsoft.ML.MtLora.Data.Preprocessing;
 
 /// <summary>
-/// OpenCV's geometric operations (<c>cv2.resize</c>, <c>cv2.getRotationMatrix2D</c>, <c>cv2.warpAffine</c>, <c>cv2.flip</c>)
-/// as tensor operations over (C, H, W) float32 CPU tensors, reproducing OpenCV's sampling rules rather than PyTorch's,
-/// because the reference pre-processes with OpenCV.
+/// OpenCV's geometric operations (<c>cv2.resize</c>, <c>cv2.getRotationMatrix2D</c>, <c>cv2.warpAffine</c>) in managed code,
+/// reproducing OpenCV's sampling rules rather than PyTorch's, because the reference pre-processes with OpenCV
+/// (docs/mtlora-reference.md §6.1). No TorchSharp: the data-loader workers call these on their own threads (see
+/// <see cref="DenseBatchReader"/> for why that matters).
 /// </summary>
 /// <remarks>
+/// <para>Images and normals are 4-channel interleaved float32 buffers (R, G, B, unused or x, y, z, unused: one
+/// <see cref="Vector128{T}"/> per pixel, so the channels are computed together); class maps are one byte per pixel.
+/// Rows are contiguous, row y at <c>y·width</c>.</para>
 /// <list type="bullet">
 /// <item>Nearest resize: OpenCV's <c>INTER_NEAREST</c> takes source index <c>min(floor(x·src/dst), src−1)</c> (no half-pixel
-/// shift); the indices are computed in double precision here exactly as OpenCV does.</item>
-/// <item>Bicubic resize: OpenCV's <c>INTER_CUBIC</c> on float data (Keys kernel a = −0.75, half-pixel centres, replicated
-/// border) is the same computation as PyTorch's <c>interpolate(mode=bicubic, align_corners=False)</c>.</item>
-/// <item>Affine warp: OpenCV inverts the matrix, maps each destination pixel in 10-bit fixed point, rounds the source position
-/// to 1/32 pixel (bicubic) or to the nearest pixel (nearest), and reads 0 for every tap outside the source
-/// (<c>BORDER_CONSTANT</c>, value 0). This is reproduced tap by tap.</item>
+/// shift), computed in double as OpenCV does (resize.cpp, resizeNN).</item>
+/// <item>Bicubic resize: OpenCV's <c>INTER_CUBIC</c> on float data (resize.cpp, resizeGeneric_ with HResizeCubic and
+/// VResizeCubic): half-pixel centres, the Keys kernel with a = −0.75 evaluated in float (interpolateCubic), a horizontal
+/// pass then a vertical one, replicated border.</item>
+/// <item>Affine warp: OpenCV inverts the matrix, maps each destination pixel in 10-bit fixed point, rounds the source
+/// position to 1/32 pixel (bicubic) or to the nearest pixel (nearest), and reads 0 for every tap outside the source
+/// (<c>BORDER_CONSTANT</c>, value 0); imgwarp.cpp, WarpAffineInvoker and remapBicubic / remapNearest. Reproduced tap by tap,
+/// with the float 4×4 weight table OpenCV uses for float images (initInterTab2D).</item>
 /// </list>
 /// </remarks>
 internal static class CvGeometry
 {
     private const int AbBits = 10;           // OpenCV's AB_BITS: fixed-point bits of the mapped coordinates
-    private const int InterBits = 5;         // OpenCV's INTER_BITS: 1/32-pixel interpolation table
-    private const int InterTabSize = 1 << InterBits;
-    private const double CubicA = -0.75;
+    private const int AbScale = 1 << AbBits;
+    internal const int InterBits = 5;        // OpenCV's INTER_BITS: 1/32-pixel interpolation table
+    internal const int InterTabSize = 1 << InterBits;
+    private const float CubicA = -0.75f;
 
-    /// <summary>Bicubic weights of the 4 taps for each of the 32 fractional positions, as OpenCV's float table.</summary>
-    private static readonly float[] CubicTable = BuildCubicTable();
+    /// <summary>The 4×4 bicubic weights for each of the 32×32 fractional positions (y fraction major), as OpenCV's float table.</summary>
+    private static readonly float[] CubicTable2D = BuildCubicTable2D();
 
     /// <summary>OpenCV's <c>getRotationMatrix2D(center, angle, scale)</c>: a 2x3 affine matrix, row-major.</summary>
     /// <param name="centerX">Rotation centre x (OpenCV's reference passes w/2).</param>
@@ -57,130 +66,273 @@ internal static class CvGeometry
         return [a11, a12, b1, a21, a22, b2];
     }
 
-    /// <summary><c>cv2.flip(x, 1)</c>: mirror along the width.</summary>
-    /// <param name="input">A (C, H, W) tensor.</param>
-    public static Tensor FlipHorizontal(Tensor input) => input.flip(-1);
-
-    /// <summary><c>cv2.resize(..., INTER_NEAREST)</c> of a (C, H, W) tensor to (C, height, width).</summary>
-    public static Tensor ResizeNearest(Tensor input, int height, int width)
+    /// <summary>OpenCV's <c>interpolateCubic(x)</c>: the 4 tap weights at fraction x in [0, 1), in float as OpenCV computes them.</summary>
+    public static void CubicWeights(float x, Span<float> w)
     {
-        long srcH = input.shape[1], srcW = input.shape[2];
-        if (srcH == height && srcW == width) return input.alias();
-        using var scope = NewDisposeScope();
-        using var rows = NearestIndices(srcH, height);
-        using var cols = NearestIndices(srcW, width);
-        return input.index_select(1, rows).index_select(2, cols).MoveToOuterDisposeScope(); // (C, height, width)
+        const float a = CubicA;
+        float x0 = x + 1, x2 = 1 - x;
+        w[0] = ((a * x0 - 5 * a) * x0 + 8 * a) * x0 - 4 * a;
+        w[1] = ((a + 2) * x - (a + 3)) * x * x + 1;
+        w[2] = ((a + 2) * x2 - (a + 3)) * x2 * x2 + 1;
+        w[3] = 1f - w[0] - w[1] - w[2];
     }
 
-    private static Tensor NearestIndices(long src, int dst)
+    /// <summary>OpenCV's nearest source index of each destination index: <c>min(floor(x / (dst/src)), src − 1)</c>.</summary>
+    public static int[] NearestIndices(int src, int dst)
     {
         // OpenCV: ifx = 1 / (dst / src); sx = min(floor(x * ifx), src - 1), in double.
         double inv = 1.0 / ((double)dst / src);
-        var idx = new long[dst];
-        for (int x = 0; x < dst; x++) idx[x] = Math.Min((long)Math.Floor(x * inv), src - 1);
-        return torch.tensor(idx, ScalarType.Int64);
+        var idx = new int[dst];
+        for (int x = 0; x < dst; x++) idx[x] = (int)Math.Min((long)Math.Floor(x * inv), src - 1);
+        return idx;
     }
 
-    /// <summary><c>cv2.resize(..., INTER_CUBIC)</c> of a (C, H, W) float tensor to (C, height, width).</summary>
-    public static Tensor ResizeBicubic(Tensor input, int height, int width)
+    /// <summary><c>cv2.resize(..., INTER_NEAREST)</c> of a one-byte-per-pixel map.</summary>
+    public static void ResizeNearest(ReadOnlySpan<byte> src, int srcWidth, int srcHeight, Span<byte> dst, int width, int height)
     {
-        if (input.shape[1] == height && input.shape[2] == width) return input.alias();
-        using var batch = input.unsqueeze(0);                                           // (1, C, H, W)
-        using var resized = nn.functional.interpolate(batch, size: [height, width], mode: InterpolationMode.Bicubic, align_corners: false);
-        return resized.squeeze(0);                                                      // (C, height, width)
+        CheckLength(src, srcWidth * srcHeight, nameof(src));
+        CheckLength(dst, width * height, nameof(dst));
+        var cols = NearestIndices(srcWidth, width);
+        var rows = NearestIndices(srcHeight, height);
+        for (int y = 0; y < height; y++)
+        {
+            var from = src.Slice(rows[y] * srcWidth, srcWidth);
+            var to = dst.Slice(y * width, width);
+            for (int x = 0; x < width; x++) to[x] = from[cols[x]];
+        }
+    }
+
+    /// <summary><c>cv2.resize(..., INTER_CUBIC)</c> of a 4-channel float image (replicated border).</summary>
+    public static void ResizeCubic(ReadOnlySpan<float> src, int srcWidth, int srcHeight, Span<float> dst, int width, int height)
+    {
+        CheckLength(src, 4 * srcWidth * srcHeight, nameof(src));
+        CheckLength(dst, 4 * width * height, nameof(dst));
+        if (srcWidth == width && srcHeight == height)
+        {
+            src[..dst.Length].CopyTo(dst);
+            return;
+        }
+        var (xofs, alpha) = CubicResizeTable(srcWidth, width);
+        var (yofs, beta) = CubicResizeTable(srcHeight, height);
+        // Horizontal pass over every source row (OpenCV buffers only the rows it needs; the values are the same).
+        var rowsArray = ArrayPool<float>.Shared.Rent(4 * width * srcHeight);
+        try
+        {
+            var rows = MemoryMarshal.Cast<float, Vector128<float>>(rowsArray.AsSpan(0, 4 * width * srcHeight));
+            var s = MemoryMarshal.Cast<float, Vector128<float>>(src);
+            for (int y = 0; y < srcHeight; y++)
+            {
+                var srow = s.Slice(y * srcWidth, srcWidth);
+                var drow = rows.Slice(y * width, width);
+                for (int x = 0; x < width; x++)
+                {
+                    int sx = xofs[x];
+                    // OpenCV clamps each tap into the row (BORDER_REPLICATE) and sums in this order.
+                    var v = srow[Math.Clamp(sx - 1, 0, srcWidth - 1)] * alpha[4 * x]
+                          + srow[Math.Clamp(sx, 0, srcWidth - 1)] * alpha[4 * x + 1]
+                          + srow[Math.Clamp(sx + 1, 0, srcWidth - 1)] * alpha[4 * x + 2]
+                          + srow[Math.Clamp(sx + 2, 0, srcWidth - 1)] * alpha[4 * x + 3];
+                    drow[x] = v;
+                }
+            }
+            var d = MemoryMarshal.Cast<float, Vector128<float>>(dst);
+            for (int y = 0; y < height; y++)
+            {
+                int sy = yofs[y];
+                var r0 = rows.Slice(Math.Clamp(sy - 1, 0, srcHeight - 1) * width, width);
+                var r1 = rows.Slice(Math.Clamp(sy, 0, srcHeight - 1) * width, width);
+                var r2 = rows.Slice(Math.Clamp(sy + 1, 0, srcHeight - 1) * width, width);
+                var r3 = rows.Slice(Math.Clamp(sy + 2, 0, srcHeight - 1) * width, width);
+                var b0 = Vector128.Create(beta[4 * y]);
+                var b1 = Vector128.Create(beta[4 * y + 1]);
+                var b2 = Vector128.Create(beta[4 * y + 2]);
+                var b3 = Vector128.Create(beta[4 * y + 3]);
+                var drow = d.Slice(y * width, width);
+                for (int x = 0; x < width; x++) drow[x] = r0[x] * b0 + r1[x] * b1 + r2[x] * b2 + r3[x] * b3;
+            }
+        }
+        finally
+        {
+            ArrayPool<float>.Shared.Return(rowsArray);
+        }
+    }
+
+    /// <summary>Per destination index: the source index of tap 1 and the 4 tap weights (OpenCV's xofs and alpha for INTER_CUBIC).</summary>
+    private static (int[] Offsets, float[] Weights) CubicResizeTable(int src, int dst)
+    {
+        double scale = 1.0 / ((double)dst / src);
+        var offsets = new int[dst];
+        var weights = new float[4 * dst];
+        for (int x = 0; x < dst; x++)
+        {
+            // OpenCV: fx = (float)((dx + 0.5) * scale_x - 0.5); sx = cvFloor(fx); fx -= sx.
+            float f = (float)((x + 0.5) * scale - 0.5);
+            int sx = (int)MathF.Floor(f);
+            offsets[x] = sx;
+            CubicWeights(f - sx, weights.AsSpan(4 * x, 4));
+        }
+        return (offsets, weights);
     }
 
     /// <summary>
-    /// <c>cv2.warpAffine(x, m, (W, H), flags=INTER_NEAREST or INTER_CUBIC)</c> with the default constant-0 border,
-    /// on a (C, H, W) float tensor; the output keeps the input size.
+    /// <c>cv2.warpAffine(map, m, (W, H), flags=INTER_NEAREST)</c> of a one-byte-per-pixel map, constant-0 border; the output
+    /// has the input's size.
     /// </summary>
-    /// <param name="input">The (C, H, W) float32 tensor.</param>
+    /// <param name="src">The map, width·height bytes.</param>
+    /// <param name="width">Width.</param>
+    /// <param name="height">Height.</param>
     /// <param name="m">The forward 2x3 matrix (destination = M · source), as OpenCV takes it without WARP_INVERSE_MAP.</param>
-    /// <param name="bicubic">Bicubic (true) or nearest (false).</param>
-    public static Tensor WarpAffine(Tensor input, double[] m, bool bicubic)
+    /// <param name="dst">The output, width·height bytes.</param>
+    public static void WarpNearest(ReadOnlySpan<byte> src, int width, int height, double[] m, Span<byte> dst)
     {
-        using var scope = NewDisposeScope();
-        long c = input.shape[0], h = input.shape[1], w = input.shape[2];
-        var inv = InvertAffine(m);
-        // OpenCV maps in 10-bit fixed point: adelta[x] = round(iM00·x·1024), X0[y] = round((iM01·y + iM02)·1024) + round_delta.
-        using var wScalar = w.ToScalar();
-        using var hScalar = h.ToScalar();
-        var xs = torch.arange(wScalar, ScalarType.Float64);
-        var ys = torch.arange(hScalar, ScalarType.Float64);
-        double abScale = 1 << AbBits;
-        long roundDelta = bicubic ? (1 << AbBits) / InterTabSize / 2 : (1 << AbBits) / 2;
-        using var m00 = (inv[0] * abScale).ToScalar();
-        using var m10 = (inv[3] * abScale).ToScalar();
-        using var m01 = inv[1].ToScalar();
-        using var m02 = inv[2].ToScalar();
-        using var m11 = inv[4].ToScalar();
-        using var m12 = inv[5].ToScalar();
-        using var ab = abScale.ToScalar();
-        using var delta = roundDelta.ToScalar();
-        var adelta = xs.mul(m00).round().to(ScalarType.Int64);                           // (W)
-        var bdelta = xs.mul(m10).round().to(ScalarType.Int64);                           // (W)
-        var x0 = ys.mul(m01).add(m02).mul(ab).round().to(ScalarType.Int64).add(delta);   // (H)
-        var y0 = ys.mul(m11).add(m12).mul(ab).round().to(ScalarType.Int64).add(delta);   // (H)
-        var fx = x0.unsqueeze(1) + adelta.unsqueeze(0);                                 // (H, W) fixed point
-        var fy = y0.unsqueeze(1) + bdelta.unsqueeze(0);                                 // (H, W)
-        var flat = input.reshape(c, h * w);                                             // (C, H*W)
-
-        if (!bicubic)
-        {
-            var sx = fx.bitwise_right_shift(AbBits);                                     // floor division
-            var sy = fy.bitwise_right_shift(AbBits);
-            using var lastX = (w - 1).ToScalar();
-            using var lastY = (h - 1).ToScalar();
-            var inside = sx.ge(TorchScalars.Zero).logical_and(sx.lt(wScalar)).logical_and(sy.ge(TorchScalars.Zero)).logical_and(sy.lt(hScalar)); // (H, W)
-            var index = sy.clamp(TorchScalars.Zero, lastY).mul(wScalar).add(sx.clamp(TorchScalars.Zero, lastX)).reshape(-1); // (H*W)
-            var gathered = flat.T.contiguous().index_select(0, index).T.reshape(c, h, w); // (C, H, W), gathered pixel-major
-            return gathered.mul(inside.unsqueeze(0).to(input.dtype)).MoveToOuterDisposeScope();
-        }
-
-        var qx = fx.bitwise_right_shift(AbBits - InterBits);                             // position in 1/32 pixel
-        var qy = fy.bitwise_right_shift(AbBits - InterBits);
-        // Zero padding of 4 on every side, and the integer position clamped to [−3, size+1]: a 4-tap window that lies
-        // wholly outside the source then still lies wholly in the padding, so every tap outside reads 0 (constant border).
-        const int pad = 4;
-        long pw = w + 2 * pad;
-        using var minTap = (-3).ToScalar();
-        using var maxX = (w + 1).ToScalar();
-        using var maxY = (h + 1).ToScalar();
-        using var padScalar = pad.ToScalar();
-        using var pwScalar = pw.ToScalar();
-        var ix = qx.bitwise_right_shift(InterBits).clamp_(minTap, maxX).reshape(-1);    // (N) integer part, N = H*W
-        var iy = qy.bitwise_right_shift(InterBits).clamp_(minTap, maxY).reshape(-1);
-        var offsets = new long[16];
-        for (int i = 0; i < 4; i++) for (int j = 0; j < 4; j++) offsets[i * 4 + j] = (i - 1) * pw + (j - 1);
-        var first = iy.add(padScalar).mul_(pwScalar).add_(ix).add_(padScalar);                            // (N) padded index of tap (1, 1)
-        var taps = first.unsqueeze(1) + torch.tensor(offsets, ScalarType.Int64).unsqueeze(0); // (N, 16)
-        var table = torch.tensor(CubicTable, [InterTabSize, 4], ScalarType.Float32);
-        var wx = table.index_select(0, qx.bitwise_and(InterTabSize - 1).reshape(-1));     // (N, 4) weights of taps j
-        var wy = table.index_select(0, qy.bitwise_and(InterTabSize - 1).reshape(-1));     // (N, 4) weights of taps i
-        var weights = wy.unsqueeze(2).mul(wx.unsqueeze(1)).reshape(h * w, 16);            // (N, 16)
-        // Pixel-major layout, so that each gathered index moves the C channels of one pixel at once.
-        var padded = nn.functional.pad(input.unsqueeze(0), [pad, pad, pad, pad])
-            .reshape(c, (h + 2 * pad) * pw).T.contiguous();                                // (padded H*W, C)
-        var values = padded.index_select(0, taps.reshape(-1)).reshape(h * w, 16, c);      // (N, 16, C)
-        var sampled = values.mul_(weights.unsqueeze(2)).sum(1);                           // (N, C)
-        return sampled.T.reshape(c, h, w).contiguous().to(input.dtype).MoveToOuterDisposeScope(); // (C, H, W)
+        CheckLength(src, width * height, nameof(src));
+        CheckLength(dst, width * height, nameof(dst));
+        var map = new FixedPointMap(InvertAffine(m), width, nearest: true);
+        for (int y = 0; y < height; y++) WarpNearestRow(src, width, height, map, y, mirrored: false, dst.Slice(y * width, width));
     }
 
-    /// <summary>OpenCV's <c>interpolateCubic</c> at the 32 table positions (float coefficients, a = −0.75).</summary>
-    private static float[] BuildCubicTable()
+    /// <summary>
+    /// Row <paramref name="y"/> of <c>cv2.warpAffine(INTER_NEAREST)</c> (see <see cref="WarpNearest"/>); with
+    /// <paramref name="mirrored"/>, of the horizontally flipped source (<c>cv2.flip(src, 1)</c> first).
+    /// </summary>
+    internal static void WarpNearestRow(ReadOnlySpan<byte> src, int width, int height, in FixedPointMap map, int y, bool mirrored, Span<byte> row)
     {
-        var table = new float[InterTabSize * 4];
-        for (int i = 0; i < InterTabSize; i++)
+        Span<int> indices = width <= 2048 ? stackalloc int[width] : new int[width];
+        WarpNearestRowIndices(width, height, map, y, mirrored, indices);
+        for (int x = 0; x < width; x++) row[x] = indices[x] < 0 ? (byte)0 : src[indices[x]];
+    }
+
+    /// <summary>The source index (y·width + x) each pixel of a <see cref="WarpNearestRow"/> row reads, or −1 outside the source (constant 0).</summary>
+    internal static void WarpNearestRowIndices(int width, int height, in FixedPointMap map, int y, bool mirrored, Span<int> indices)
+    {
+        var (x0, y0) = map.Row(y);
+        for (int x = 0; x < width; x++)
         {
-            float x = 1.0f / InterTabSize * i;
-            // OpenCV computes these in float.
-            float a = (float)CubicA;
-            float x0 = x + 1, x1 = x, x2 = 1 - x;
-            table[i * 4 + 0] = ((a * x0 - 5 * a) * x0 + 8 * a) * x0 - 4 * a;
-            table[i * 4 + 1] = ((a + 2) * x1 - (a + 3)) * x1 * x1 + 1;
-            table[i * 4 + 2] = ((a + 2) * x2 - (a + 3)) * x2 * x2 + 1;
-            table[i * 4 + 3] = 1f - table[i * 4 + 0] - table[i * 4 + 1] - table[i * 4 + 2];
+            int sx = (x0 + map.ADelta[x]) >> AbBits, sy = (y0 + map.BDelta[x]) >> AbBits;
+            indices[x] = (uint)sx < (uint)width && (uint)sy < (uint)height ? sy * width + (mirrored ? width - 1 - sx : sx) : -1;
         }
+    }
+
+    /// <summary>
+    /// <c>cv2.warpAffine(image, m, (W, H), flags=INTER_CUBIC)</c> of a 4-channel float image, constant-0 border; the output has
+    /// the input's size.
+    /// </summary>
+    /// <param name="src">The image, 4·width·height floats.</param>
+    /// <param name="width">Width.</param>
+    /// <param name="height">Height.</param>
+    /// <param name="m">The forward 2x3 matrix (destination = M · source).</param>
+    /// <param name="dst">The output, 4·width·height floats.</param>
+    public static void WarpCubic(ReadOnlySpan<float> src, int width, int height, double[] m, Span<float> dst)
+    {
+        CheckLength(src, 4 * width * height, nameof(src));
+        CheckLength(dst, 4 * width * height, nameof(dst));
+        var map = new FixedPointMap(InvertAffine(m), width, nearest: false);
+        var s = MemoryMarshal.Cast<float, Vector128<float>>(src);
+        var d = MemoryMarshal.Cast<float, Vector128<float>>(dst);
+        for (int y = 0; y < height; y++)
+        {
+            var (x0, y0) = map.Row(y);
+            var row = d.Slice(y * width, width);
+            for (int x = 0; x < width; x++)
+            {
+                // Position in 1/32 pixel; then the integer part and the table index, as OpenCV's WarpAffineInvoker does.
+                int qx = (x0 + map.ADelta[x]) >> (AbBits - InterBits), qy = (y0 + map.BDelta[x]) >> (AbBits - InterBits);
+                row[x] = SampleCubic(s, width, height, qx, qy);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Bicubic sample of a 4-channel image at a position given in 1/32 pixel (<paramref name="qx"/>, <paramref name="qy"/>),
+    /// constant-0 border: OpenCV's remapBicubic for float data, tap by tap and in its summation order.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static Vector128<float> SampleCubic(ReadOnlySpan<Vector128<float>> src, int width, int height, int qx, int qy)
+    {
+        int sx = (qx >> InterBits) - 1, sy = (qy >> InterBits) - 1;
+        int table = ((qy & (InterTabSize - 1)) * InterTabSize + (qx & (InterTabSize - 1))) * 16;
+        ref float w = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(CubicTable2D), table);
+        if ((uint)sx < (uint)Math.Max(width - 3, 0) && (uint)sy < (uint)Math.Max(height - 3, 0))
+        {
+            // The whole window is inside (0 ≤ sx, sx + 3 < width, same in y), so no bounds checks are needed.
+            ref var p = ref Unsafe.Add(ref MemoryMarshal.GetReference(src), sy * width + sx);
+            var sum = Row(ref p, ref w);
+            sum += Row(ref Unsafe.Add(ref p, width), ref Unsafe.Add(ref w, 4));
+            sum += Row(ref Unsafe.Add(ref p, 2 * width), ref Unsafe.Add(ref w, 8));
+            sum += Row(ref Unsafe.Add(ref p, 3 * width), ref Unsafe.Add(ref w, 12));
+            return sum;
+        }
+        if (sx >= width || sx + 4 <= 0 || sy >= height || sy + 4 <= 0) return Vector128<float>.Zero;
+        var total = Vector128<float>.Zero;
+        for (int i = 0; i < 4; i++)
+        {
+            int yi = sy + i;
+            if ((uint)yi >= (uint)height) continue;
+            for (int j = 0; j < 4; j++)
+            {
+                int xj = sx + j;
+                if ((uint)xj < (uint)width) total += src[yi * width + xj] * Unsafe.Add(ref w, 4 * i + j);
+            }
+        }
+        return total;
+    }
+
+    /// <summary>One row of the 4×4 window: p0·w0 + p1·w1 + p2·w2 + p3·w3, summed left to right as OpenCV does.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector128<float> Row(ref Vector128<float> p, ref float w) =>
+        p * w + Unsafe.Add(ref p, 1) * Unsafe.Add(ref w, 1) + Unsafe.Add(ref p, 2) * Unsafe.Add(ref w, 2) + Unsafe.Add(ref p, 3) * Unsafe.Add(ref w, 3);
+
+    /// <summary>OpenCV's fixed-point mapping of an inverse affine matrix: per column adelta/bdelta, per row X0/Y0 (imgwarp.cpp).</summary>
+    internal readonly struct FixedPointMap
+    {
+        private readonly double[] _inv;
+        private readonly int _roundDelta;
+
+        /// <param name="inverse">The destination → source matrix (OpenCV's inverted M).</param>
+        /// <param name="width">The destination width.</param>
+        /// <param name="nearest">Nearest (round to the pixel) or bicubic (round to 1/32 pixel).</param>
+        public FixedPointMap(double[] inverse, int width, bool nearest)
+        {
+            _inv = inverse;
+            _roundDelta = nearest ? AbScale / 2 : AbScale / InterTabSize / 2;
+            ADelta = new int[width];
+            BDelta = new int[width];
+            // adelta[x] = saturate_cast<int>(M[0]·x·AB_SCALE): cvRound, i.e. round half to even like Math.Round.
+            for (int x = 0; x < width; x++)
+            {
+                ADelta[x] = (int)Math.Round(inverse[0] * x * AbScale);
+                BDelta[x] = (int)Math.Round(inverse[3] * x * AbScale);
+            }
+        }
+
+        public int[] ADelta { get; }
+
+        public int[] BDelta { get; }
+
+        /// <summary>X0, Y0 of a destination row, round_delta included.</summary>
+        public (int X0, int Y0) Row(int y) =>
+            ((int)Math.Round((_inv[1] * y + _inv[2]) * AbScale) + _roundDelta,
+             (int)Math.Round((_inv[4] * y + _inv[5]) * AbScale) + _roundDelta);
+    }
+
+    /// <summary>OpenCV's initInterTab2D for INTER_CUBIC: weight (i, j) of fraction (fy, fx) = tab[fy][i] · tab[fx][j], in float.</summary>
+    private static float[] BuildCubicTable2D()
+    {
+        var tab = new float[InterTabSize * 4];
+        for (int i = 0; i < InterTabSize; i++) CubicWeights(1.0f / InterTabSize * i, tab.AsSpan(4 * i, 4));
+        var table = new float[InterTabSize * InterTabSize * 16];
+        for (int fy = 0; fy < InterTabSize; fy++)
+            for (int fx = 0; fx < InterTabSize; fx++)
+                for (int i = 0; i < 4; i++)
+                    for (int j = 0; j < 4; j++)
+                        table[((fy * InterTabSize + fx) * 4 + i) * 4 + j] = tab[fy * 4 + i] * tab[fx * 4 + j];
         return table;
     }
+
+    private static void CheckLength<T>(ReadOnlySpan<T> span, int expected, string name)
+    {
+        if (span.Length < expected) throw new ArgumentException($"The buffer holds {span.Length} values; {expected} are needed.", name);
+    }
+
+    private static void CheckLength<T>(Span<T> span, int expected, string name) => CheckLength((ReadOnlySpan<T>)span, expected, name);
 }

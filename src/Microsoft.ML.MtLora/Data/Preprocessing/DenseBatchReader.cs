@@ -1,4 +1,4 @@
-using System.Collections.Concurrent;
+using System.Runtime.InteropServices;
 using Microsoft.ML.Data;
 using Microsoft.ML.MtLora.Data.Pascal;
 using Microsoft.ML.Transforms.Image;
@@ -14,13 +14,32 @@ namespace Microsoft.ML.MtLora.Data.Preprocessing;
 /// resize to S×S, the ignore rules and the image normalisation; for evaluation, the fixed resize only.
 /// </summary>
 /// <remarks>
+/// <para>Parallel loading: <see cref="DenseBatchReaderOptions.DegreeOfParallelism"/> worker threads decode and pre-process
+/// samples while the caller uses the batches already made, up to <see cref="DenseBatchReaderOptions.PrefetchBatches"/> batches
+/// ahead. For the PASCAL-Context view each worker reads its own samples' files; for other data the rows come from one cursor,
+/// one at a time, and are pre-processed in parallel (<see cref="CursorSampleSource"/>).</para>
+/// <para>Why this is safe with TorchSharp 0.107: the workers run no TorchSharp code at all. Decoding is SkiaSharp and managed
+/// code (<see cref="PascalSampleDecoder"/>), the geometry and normalisation are managed code (<see cref="CvGeometry"/>,
+/// <see cref="SampleTransform"/>), and the results go into plain arrays. The tensors of a batch are made from those arrays on
+/// the thread that enumerates the batches, with <c>torch.empty</c>, a memory copy and <c>to(dtype)</c>, none of which creates
+/// a <c>Scalar</c>. TorchSharp 0.107 frees a Scalar from its finalizer, so a Scalar created by a torch call on a worker could
+/// be freed by a garbage collection that another thread triggers while the native call still reads it; with no torch on the
+/// workers there is no such Scalar to lose. (The workers' allocations still cause garbage collections that the training
+/// thread's own torch calls must survive: that is why the library bans implicit Scalars everywhere, eng/BannedSymbols.txt.)
+/// The workers keep their buffers from sample to sample and the batch buffers are reused across batches and epochs, so the
+/// steady state allocates little besides what the file decoders allocate.</para>
 /// <para>Determinism: the shuffle order of an epoch is a function of (<see cref="DenseBatchReaderOptions.Seed"/>, epoch) and the
-/// augmentation of a sample a function of (seed, epoch, its position in the epoch), so a run resumed at a batch sees the same
-/// samples, augmented the same way, as an uninterrupted run.</para>
-/// <para>Label columns: class maps (semseg, human parts, saliency) as Vector of Byte or Single, H·W values; normals as Vector of
-/// Single, 3·H·W values in CHW order, with 255 marking an invalid pixel. H and W come from the Height/Width columns when
-/// present, else from the image. A label whose size differs from the image's (e.g. after an ML.NET image resize) is resized
-/// to the image first, as the reference does at load time.</para>
+/// augmentation of a sample a function of (seed, epoch, its position in the epoch), and each sample is computed whole by one
+/// thread into its own slice of the batch, so the batches are bit-identical for any number of workers, and a run resumed at
+/// a batch sees the same samples, augmented the same way, as an uninterrupted run.</para>
+/// <para>Errors: a sample that cannot be read stops the epoch with the same exception the single-threaded loader throws (for
+/// PASCAL-Context a <see cref="PascalSampleException"/> naming the sample and the file). The batches before it are still
+/// returned; the other workers finish the sample they are on and stop; if several samples fail, the first one in epoch
+/// order is reported.</para>
+/// <para>Label columns: class maps (semseg, human parts, saliency) as Vector of Byte, or Vector of Single holding whole numbers
+/// 0..255; normals as Vector of Single, 3·H·W values in CHW order, with 255 marking an invalid pixel. H and W come from the
+/// Height/Width columns when present, else from the image. A label whose size differs from the image's (e.g. after an
+/// ML.NET image resize) is resized to the image first, as the reference does at load time.</para>
 /// </remarks>
 public sealed class DenseBatchReader
 {
@@ -29,6 +48,8 @@ public sealed class DenseBatchReader
     private readonly DataViewSchema.Column _image;
     private readonly DataViewSchema.Column? _id, _height, _width;
     private readonly Dictionary<DenseTask, DataViewSchema.Column> _labels = [];
+    private readonly SampleTransform _transform;
+    private readonly LabelCache _labelCache = new(LabelCache.DefaultCapacity);
 
     /// <summary>Creates a reader; the schema is checked now.</summary>
     /// <param name="data">The data: an image column plus one label column per task.</param>
@@ -42,8 +63,9 @@ public sealed class DenseBatchReader
         _options = options ?? new DenseBatchReaderOptions();
         if (_options.BatchSize < 1) throw new ArgumentException($"BatchSize is {_options.BatchSize}; expected at least 1.", nameof(options));
         if (_options.ImageSize < 2) throw new ArgumentException($"ImageSize is {_options.ImageSize}; expected at least 2 (448 for the reference's models).", nameof(options));
-        if (_options.PrefetchBatches < 0) throw new ArgumentException($"PrefetchBatches is {_options.PrefetchBatches}; expected 0 (no background reading) or more.", nameof(options));
+        if (_options.PrefetchBatches < 0) throw new ArgumentException($"PrefetchBatches is {_options.PrefetchBatches}; expected 0 (only the batch asked for) or more.", nameof(options));
         if (_options.DegreeOfParallelism < 1) throw new ArgumentException($"DegreeOfParallelism is {_options.DegreeOfParallelism}; expected at least 1.", nameof(options));
+        if (!Enum.IsDefined(_options.Geometry)) throw new ArgumentException($"Geometry is {(int)_options.Geometry}; expected one of {string.Join(", ", Enum.GetNames<AugmentationGeometry>())}.", nameof(options));
         if (_options.Augment && _options.KeepOriginalLabelResolution)
             throw new ArgumentException("Augment and KeepOriginalLabelResolution cannot both be on: original-resolution labels are for evaluation.", nameof(options));
 
@@ -72,6 +94,7 @@ public sealed class DenseBatchReader
             _labels[task] = column;
         }
         Tasks = DenseTasks.All.Where(_labels.ContainsKey).ToArray();
+        _transform = new SampleTransform(_options.ImageSize, _options.Geometry);
     }
 
     /// <summary>The tasks the batches carry targets for, in the reference's order.</summary>
@@ -92,8 +115,12 @@ public sealed class DenseBatchReader
         }
     }
 
+    /// <summary>Where the loader's time goes (set by the data benchmark); null measures nothing.</summary>
+    internal LoaderTimings? Timings { get; set; }
+
     /// <summary>
-    /// The batches of one epoch, read lazily. Each batch must be disposed by the caller.
+    /// The batches of one epoch, read lazily. Each batch must be disposed by the caller. Stopping the enumeration early stops
+    /// the workers.
     /// </summary>
     /// <param name="epoch">The epoch (seeds the shuffle order and the augmentation draws).</param>
     /// <param name="skipBatches">Batches to skip at the start (to resume): their rows are passed over without being decoded by lazy sources.</param>
@@ -109,268 +136,109 @@ public sealed class DenseBatchReader
 
     private IEnumerable<DenseBatch> ReadEpochCore(int epoch, int skipBatches)
     {
-        if (_options.PrefetchBatches == 0)
+        using var run = new EpochRun(this, epoch, skipBatches);
+        for (long b = skipBatches; ; b++)
         {
-            foreach (var batch in ProduceBatches(epoch, skipBatches, CancellationToken.None)) yield return batch;
-            yield break;
-        }
-
-        // A background task decodes and pre-processes the next batches while the caller trains on the current one.
-        using var cancel = new CancellationTokenSource();
-        using var queue = new BlockingCollection<DenseBatch>(_options.PrefetchBatches);
-        Exception? failure = null;
-        var producer = Task.Run(() =>
-        {
-            try
-            {
-                foreach (var batch in ProduceBatches(epoch, skipBatches, cancel.Token))
-                {
-                    try
-                    {
-                        queue.Add(batch, cancel.Token);
-                    }
-                    catch (OperationCanceledException)
-                    {
-                        batch.Dispose();
-                        throw;
-                    }
-                }
-            }
-            catch (OperationCanceledException) when (cancel.IsCancellationRequested)
-            {
-                // the consumer stopped early
-            }
-            catch (Exception e)
-            {
-                failure = e;
-            }
-            finally
-            {
-                queue.CompleteAdding();
-            }
-        });
-        try
-        {
-            foreach (var batch in queue.GetConsumingEnumerable()) yield return batch;
-            producer.Wait();
-            if (failure is not null) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(failure).Throw();
-        }
-        finally
-        {
-            cancel.Cancel();
-            try { producer.Wait(); } catch (AggregateException) { }
-            while (queue.TryTake(out var left)) left.Dispose();
+            var batch = run.Next(b);
+            if (batch is null) yield break;
+            yield return batch;
         }
     }
 
-    private IEnumerable<DenseBatch> ProduceBatches(int epoch, int skipBatches, CancellationToken cancellation)
+    private SampleSource OpenSource(int epoch)
     {
         Random? order = _options.Shuffle
             ? new Random(SplitMix64.ToInt32Seed(SplitMix64.Combine(0x5_4FF1Eu, (ulong)(uint)_options.Seed, (ulong)(uint)epoch)))
             : null;
-        var columns = new List<DataViewSchema.Column> { _image };
-        if (_id is { } id) columns.Add(id);
-        if (_height is { } h && _width is { } w) { columns.Add(h); columns.Add(w); }
-        columns.AddRange(_labels.Values);
+        // The PASCAL-Context view itself: workers decode its files directly. With SkipBadSamples its cursor decides which
+        // rows exist (it decodes while it moves), so it is read like any other data.
+        if (_data is PascalContextDataView pascal && !pascal.SkipsBadSamples) return new PascalSampleSource(pascal, Tasks, order, _labelCache);
+        return new CursorSampleSource(_data, _image, _id, _height, _width, Tasks.Select(t => (t, _labels[t])).ToArray(), order);
+    }
 
-        // The PASCAL-Context view splits rows round-robin over a cursor set, so rows decode on several threads in a
-        // deterministic order; other data is read through one cursor.
-        int threads = _options.DegreeOfParallelism;
-        DataViewRowCursor[] cursors = _data is PascalContextDataView pascal && !pascal.SkipsBadSamples && threads > 1
-            ? _data.GetRowCursorSet(columns, threads, order)
-            : [_data.GetRowCursor(columns, order)];
-        using var rows = new RowSource(this, cursors);
-        int size = _options.BatchSize;
-        long skipRows = (long)skipBatches * size;
-        if (!rows.Skip(skipRows)) yield break;
-
-        int batchIndex = skipBatches;
-        long sampleIndex = skipRows;
-        while (true)
+    /// <summary>One sample k of the epoch into its slice of a batch's tensors (on a worker, or inline). No TorchSharp calls.</summary>
+    private void Preprocess(SourceSample sample, TransformScratch scratch, BatchBuffers buffers, int i, int epoch, long k)
+    {
+        long t = Timings is null ? 0 : LoaderTimings.Now();
+        var draw = _options.Augment ? AugmentationDraw.For(_options.Seed, epoch, k) : AugmentationDraw.Identity;
+        int area = _options.ImageSize * _options.ImageSize;
+        bool keepOriginal = _options.KeepOriginalLabelResolution;
+        var maps = scratch.Maps(area);
+        var targets = new SampleTargets
         {
-            cancellation.ThrowIfCancellationRequested();
-            List<RawSample> raw = [];
-            DenseBatch? batch = null;
-            try
-            {
-                raw = rows.Read(size);
-                if (raw.Count == 0 || (raw.Count < size && _options.DropLast)) yield break;
-                batch = Build(raw, epoch, batchIndex, sampleIndex);
-            }
-            finally
-            {
-                foreach (var r in raw) r.Dispose();
-            }
-            yield return batch;
-            if (raw.Count < size) yield break;
-            batchIndex++;
-            sampleIndex += size;
+            Image = buffers.Image(i, area),
+            Semseg = buffers.HasClassMap(0) ? maps.Slice(0, area) : default,
+            HumanParts = buffers.HasClassMap(1) ? maps.Slice(area, area) : default,
+            Saliency = buffers.HasClassMap(2) ? maps.Slice(2 * area, area) : default,
+            Normals = buffers.Normals(i, area),
+        };
+        _transform.Apply(sample, _options.Augment, draw, targets, scratch);
+        // Class ids as float32, as the trainer takes them (the maps stay bytes until here).
+        for (int slot = 0; slot < 3; slot++)
+            if (buffers.HasClassMap(slot)) ToFloat(maps.Slice(slot * area, area), buffers.ClassMap(slot, i, area));
+        if (keepOriginal) buffers.Original[i] = SampleTransform.OriginalLabels(sample, Tasks);
+        buffers.Ids[i] = sample.Id;
+        buffers.Sizes[i] = (sample.Height, sample.Width);
+        if (Timings is { } timings)
+        {
+            timings.Add(LoaderStage.Augment, LoaderTimings.Now() - t);
+            timings.CountSample();
         }
     }
 
-    /// <summary>Rows of one cursor, or of a cursor set whose cursor k holds the positions k, k+n, k+2n, … of the order.</summary>
-    private sealed class RowSource : IDisposable
+    private static void ToFloat(ReadOnlySpan<byte> values, Span<float> destination)
     {
-        private readonly DataViewRowCursor[] _cursors;
-        private readonly RowReader[] _readers;
-        private long _next;
-
-        public RowSource(DenseBatchReader owner, DataViewRowCursor[] cursors)
-        {
-            _cursors = cursors;
-            _readers = cursors.Select(c => new RowReader(owner, c)).ToArray();
-        }
-
-        /// <summary>Passes over the first rows without reading their columns; false when the data ends first.</summary>
-        public bool Skip(long count)
-        {
-            int n = _cursors.Length;
-            for (int k = 0; k < n; k++)
-            {
-                long mine = count > k ? (count - k + n - 1) / n : 0;
-                for (long i = 0; i < mine; i++)
-                    if (!_cursors[k].MoveNext()) return false;
-            }
-            _next = count;
-            return true;
-        }
-
-        /// <summary>Up to <paramref name="size"/> rows in order (fewer at the end of the data).</summary>
-        public List<RawSample> Read(int size)
-        {
-            int n = _cursors.Length;
-            var result = new List<RawSample>(size);
-            if (n == 1)
-            {
-                try
-                {
-                    while (result.Count < size && _cursors[0].MoveNext()) result.Add(_readers[0].Read());
-                }
-                catch
-                {
-                    foreach (var r in result) r.Dispose();
-                    throw;
-                }
-                return result;
-            }
-            var slots = new RawSample?[size];
-            long first = _next;
-            try
-            {
-                Parallel.For(0, n, new ParallelOptions { MaxDegreeOfParallelism = n }, k =>
-                {
-                    for (int j = 0; j < size; j++)
-                    {
-                        if ((first + j) % n != k) continue;
-                        if (!_cursors[k].MoveNext()) break;
-                        slots[j] = _readers[k].Read();
-                    }
-                });
-            }
-            catch (AggregateException e)
-            {
-                foreach (var r in slots) r?.Dispose();
-                System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(e.InnerExceptions[0]).Throw();
-                throw;
-            }
-            _next += size;
-            // Rows exist for every position below the row count, so the rows read form a prefix of the slots.
-            foreach (var r in slots)
-            {
-                if (r is null) break;
-                result.Add(r);
-            }
-            foreach (var r in slots.Skip(result.Count)) r?.Dispose();
-            return result;
-        }
-
-        public void Dispose()
-        {
-            foreach (var c in _cursors) c.Dispose();
-        }
+        for (int i = 0; i < values.Length; i++) destination[i] = values[i];
     }
 
-    private DenseBatch Build(List<RawSample> raw, int epoch, int batchIndex, long firstSample)
+    /// <summary>Hands out the first <paramref name="count"/> samples of a filled batch, on the consuming thread.</summary>
+    private DenseBatch MakeBatch(BatchBuffers buffers, int count, int epoch, long index)
     {
-        int n = raw.Count;
-        var images = new Tensor?[n];
-        var labels = new Dictionary<DenseTask, Tensor>?[n];
-        try
+        long t = Timings is null ? 0 : LoaderTimings.Now();
+        using var scope = NewDisposeScope();
+        var images = buffers.TakeImages(count).MoveToOuterDisposeScope();                 // (B, 3, S, S)
+        var targets = new Dictionary<DenseTask, Tensor>();
+        List<IReadOnlyDictionary<DenseTask, Tensor>>? original = null;
+        if (_options.KeepOriginalLabelResolution)
         {
-            var parallel = new ParallelOptions { MaxDegreeOfParallelism = _options.DegreeOfParallelism };
-            Parallel.For(0, n, parallel, i =>
+            original = new List<IReadOnlyDictionary<DenseTask, Tensor>>(count);
+            for (int i = 0; i < count; i++)
             {
-                var draw = _options.Augment ? AugmentationDraw.For(_options.Seed, epoch, firstSample + i) : AugmentationDraw.Identity;
-                (images[i], labels[i]) = Process(raw[i], draw);
-            });
-            using var scope = NewDisposeScope();
-            var batchImages = torch.stack(images!, 0).MoveToOuterDisposeScope();              // (B, 3, S, S)
-            var targets = new Dictionary<DenseTask, Tensor>();
-            List<IReadOnlyDictionary<DenseTask, Tensor>>? original = null;
-            if (_options.KeepOriginalLabelResolution)
-            {
-                original = new List<IReadOnlyDictionary<DenseTask, Tensor>>(n);
-                for (int i = 0; i < n; i++)
-                {
-                    original.Add(labels[i]!);
-                    labels[i] = null;                                                          // ownership moves to the batch
-                }
+                var (h, w) = buffers.Sizes[i];
+                original.Add(buffers.Original[i]!.ToDictionary(p => p.Key, p => (p.Value is byte[] map
+                    ? FromBytes(map, [1, h, w])                                                  // (1, H, W)
+                    : FromFloats((float[])p.Value, [3, h, w])).MoveToOuterDisposeScope()));     // (3, H, W)
+                buffers.Original[i] = null;
             }
-            else
-            {
-                foreach (var task in Tasks)
-                    targets[task] = torch.stack(labels.Select(l => l![task]), 0).MoveToOuterDisposeScope(); // (B, C, S, S)
-            }
-            return new DenseBatch(epoch, batchIndex, batchImages, targets, original,
-                raw.Select(r => r.Id).ToArray(), raw.Select(r => (r.Height, r.Width)).ToArray());
         }
-        finally
+        else
         {
-            foreach (var t in images) t?.Dispose();
-            foreach (var l in labels)
-                if (l is not null)
-                    foreach (var t in l.Values) t.Dispose();
+            foreach (var task in Tasks) targets[task] = buffers.TakeTarget(task, count).MoveToOuterDisposeScope(); // (B, C, S, S)
         }
+        var batch = new DenseBatch(epoch, checked((int)index), images, targets, original,
+            buffers.Ids[..count].ToArray(), buffers.Sizes[..count].ToArray());
+        if (Timings is { } timings)
+        {
+            timings.Add(LoaderStage.Batch, LoaderTimings.Now() - t);
+            timings.CountBatch();
+        }
+        return batch;
     }
 
-    /// <summary>One sample through the reference's pipeline: (3, S, S) normalised image and its targets.</summary>
-    private (Tensor Image, Dictionary<DenseTask, Tensor> Labels) Process(RawSample sample, AugmentationDraw draw)
+    /// <summary>A float32 CPU tensor holding a copy of the values (torch.empty and a memory copy: no Scalar involved).</summary>
+    private static Tensor FromFloats(float[] values, long[] shape)
     {
-        var image = sample.Image.alias();
-        var labels = sample.Labels.ToDictionary(p => p.Key, p => p.Value.alias());
-        try
-        {
-            DenseTransforms.ToReferenceLabelForm(labels);
-            int h = (int)image.shape[1], w = (int)image.shape[2];
-            foreach (var task in labels.Keys.ToArray())
-            {
-                var label = labels[task];
-                if (label.shape[1] != h || label.shape[2] != w)
-                    labels[task] = DenseTransforms.ResizeLabel(label, task, h, w, dispose: true, renormalize: false);
-            }
-            if (_options.Augment) DenseTransforms.Augment(ref image, labels, draw);
-            int s = _options.ImageSize;
-            if (_options.KeepOriginalLabelResolution)
-            {
-                var resized = CvGeometry.ResizeBicubic(image, s, s);
-                image.Dispose();
-                image = resized;
-            }
-            else
-            {
-                DenseTransforms.FixedResize(ref image, labels, s);
-            }
-            DenseTransforms.AddIgnoreRegions(labels);
-            var normalized = DenseTransforms.NormalizeImage(image);
-            image.Dispose();
-            return (normalized, labels);
-        }
-        catch
-        {
-            image.Dispose();
-            foreach (var t in labels.Values) t.Dispose();
-            throw;
-        }
+        var t = torch.empty(shape, ScalarType.Float32);
+        MemoryMarshal.AsBytes(values.AsSpan()).CopyTo(t.bytes);
+        return t;
+    }
+
+    /// <summary>A float32 CPU tensor of class ids from bytes.</summary>
+    private static Tensor FromBytes(byte[] values, long[] shape)
+    {
+        var t = torch.empty(shape, ScalarType.Float32);
+        ToFloat(values, MemoryMarshal.Cast<byte, float>(t.bytes));
+        return t;
     }
 
     private static DataViewSchema.Column? Optional(DataViewSchema schema, string name, DataViewType type)
@@ -379,134 +247,147 @@ public sealed class DenseBatchReader
         return column is { } c && c.Type.Equals(type) ? c : null;
     }
 
-    /// <summary>A decoded row: the image (3, H, W) RGB 0..255 and its labels (1 or 3, h, w) float32, as the data holds them.</summary>
-    private sealed class RawSample : IDisposable
+    /// <summary>
+    /// The tensors of one batch in the making. They are made (torch.empty, no Scalar) and handed out on the consuming thread;
+    /// in between, the workers write their samples straight into the tensors' memory through raw pointers, each into its own
+    /// slice, without calling TorchSharp. Until handed out the tensors belong to no dispose scope, so that a scope the
+    /// consumer closes meanwhile cannot free memory a worker is writing.
+    /// </summary>
+    private sealed unsafe class BatchBuffers : IDisposable
     {
-        public required string Id { get; init; }
-        public required Tensor Image { get; init; }
-        public required Dictionary<DenseTask, Tensor> Labels { get; init; }
-        public int Height => (int)Image.shape[1];
-        public int Width => (int)Image.shape[2];
+        private Tensor? _images, _normals;
+        private readonly Tensor?[] _classMaps = new Tensor?[3];
+        private float* _imagePtr, _normalsPtr;
+        private readonly nint[] _classPtr = new nint[3];
 
+        public BatchBuffers(int batchSize)
+        {
+            Ids = new string[batchSize];
+            Sizes = new (int, int)[batchSize];
+            Original = new Dictionary<DenseTask, Array>?[batchSize];
+        }
+
+        public string[] Ids { get; }
+
+        public (int Height, int Width)[] Sizes { get; }
+
+        public Dictionary<DenseTask, Array>?[] Original { get; }
+
+        /// <summary>Makes the tensors for <paramref name="count"/> samples (on the consuming thread).</summary>
+        public void Allocate(int count, int size, IReadOnlyList<DenseTask> tasks, bool keepOriginal)
+        {
+            using var scope = NewDisposeScope();
+            _images = torch.empty([count, 3, size, size], ScalarType.Float32).DetachFromDisposeScope(); // (B, 3, S, S)
+            _imagePtr = Pointer(_images);
+            if (keepOriginal) return;
+            foreach (var task in tasks)
+            {
+                if (task == DenseTask.SurfaceNormals)
+                {
+                    _normals = torch.empty([count, 3, size, size], ScalarType.Float32).DetachFromDisposeScope(); // (B, 3, S, S)
+                    _normalsPtr = Pointer(_normals);
+                }
+                else
+                {
+                    int slot = SourceSample.Slot(task);
+                    _classMaps[slot] = torch.empty([count, 1, size, size], ScalarType.Float32).DetachFromDisposeScope(); // (B, 1, S, S)
+                    _classPtr[slot] = (nint)Pointer(_classMaps[slot]!);
+                }
+            }
+        }
+
+        private static float* Pointer(Tensor t) => HugePages.WritePointer(t);
+
+        public Span<float> Image(int sample, int area) => new(_imagePtr + (long)sample * 3 * area, 3 * area);
+
+        public Span<float> Normals(int sample, int area) => _normals is null ? default : new(_normalsPtr + (long)sample * 3 * area, 3 * area);
+
+        public bool HasClassMap(int slot) => _classMaps[slot] is not null;
+
+        public Span<float> ClassMap(int slot, int sample, int area) => new((float*)_classPtr[slot] + (long)sample * area, area);
+
+        /// <summary>The image tensor, registered on the caller's dispose scope (its first <paramref name="count"/> samples).</summary>
+        public Tensor TakeImages(int count) => Take(ref _images, count);
+
+        public Tensor TakeTarget(DenseTask task, int count) =>
+            task == DenseTask.SurfaceNormals ? Take(ref _normals, count) : Take(ref _classMaps[SourceSample.Slot(task)], count);
+
+        private static Tensor Take(ref Tensor? stored, int count)
+        {
+            var t = HugePages.TakeFirst(ref stored, count);
+            // A new handle made here joins the caller's dispose scope as the tensors of the single-threaded loader did.
+            var handed = t.alias();
+            t.Dispose();
+            return handed;
+        }
+
+        /// <summary>Frees the tensors not handed out.</summary>
         public void Dispose()
         {
-            Image.Dispose();
-            foreach (var t in Labels.Values) t.Dispose();
+            _images?.Dispose();
+            _normals?.Dispose();
+            foreach (var t in _classMaps) t?.Dispose();
+            _images = _normals = null;
+            Array.Clear(_classMaps);
+            Array.Clear(Original);
         }
     }
 
-    /// <summary>Reads rows of one cursor into tensors (the cursor's getters do the decoding).</summary>
-    private sealed class RowReader
+    /// <summary>What one loader worker owns: its decoded sample and its scratch buffers, reused from sample to sample.</summary>
+    private sealed class Worker
     {
-        private readonly DataViewRowCursor _cursor;
-        private readonly bool _ownsImages;
-        private readonly ValueGetter<MLImage> _image;
-        private readonly ValueGetter<ReadOnlyMemory<char>>? _id;
-        private readonly ValueGetter<int>? _height, _width;
-        private readonly List<(DenseTask Task, string Column, ValueGetter<VBuffer<byte>>? Bytes, ValueGetter<VBuffer<float>>? Floats)> _labels = [];
-        private VBuffer<byte> _byteBuffer;
-        private VBuffer<float> _floatBuffer;
+        public SourceSample Sample { get; } = new();
 
-        public RowReader(DenseBatchReader owner, DataViewRowCursor cursor)
-        {
-            _cursor = cursor;
-            // The PASCAL-Context view decodes a new image per getter call, which the caller owns. Other sources (a cache,
-            // a transform) may hand out images they still hold, so those are left to their owner.
-            _ownsImages = owner._data is PascalContextDataView;
-            _image = cursor.GetGetter<MLImage>(owner._image);
-            if (owner._id is { } id) _id = cursor.GetGetter<ReadOnlyMemory<char>>(id);
-            if (owner._height is { } h && owner._width is { } w)
-            {
-                _height = cursor.GetGetter<int>(h);
-                _width = cursor.GetGetter<int>(w);
-            }
-            foreach (var task in owner.Tasks)
-            {
-                var column = owner._labels[task];
-                bool isByte = ((VectorDataViewType)column.Type).ItemType == NumberDataViewType.Byte;
-                _labels.Add((task, column.Name, isByte ? cursor.GetGetter<VBuffer<byte>>(column) : null, isByte ? null : cursor.GetGetter<VBuffer<float>>(column)));
-            }
-        }
+        public TransformScratch Scratch { get; } = new();
+    }
 
-        public RawSample Read()
+    /// <summary>One epoch in progress: the reader's samples through the worker pipeline, in epoch order.</summary>
+    private sealed class EpochRun : OrderedBatchPipeline<Worker, DenseBatch>
+    {
+        private readonly DenseBatchReader _owner;
+        private readonly int _epoch;
+        private readonly SampleSource _source;
+        private readonly BatchBuffers[] _buffers;
+
+        public EpochRun(DenseBatchReader owner, int epoch, int skipBatches)
+            : base(owner._options.BatchSize, owner._options.PrefetchBatches, owner._options.DegreeOfParallelism, owner._options.DropLast)
         {
-            string id = _cursor.Position.ToString(System.Globalization.CultureInfo.InvariantCulture);
-            if (_id is not null)
-            {
-                ReadOnlyMemory<char> text = default;
-                _id(ref text);
-                id = text.ToString();
-            }
-            MLImage? mlImage = null;
-            _image(ref mlImage!);
-            if (mlImage is null) throw new InvalidDataException($"Row '{id}': the image column holds no image.");
-            Tensor image;
+            _owner = owner;
+            _epoch = epoch;
+            _buffers = Enumerable.Range(0, Depth).Select(_ => new BatchBuffers(BatchSize)).ToArray();
+            _source = owner.OpenSource(epoch);
             try
             {
-                image = DenseImagePreprocessing.ToRgbTensor(mlImage);                           // (3, H, W)
-            }
-            finally
-            {
-                if (_ownsImages) mlImage.Dispose();
-            }
-            var labels = new Dictionary<DenseTask, Tensor>();
-            try
-            {
-                int h = (int)image.shape[1], w = (int)image.shape[2];
-                if (_height is not null && _width is not null)
-                {
-                    _height(ref h);
-                    _width(ref w);
-                }
-                foreach (var (task, column, bytes, floats) in _labels)
-                {
-                    int channels = task == DenseTask.SurfaceNormals ? 3 : 1;
-                    long expected = (long)channels * h * w;
-                    Tensor label;
-                    if (bytes is not null)
-                    {
-                        bytes(ref _byteBuffer);
-                        Check(id, column, _byteBuffer.Length, expected, channels, h, w);
-                        label = torch.empty([channels, h, w], ScalarType.Byte);
-                        CopyDense(_byteBuffer, label.bytes);
-                        var asFloat = label.to(ScalarType.Float32);
-                        label.Dispose();
-                        label = asFloat;
-                    }
-                    else
-                    {
-                        floats!(ref _floatBuffer);
-                        Check(id, column, _floatBuffer.Length, expected, channels, h, w);
-                        label = torch.empty([channels, h, w], ScalarType.Float32);
-                        CopyDense(_floatBuffer, System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(label.bytes));
-                    }
-                    labels[task] = label;                                                       // (C, h, w)
-                }
+                bool ok = _source.Skip((long)skipBatches * BatchSize);
+                Start(skipBatches, ok ? _source.Count : 0);
             }
             catch
             {
-                image.Dispose();
-                foreach (var t in labels.Values) t.Dispose();
+                Dispose();
                 throw;
             }
-            return new RawSample { Id = id, Image = image, Labels = labels };
         }
 
-        private static void Check(string id, string column, int length, long expected, int channels, int h, int w)
-        {
-            if (length != expected)
-                throw new InvalidDataException($"Row '{id}': label column '{column}' holds {length} values; expected {expected} ({(channels == 1 ? "" : $"{channels}·")}{h}·{w}, the row's Height·Width).");
-        }
+        protected override bool Sequential => _source.Sequential;
 
-        private static void CopyDense<T>(in VBuffer<T> buffer, Span<T> destination)
+        protected override Worker NewWorker() => new();
+
+        protected override bool Read(long k, Worker worker) => _source.Read(k, worker.Sample, _owner.Timings);
+
+        protected override void Process(long k, Worker worker, int slot, int index) =>
+            _owner.Preprocess(worker.Sample, worker.Scratch, _buffers[slot], index, _epoch, k);
+
+        protected override void Prepare(long batch, int slot, int count) =>
+            _buffers[slot].Allocate(count, _owner._options.ImageSize, _owner.Tasks, _owner._options.KeepOriginalLabelResolution);
+
+        protected override DenseBatch Make(long batch, int slot, int count) => _owner.MakeBatch(_buffers[slot], count, _epoch, batch);
+
+        protected override void Clear(int slot) => _buffers[slot].Dispose();
+
+        public override void Dispose()
         {
-            if (buffer.IsDense)
-            {
-                buffer.GetValues().CopyTo(destination);
-                return;
-            }
-            int i = 0;
-            foreach (var v in buffer.DenseValues()) destination[i++] = v;
+            base.Dispose();
+            _source.Dispose();
         }
     }
 }

@@ -1,8 +1,36 @@
 namespace Microsoft.ML.MtLora.Data.Preprocessing;
 
+/// <summary>How the training augmentation's geometry (flip, rotation, scale) and the final resize to S×S are computed.</summary>
+public enum AugmentationGeometry
+{
+    /// <summary>
+    /// Flip, rotation, scale and the final resize composed into one map per sample and applied once at S×S (bicubic for the
+    /// image and the normals, nearest for class maps). Class maps are identical to <see cref="ReferenceTwoStep"/>; the image
+    /// and the normals are interpolated once instead of twice, so they differ slightly (README, "Data loading"). About twice
+    /// as fast. The default.
+    /// </summary>
+    SinglePass,
+
+    /// <summary>
+    /// Exactly the reference's steps (data/custom_transforms.py): flip, <c>cv2.warpAffine</c> at the original size, then
+    /// <c>cv2.resize</c> to S×S, with OpenCV's sampling rules.
+    /// </summary>
+    ReferenceTwoStep,
+}
+
 /// <summary>Options of <see cref="DenseBatchReader"/>. Defaults follow the reference's evaluation loader; see <see cref="ForTraining"/>.</summary>
 public sealed class DenseBatchReaderOptions
 {
+    /// <summary>
+    /// The default number of loader workers: one per core but one (left for the thread that consumes the batches), at least
+    /// 1 and at most 32. A GPU training step needs the host mainly to launch kernels, so the other cores can decode; on a CPU
+    /// run the workers only fill the prefetch window and then wait.
+    /// </summary>
+    public static int DefaultDegreeOfParallelism => Math.Clamp(Environment.ProcessorCount - 1, 1, 32);
+
+    /// <summary>The default prefetch depth: 2 batches prepared ahead while the current one is used.</summary>
+    public const int DefaultPrefetchBatches = 2;
+
     /// <summary>The tasks to produce targets for; null for every task whose label column is in the data.</summary>
     public IReadOnlyList<DenseTask>? Tasks { get; set; }
 
@@ -32,18 +60,30 @@ public sealed class DenseBatchReaderOptions
     public bool KeepOriginalLabelResolution { get; set; }
 
     /// <summary>
-    /// Threads that pre-process the samples of a batch in parallel (decoding stays on the cursor's thread). Default 1.
-    /// Values above 1 run TorchSharp operations on several threads at once; with TorchSharp 0.107 that risks its implicit
-    /// <c>Scalar</c> temporaries being finalized during a native call on another thread ("Unknown scalar type"), so it is opt-in.
+    /// Loader worker threads that decode and pre-process samples in parallel. Default
+    /// <see cref="DefaultDegreeOfParallelism"/> (cores − 1). The batches are the same, bit for bit, for every value: each sample's
+    /// result depends only on (seed, epoch, its position in the epoch). With 1 and <see cref="PrefetchBatches"/> = 0 everything
+    /// runs on the thread that enumerates the batches.
     /// </summary>
-    public int DegreeOfParallelism { get; set; } = 1;
+    /// <remarks>
+    /// For the PASCAL-Context view (<c>LoadPascalContext</c>), each worker decodes its own samples (image and label files).
+    /// For other data the rows are read through one cursor, one row at a time, by whichever worker is free (the cursor's
+    /// getters decode), and the resize and augmentation run in parallel.
+    /// </remarks>
+    public int DegreeOfParallelism { get; set; } = DefaultDegreeOfParallelism;
 
     /// <summary>
-    /// Batches decoded and pre-processed ahead on a background task while the caller works on the current one (0: read on
-    /// the caller's thread). Default 0, for the reason given on <see cref="DegreeOfParallelism"/>. The data's cursor is then
-    /// used from that task only.
+    /// Batches the workers prepare ahead while the caller works on the current one (0: only the batch asked for). Default
+    /// <see cref="DefaultPrefetchBatches"/>. Each prepared batch holds B·S²·(4·6 + 3) bytes of buffers (173 MB at B = 32, S = 448).
     /// </summary>
-    public int PrefetchBatches { get; set; }
+    public int PrefetchBatches { get; set; } = DefaultPrefetchBatches;
+
+    /// <summary>
+    /// The geometry of the training augmentation (see <see cref="AugmentationGeometry"/>). Default
+    /// <see cref="AugmentationGeometry.SinglePass"/>; <see cref="AugmentationGeometry.ReferenceTwoStep"/> reproduces the
+    /// reference's two interpolations exactly. Evaluation (no augmentation) is the same resize in both.
+    /// </summary>
+    public AugmentationGeometry Geometry { get; set; } = AugmentationGeometry.SinglePass;
 
     /// <summary>The image column (ImageDataViewType / MLImage). Default <c>Image</c>.</summary>
     public string ImageColumnName { get; set; } = MtLoraColumnNames.Image;

@@ -24,10 +24,30 @@ public static class DenseImagePreprocessing
         ArgumentNullException.ThrowIfNull(image);
         ArgumentOutOfRangeException.ThrowIfLessThan(imageSize, 1);
         TorchRuntime.Initialize();
-        using var scope = NewDisposeScope();
-        var rgb = ToRgbTensor(image);                                                       // (3, H, W) 0..255
-        var resized = CvGeometry.ResizeBicubic(rgb, imageSize, imageSize);                  // (3, S, S)
-        return DenseTransforms.NormalizeImage(resized).MoveToOuterDisposeScope();
+        var planar = new float[3 * imageSize * imageSize];
+        Normalize(image, new SampleTransform(imageSize, AugmentationGeometry.SinglePass), planar, new TransformScratch());
+        return ImageTensor(planar, imageSize);
+    }
+
+    /// <summary>A (3, S, S) float32 tensor holding a copy of a planar image (torch.empty and a memory copy: no Scalar).</summary>
+    internal static Tensor ImageTensor(ReadOnlySpan<float> planar, int size)
+    {
+        var result = torch.empty([3, size, size], ScalarType.Float32);
+        System.Runtime.InteropServices.MemoryMarshal.AsBytes(planar).CopyTo(result.bytes);
+        return result;
+    }
+
+    /// <summary>
+    /// The evaluation pre-processing of one image into a (3, S, S) planar buffer, in managed code (no TorchSharp, so loader
+    /// workers may call it): the image's pixels, bicubic resize to S×S, uint8 cast and the transform's mean/std.
+    /// </summary>
+    /// <exception cref="NotSupportedException">The image's pixel format is not 32-bit BGRA or RGBA.</exception>
+    internal static void Normalize(MLImage image, SampleTransform transform, Span<float> destination, TransformScratch scratch)
+    {
+        bool bgra = MLImagePixels.IsBgra(image);
+        var pixels = scratch.N(4 * image.Width * image.Height);
+        MLImagePixels.CopyTo(image, pixels);
+        transform.ResizeAndNormalize(pixels, bgra, image.Width, image.Height, destination, scratch);
     }
 
     /// <summary>The image's pixels as a (3, H, W) float32 CPU tensor of RGB values 0..255 (one copy, no per-pixel managed loop).</summary>
@@ -39,12 +59,7 @@ public static class DenseImagePreprocessing
         ArgumentNullException.ThrowIfNull(image);
         TorchRuntime.Initialize();
         int w = image.Width, h = image.Height;
-        long[] channels = image.PixelFormat switch
-        {
-            MLPixelFormat.Bgra32 => [2, 1, 0],
-            MLPixelFormat.Rgba32 => [0, 1, 2],
-            _ => throw new NotSupportedException($"MLImage pixel format {image.PixelFormat} is not supported; expected Bgra32 or Rgba32."),
-        };
+        long[] channels = MLImagePixels.IsBgra(image) ? [2, 1, 0] : [0, 1, 2];
         using var scope = NewDisposeScope();
         var raw = torch.empty([h, w, 4], ScalarType.Byte);                                 // (H, W, 4)
         MLImagePixels.CopyTo(image, raw.bytes);

@@ -19,6 +19,15 @@ internal static class MLImagePixels
 
     private static volatile bool _pixelsPropertyBroken;
 
+    /// <summary>Whether the image's bytes are B, G, R, A (true) or R, G, B, A (false).</summary>
+    /// <exception cref="NotSupportedException">Another pixel format.</exception>
+    public static bool IsBgra(MLImage image) => image.PixelFormat switch
+    {
+        MLPixelFormat.Bgra32 => true,
+        MLPixelFormat.Rgba32 => false,
+        _ => throw new NotSupportedException($"MLImage pixel format {image.PixelFormat} is not supported; expected Bgra32 or Rgba32."),
+    };
+
     /// <summary>Copies the 4-byte-per-pixel data (BGRA or RGBA, see <see cref="MLImage.PixelFormat"/>) into <paramref name="destination"/>.</summary>
     public static void CopyTo(MLImage image, Span<byte> destination)
     {

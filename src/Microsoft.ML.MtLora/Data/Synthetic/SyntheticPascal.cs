@@ -91,14 +91,29 @@ public static class SyntheticPascal
         }
     }
 
+    /// <summary>PASCAL VOC photo sizes (width, height), landscape ones listed as often as they are common.</summary>
+    private static readonly (int Width, int Height)[] LandscapeSizes = [(500, 375), (500, 375), (500, 375), (500, 375), (500, 333), (500, 333), (500, 400), (500, 281), (500, 366)];
+
+    private static readonly (int Width, int Height)[] PortraitSizes = [(375, 500), (375, 500), (333, 500), (400, 500)];
+
+    /// <summary>The size and colour of one image: the options' size, or with RealisticSizes a PASCAL-like draw.</summary>
+    private static (int Width, int Height, bool Gray) ImageShape(SyntheticPascalOptions options, int seed)
+    {
+        if (!options.RealisticSizes) return (options.Width, options.Height, false);
+        var rng = new Random(seed ^ 0x5123);
+        var sizes = rng.NextDouble() < 0.75 ? LandscapeSizes : PortraitSizes;
+        var (w, h) = sizes[rng.Next(sizes.Length)];
+        return (w, h, rng.Next(20) == 0);
+    }
+
     private static ImageResult WriteImage(string root, string id, SyntheticPascalOptions options, int seed, PersonPlan plan)
     {
-        int w = options.Width, h = options.Height;
+        var (w, h, gray) = ImageShape(options, seed);
         var rng = new Random(seed);
         var scene = SyntheticScene.Compose(w, h, rng, plan);
         var canvas = scene.Canvas;
 
-        WriteJpeg(Path.Combine(root, "JPEGImages", id + ".jpg"), w, h, canvas.RenderRgb(rng), options.JpegQuality);
+        WriteJpeg(Path.Combine(root, "JPEGImages", id + ".jpg"), w, h, canvas.RenderRgb(rng), options.JpegQuality, gray);
         IndexedPng.WritePalette(Path.Combine(root, "semseg", "pascal-context", id + ".png"), new IndexedImage(w, h, canvas.Semseg), IndexedPng.VocPalette);
         var saliency = canvas.Owner.Select(o => o >= 0 ? (byte)255 : (byte)0).ToArray();
         IndexedPng.WriteGray(Path.Combine(root, "sal_distill", id + ".png"), new IndexedImage(w, h, saliency));
@@ -168,18 +183,31 @@ public static class SyntheticPascal
         _ => "unknown",
     };
 
-    private static void WriteJpeg(string path, int width, int height, byte[] rgb, int quality)
+    /// <summary>An RGB JPEG, or with <paramref name="gray"/> a one-channel grayscale JPEG of the luma (BT.601).</summary>
+    private static void WriteJpeg(string path, int width, int height, byte[] rgb, int quality, bool gray)
     {
-        var rgba = new byte[width * height * 4];
-        for (int i = 0, j = 0; i < rgb.Length; i += 3, j += 4)
+        byte[] pixels;
+        SKImageInfo info;
+        if (gray)
         {
-            rgba[j] = rgb[i];
-            rgba[j + 1] = rgb[i + 1];
-            rgba[j + 2] = rgb[i + 2];
-            rgba[j + 3] = 255;
+            pixels = new byte[width * height];
+            for (int i = 0; i < pixels.Length; i++)
+                pixels[i] = (byte)Math.Clamp((int)MathF.Round(0.299f * rgb[3 * i] + 0.587f * rgb[3 * i + 1] + 0.114f * rgb[3 * i + 2]), 0, 255);
+            info = new SKImageInfo(width, height, SKColorType.Gray8, SKAlphaType.Opaque);
         }
-        var info = new SKImageInfo(width, height, SKColorType.Rgba8888, SKAlphaType.Opaque);
-        using var image = SKImage.FromPixelCopy(info, rgba, width * 4)
+        else
+        {
+            pixels = new byte[width * height * 4];
+            for (int i = 0, j = 0; i < rgb.Length; i += 3, j += 4)
+            {
+                pixels[j] = rgb[i];
+                pixels[j + 1] = rgb[i + 1];
+                pixels[j + 2] = rgb[i + 2];
+                pixels[j + 3] = 255;
+            }
+            info = new SKImageInfo(width, height, SKColorType.Rgba8888, SKAlphaType.Opaque);
+        }
+        using var image = SKImage.FromPixelCopy(info, pixels, info.RowBytes)
             ?? throw new InvalidOperationException($"SkiaSharp could not wrap a {width}x{height} image for '{path}'.");
         using var data = image.Encode(SKEncodedImageFormat.Jpeg, quality)
             ?? throw new InvalidOperationException($"SkiaSharp could not encode '{path}' as JPEG.");

@@ -15,6 +15,14 @@ public sealed class SyntheticPascalOptions
     /// <summary>Image height in pixels, 32 to 4096. Default 120.</summary>
     public int Height { get; set; } = 120;
 
+    /// <summary>
+    /// Give every image a size like the PASCAL VOC photos instead of <see cref="Width"/> × <see cref="Height"/>: the longer side
+    /// 500 pixels, the shorter one 281 to 400 (500×375 most often), landscape in about 3 images of 4 and portrait otherwise;
+    /// and write about 1 image in 20 as a grayscale JPEG, as the real set has some. The labels follow each image's size. For
+    /// measuring the data loader on files that look like the real ones (eng/benchmarks, <c>--mode data</c>). Default false.
+    /// </summary>
+    public bool RealisticSizes { get; set; }
+
     /// <summary>Seed of the scene generator: the same seed and options give the same files, byte for byte. Default 0.</summary>
     public int Seed { get; set; }
 
@@ -47,6 +55,7 @@ public sealed class SyntheticPascalSummary
         ValWithHumanParts = valWithHumanParts;
         Width = options.Width;
         Height = options.Height;
+        RealisticSizes = options.RealisticSizes;
         Seed = options.Seed;
     }
 
@@ -65,11 +74,14 @@ public sealed class SyntheticPascalSummary
     /// <summary>Validation images with at least one person whose parts are annotated.</summary>
     public int ValWithHumanParts { get; }
 
-    /// <summary>Image width in pixels.</summary>
+    /// <summary>Image width in pixels (the option's; each image has its own size with <see cref="RealisticSizes"/>).</summary>
     public int Width { get; }
 
     /// <summary>Image height in pixels.</summary>
     public int Height { get; }
+
+    /// <summary>Whether the images have PASCAL-like sizes (<see cref="SyntheticPascalOptions.RealisticSizes"/>).</summary>
+    public bool RealisticSizes { get; }
 
     /// <summary>The seed used.</summary>
     public int Seed { get; }

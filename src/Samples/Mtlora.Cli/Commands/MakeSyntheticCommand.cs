@@ -17,6 +17,7 @@ internal static class MakeSyntheticCommand
         var valOption = new Option<int>("--val") { Description = "Number of validation images.", DefaultValueFactory = _ => 10 };
         var sizeOption = new Option<string>("--size") { Description = "Image size WxH, e.g. 160x120 (the default).", DefaultValueFactory = _ => "160x120" };
         var seedOption = new Option<int>("--seed") { Description = "Seed: the same seed gives the same files.", DefaultValueFactory = _ => 0 };
+        var realSizesOption = new Option<bool>("--real-sizes") { Description = "PASCAL-like image sizes instead of --size (500 px on the longer side, landscape and portrait) and some grayscale JPEGs, for measuring the data loader." };
 
         var cmd = new Command("make-synthetic", "Write a synthetic PASCAL-Context multi-task dataset (images, semseg, human parts, saliency, normals) in the PASCAL_MT layout.");
         cmd.Options.Add(outOption);
@@ -24,6 +25,7 @@ internal static class MakeSyntheticCommand
         cmd.Options.Add(valOption);
         cmd.Options.Add(sizeOption);
         cmd.Options.Add(seedOption);
+        cmd.Options.Add(realSizesOption);
         cmd.SetAction(parseResult =>
         {
             string? size = parseResult.GetValue(sizeOption);
@@ -39,6 +41,7 @@ internal static class MakeSyntheticCommand
                 Width = width,
                 Height = height,
                 Seed = parseResult.GetValue(seedOption),
+                RealisticSizes = parseResult.GetValue(realSizesOption),
             };
             try
             {
@@ -81,6 +84,7 @@ internal static class MakeSyntheticCommand
             ["val"] = s.ValIds.Count,
             ["width"] = s.Width,
             ["height"] = s.Height,
+            ["realSizes"] = s.RealisticSizes,
             ["seed"] = s.Seed,
             ["trainWithHumanParts"] = s.TrainWithHumanParts,
             ["valWithHumanParts"] = s.ValWithHumanParts,

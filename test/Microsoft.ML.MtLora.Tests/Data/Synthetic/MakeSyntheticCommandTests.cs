@@ -45,6 +45,21 @@ public class MakeSyntheticCommandTests
     }
 
     [Fact]
+    public void RealSizesFlagGivesPascalLikeImages()
+    {
+        using var dir = Fixture.TempDir();
+        var (exit, output, error) = Run("make-synthetic", "--out", dir.Path, "--train", "2", "--val", "0", "--real-sizes");
+        Assert.True(exit == 0, error);
+        using var json = JsonDocument.Parse(output);
+        Assert.True(json.RootElement.GetProperty("realSizes").GetBoolean());
+        foreach (var file in Directory.GetFiles(Path.Combine(dir.Path, "JPEGImages")))
+        {
+            using var codec = SkiaSharp.SKCodec.Create(file);
+            Assert.Equal(500, Math.Max(codec.Info.Width, codec.Info.Height));
+        }
+    }
+
+    [Fact]
     public void DefaultSizeIs160x120()
     {
         using var dir = Fixture.TempDir();
@@ -52,6 +67,7 @@ public class MakeSyntheticCommandTests
         Assert.Equal(0, exit);
         using var json = JsonDocument.Parse(output);
         Assert.Equal((160, 120), (json.RootElement.GetProperty("width").GetInt32(), json.RootElement.GetProperty("height").GetInt32()));
+        Assert.False(json.RootElement.GetProperty("realSizes").GetBoolean());
     }
 
     [Theory]

@@ -1,3 +1,4 @@
+using Microsoft.ML.Data;
 using System.Text.Json;
 using Microsoft.ML.MtLora.Data.Formats;
 using Microsoft.ML.MtLora.Data.Synthetic;
@@ -220,5 +221,54 @@ public class SyntheticPascalTests
         Assert.Contains("Width", Assert.Throws<ArgumentException>(() => SyntheticPascal.Generate(dir.Path, new SyntheticPascalOptions { Width = 8 })).Message);
         Assert.Contains("TrainCount + ValCount", Assert.Throws<ArgumentException>(() => SyntheticPascal.Generate(dir.Path, new SyntheticPascalOptions { TrainCount = 0, ValCount = 0 })).Message);
         Assert.Empty(Directory.GetFileSystemEntries(dir.Path));
+    }
+
+    [Fact]
+    public void Realistic_sizes_look_like_pascal_photos_with_some_grayscale_jpegs_and_matching_labels()
+    {
+        using var dir = Fixture.TempDir();
+        var s = SyntheticPascal.Generate(dir.Path, new SyntheticPascalOptions { TrainCount = 24, ValCount = 0, RealisticSizes = true, Seed = 2 });
+        Assert.True(s.RealisticSizes);
+        int portrait = 0, landscape = 0, gray = 0;
+        string? grayId = null;
+        foreach (var id in s.TrainIds)
+        {
+            using var codec = SKCodec.Create(Path.Combine(dir.Path, "JPEGImages", id + ".jpg"));
+            int w = codec.Info.Width, h = codec.Info.Height;
+            Assert.Equal(500, Math.Max(w, h));
+            Assert.InRange(Math.Min(w, h), 281, 400);
+            if (w > h) landscape++; else portrait++;
+            if (codec.Info.ColorType == SKColorType.Gray8) { gray++; grayId ??= id; }
+            // Every label follows the image's size.
+            var semseg = IndexedPng.Read(Path.Combine(dir.Path, "semseg", "pascal-context", id + ".png"));
+            Assert.Equal((w, h), (semseg.Width, semseg.Height));
+            var labelMap = (MatNumericArray)MatFile.Read(Path.Combine(dir.Path, "pascal-context", "trainval", id + ".mat"))["LabelMap"];
+            Assert.Equal([h, w], labelMap.Dimensions);
+        }
+        Assert.True(portrait > 0 && landscape > portrait, $"{landscape} landscape, {portrait} portrait");
+        Assert.True(gray > 0, "no grayscale JPEG among 24 images");
+        Assert.True(gray < 6, $"{gray} grayscale JPEGs among 24 images");
+
+        // A grayscale JPEG reads as RGB with R = G = B, as PIL's convert('RGB') gives.
+        var view = new MLContext().Data.LoadPascalContext(dir.Path, "train");
+        using var cursor = view.GetRowCursor(view.Schema);
+        var image = cursor.GetGetter<MLImage>(view.Schema["Image"]);
+        var idGetter = cursor.GetGetter<ReadOnlyMemory<char>>(view.Schema["Id"]);
+        bool seen = false;
+        while (cursor.MoveNext())
+        {
+            ReadOnlyMemory<char> id = default;
+            idGetter(ref id);
+            if (id.ToString() != grayId) continue;
+            MLImage img = null!;
+            image(ref img);
+            using (img)
+            {
+                var px = img.Pixels;
+                for (int i = 0; i < px.Length; i += 4) Assert.True(px[i] == px[i + 1] && px[i + 1] == px[i + 2], $"pixel {i / 4} is not gray");
+            }
+            seen = true;
+        }
+        Assert.True(seen);
     }
 }
