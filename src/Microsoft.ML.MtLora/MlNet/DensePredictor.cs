@@ -80,7 +80,7 @@ internal sealed class DensePredictor
         using var scope = NewDisposeScope();
         var inputs = new Tensor[images.Count];
         for (int i = 0; i < images.Count; i++) inputs[i] = Preprocessing.ToTensor(images[i]!); // (3, S, S)
-        var batch = stack(inputs).to(Device);                                                    // (B, 3, S, S)
+        var batch = stack(inputs).to(Modeling.Precision.InputType(_network), Device);            // (B, 3, S, S), float32 or bfloat16
 
         Dictionary<string, Tensor> outputs;
         lock (_gate)
