@@ -6,8 +6,8 @@ namespace Microsoft.ML.MtLora.Training;
 
 /// <summary>
 /// PyTorch's AdamW (decoupled weight decay, no AMSGrad; <c>torch.optim.AdamW</c>, single-tensor path) over the reference's
-/// parameter groups, with its parameters, gradients and moments held in one flat float32 buffer per group and element
-/// type, so that a step is a handful of kernels instead of several per parameter.
+/// parameter groups, with its parameters, gradients and moments held in flat float32 buffers (per group and element type,
+/// at most <see cref="MaxBucketElements"/> each), so that a step is a handful of kernels instead of several per parameter.
 /// </summary>
 /// <remarks>
 /// <para>Per parameter with a gradient, at step t (its own count, as PyTorch keeps one per parameter):
@@ -56,7 +56,34 @@ internal sealed class FlatAdamW : IDisposable
         using var noGrad = no_grad();
         foreach (var (parameters, weightDecay) in groups)
             foreach (var byType in parameters.GroupBy(p => (p.Parameter.dtype, p.Parameter.device_type, p.Parameter.device_index)))
-                _buckets.Add(new Bucket(byType.ToList(), weightDecay, initialMasters));
+                foreach (var chunk in Chunk(byType.ToList()))
+                    _buckets.Add(new Bucket(chunk, weightDecay, initialMasters));
+    }
+
+    /// <summary>
+    /// Elements per buffer at most (16 MiB of float32), unless one parameter is larger. Small enough that glibc's malloc
+    /// serves the buffers and the step's temporaries from its reused heap (it maps anything over 32 MiB afresh, page by page,
+    /// at every allocation); large enough that a step is a few kernels.
+    /// </summary>
+    internal const long MaxBucketElements = 1L << 22;
+
+    private static IEnumerable<List<(string Name, Parameter Parameter)>> Chunk(List<(string Name, Parameter Parameter)> parameters)
+    {
+        var chunk = new List<(string Name, Parameter Parameter)>();
+        long size = 0;
+        foreach (var p in parameters)
+        {
+            long n = p.Parameter.numel();
+            if (chunk.Count > 0 && size + n > MaxBucketElements)
+            {
+                yield return chunk;
+                chunk = [];
+                size = 0;
+            }
+            chunk.Add(p);
+            size += n;
+        }
+        if (chunk.Count > 0) yield return chunk;
     }
 
     /// <summary>Every optimized parameter in state order (groups in order; within a group by element type, then in the given order).</summary>
@@ -97,6 +124,17 @@ internal sealed class FlatAdamW : IDisposable
         var coefficient = total.add(eps).reciprocal_().mul_(max).clamp_max_(TorchScalars.OneF);
         foreach (var b in withGrad) b.Gradient!.mul_(coefficient.to(b.Gradient.device));
         return total.MoveToOuterDisposeScope();
+    }
+
+    /// <summary>The collected float32 gradient of a parameter (clipped once <see cref="ClipGradientNorm"/> ran), as a new view
+    /// the caller disposes; null when the parameter got none.</summary>
+    internal Tensor? GradientOf(string name)
+    {
+        foreach (var b in _buckets)
+            foreach (var slot in b.Slots)
+                if (slot.Name == name)
+                    return b.Gradient is null || !slot.HasGradient ? null : b.Gradient.narrow(0, slot.Offset, slot.Count).view(slot.Parameter.shape);
+        throw new KeyNotFoundException($"'{name}' is not optimized.");
     }
 
     /// <summary>One AdamW step at learning rate <paramref name="learningRate"/> over the collected gradients.</summary>

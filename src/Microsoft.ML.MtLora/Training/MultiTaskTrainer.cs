@@ -142,6 +142,9 @@ internal sealed class MultiTaskTrainer : IDisposable
     /// </summary>
     internal Func<Tensor, float[]> ReadToHost { get; set; } = t => t.cpu().data<float>().ToArray();
 
+    /// <summary>The optimizer (tests read the collected gradients through it).</summary>
+    internal FlatAdamW Optimizer => _optimizer;
+
     /// <summary>The schedule this trainer follows.</summary>
     public LearningRateSchedule Schedule => _schedule;
 

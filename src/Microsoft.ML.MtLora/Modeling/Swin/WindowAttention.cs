@@ -65,7 +65,9 @@ internal sealed class WindowAttention : nn.Module
         long bw = x.shape[0], n = x.shape[1], c = x.shape[2];
         var (qkv, _) = TaskLinear.Apply(_qkv, ProfileRegions.Enter("attention.qkv", x), null);   // (B·nW, N, 3C)
         qkv = ProfileRegions.Enter("attention.core", qkv);
-        var parts = qkv.reshape(bw, n, 3, _heads, c / _heads).permute(2, 0, 3, 1, 4);         // (3, B·nW, nH, N, hd) view
+        // unbind, not three selects: its backward stacks the three gradients once, where each select's would fill a
+        // zero tensor of the whole qkv size and the three would then be added.
+        var parts = qkv.reshape(bw, n, 3, _heads, c / _heads).permute(2, 0, 3, 1, 4).unbind(0);   // 3 × (B·nW, nH, N, hd) views
         var q = parts[0];
         var k = parts[1];
         var v = parts[2];
