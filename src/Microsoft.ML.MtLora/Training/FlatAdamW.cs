@@ -18,7 +18,7 @@ namespace Microsoft.ML.MtLora.Training;
 /// its group and element type, so the update writes the network's weights directly. The network must not be moved or
 /// cast afterwards (<c>module.to(...)</c> replaces parameter tensors). For parameters that are not float32 (the bfloat16
 /// path) the group also holds float32 master weights: the update runs there and is copied into the network's buffer.</para>
-/// <para>Gradients: after each backward pass <see cref="CollectGradients"/> concatenates the parameters' gradients into a
+/// <para>Gradients: after each backward pass <see cref="CollectGradients"/> adds the parameters' gradients into a persistent
 /// float32 buffer (summing over the micro-batches of an accumulated step) and clears them. <see cref="ClipGradientNorm"/>
 /// scales that buffer by <c>min(1, max / (‖g‖ + 1e-6))</c> computed on the device (PyTorch's <c>clip_grad_norm_</c>), so
 /// nothing is read back to the host. Scalars are explicit and disposed after each call (see <c>TorchScalars</c>): unlike
@@ -207,7 +207,11 @@ internal sealed class FlatAdamW : IDisposable
         }
 
         /// <summary>The gradients collected since the last <see cref="ZeroGrad"/> (float32, flat), or null.</summary>
-        public Tensor? Gradient { get; private set; }
+        public Tensor? Gradient => _collected ? _gradient : null;
+
+        // The collected gradients' buffer, allocated once: reallocating it every step would, on the CPU, map fresh pages.
+        private Tensor? _gradient;
+        private bool _collected;
 
         public void ZeroGrad()
         {
@@ -216,25 +220,42 @@ internal sealed class FlatAdamW : IDisposable
                 s.Parameter.grad = null;
                 s.HasGradient = false;
             }
-            Gradient?.Dispose();
-            Gradient = null;
+            _collected = false;
         }
 
         public void Collect()
         {
             if (Slots.All(s => s.Parameter.grad is null)) return;
             using var scope = NewDisposeScope();
-            var parts = Slots.Select(s =>
+            _gradient ??= empty([_master.numel()], ScalarType.Float32, _master.device).DetachFromDisposeScope();
+            if (_model.device_type == DeviceType.CPU)
             {
-                var g = s.Parameter.grad;
-                if (g is null) return zeros([s.Count], _model.dtype, _model.device);
-                s.HasGradient = true;
-                return g.reshape(-1);
-            }).ToList();
-            var flat = cat(parts, 0);                                                         // (total,)
-            if (flat.dtype != ScalarType.Float32) flat = flat.to(ScalarType.Float32);
-            if (Gradient is null) Gradient = flat.DetachFromDisposeScope();
-            else Gradient.add_(flat);
+                // One copy (or add) per parameter: cheap on the CPU, and no new buffer.
+                foreach (var s in Slots)
+                {
+                    using var slot = _gradient.narrow(0, s.Offset, s.Count);
+                    var g = s.Parameter.grad;
+                    if (g is null) { if (!_collected) slot.zero_(); continue; }
+                    s.HasGradient = true;
+                    if (_collected) slot.add_(g.reshape(-1));
+                    else slot.copy_(g.reshape(-1));
+                }
+            }
+            else
+            {
+                // On a GPU one concatenation instead of one kernel per parameter.
+                var parts = Slots.Select(s =>
+                {
+                    var g = s.Parameter.grad;
+                    if (g is null) return zeros([s.Count], _model.dtype, _model.device);
+                    s.HasGradient = true;
+                    return g.reshape(-1);
+                }).ToList();
+                var flat = cat(parts, 0);                                                     // (total,)
+                if (_collected) _gradient.add_(flat);
+                else _gradient.copy_(flat);
+            }
+            _collected = true;
             foreach (var s in Slots) s.Parameter.grad = null;
         }
 
@@ -281,7 +302,7 @@ internal sealed class FlatAdamW : IDisposable
 
         public void Dispose()
         {
-            Gradient?.Dispose();
+            _gradient?.Dispose();
             foreach (var s in Slots)
             {
                 s.Master.Dispose();

@@ -107,6 +107,8 @@ internal sealed class MultiTaskTrainer : IDisposable
             throw new ArgumentOutOfRangeException(nameof(settings), warmup, $"The warmup ({warmup} steps) must be shorter than the whole run ({total} steps = {settings.Epochs} epochs × {data.BatchesPerEpoch} batches).");
         _schedule = new LearningRateSchedule(settings.BaseLearningRate, settings.WarmupLearningRate, settings.MinLearningRate, warmup, total);
 
+        // A CPU step frees and reallocates hundreds of megabytes: keep them in the process (see NativeHeap).
+        if (_device.type == DeviceType.CPU) NativeHeap.KeepFreedMemory();
         _model.to(_device);
         var trainable = OptimizerFactory.TrainableParameters(_model);
         if (trainable.Count == 0)

@@ -1,3 +1,4 @@
+using TorchSharp;
 using TorchSharp.Modules;
 using TorchSharp.Utils;
 using static TorchSharp.torch;
@@ -11,8 +12,8 @@ namespace Microsoft.ML.MtLora.Modeling.Decoders;
 /// <remarks>
 /// The maps are kept channels-last, (B, H, W, C), so each 1×1 convolution is one GEMM over the pixels (<c>linear</c> with the
 /// convolution's weight viewed as (out, in)) and the batch norm normalises the channels of a (B·H·W, C) matrix, which
-/// gives the same statistics, output and running-average update as BatchNorm2d on (B, C, H, W). The modules and their
-/// state-dict names are the reference's.
+/// gives the same statistics, output and running-average update as BatchNorm2d on (B, C, H, W); in evaluation mode the
+/// BatchNorm is folded into the first convolution. The modules and their state-dict names are the reference's.
 /// </remarks>
 internal sealed class HrnetHead : nn.Module
 {
@@ -48,8 +49,18 @@ internal sealed class HrnetHead : nn.Module
             parts[k] = up.permute(0, 2, 3, 1);                            // (B, r0, r0, ch_k)
         }
         var x = cat(parts, -1);                                           // (B, r0, r0, Σch)
-        var y = nn.functional.linear(x, _layers.Fuse.weight.flatten(1), _layers.Fuse.bias);            // (B, r0, r0, 4Σch)
-        y = Normalize(y.view(-1, y.shape[^1])).relu_().view(y.shape);
+        Tensor y;
+        if (training)
+        {
+            y = nn.functional.linear(x, _layers.Fuse.weight.flatten(1), _layers.Fuse.bias);            // (B, r0, r0, 4Σch)
+            y = Normalize(y.view(-1, y.shape[^1])).relu_().view(y.shape);
+        }
+        else
+        {
+            // Evaluation: BN is an affine map with the running statistics, folded into the 1×1 convolution's weight and bias.
+            var (weight, bias) = FoldedFuse();
+            y = nn.functional.linear(x, weight, bias).relu_();          // (B, r0, r0, 4Σch)
+        }
         y = nn.functional.linear(y, _layers.Classifier.weight.flatten(1), _layers.Classifier.bias);    // (B, r0, r0, n_out)
         return y.permute(0, 3, 1, 2).contiguous();                        // (B, n_out, r0, r0)
     }
@@ -68,6 +79,21 @@ internal sealed class HrnetHead : nn.Module
         var y = nn.functional.batch_norm(x.dtype == type ? x : x.to(type), norm.running_mean, norm.running_var, norm.weight, norm.bias,
             training, norm.momentum ?? 0.1, norm.eps);
         return y.dtype == x.dtype ? y : y.to(x.dtype);
+    }
+
+    /// <summary>
+    /// The first 1×1 convolution followed by the evaluation-mode BN as one affine map: with s = γ / √(var + ε),
+    /// W' = diag(s)·W and b' = (b − mean)·s + β, in the convolution's element type.
+    /// </summary>
+    private (Tensor Weight, Tensor Bias) FoldedFuse()
+    {
+        var norm = _layers.Norm;
+        var fuse = _layers.Fuse;
+        using var eps = norm.eps.ToScalar();
+        var scale = norm.running_var!.add(eps).rsqrt().mul(norm.weight);                                // (4Σch,) float32
+        var weight = fuse.weight.flatten(1).mul(scale.unsqueeze(1).to(fuse.weight.dtype));              // (4Σch, Σch)
+        var bias = (fuse.bias!.to(scale.dtype) - norm.running_mean!).mul(scale).add(norm.bias!).to(fuse.weight.dtype);
+        return (weight, bias);
     }
 
     private sealed record Layers(Conv2d Fuse, BatchNorm2d Norm, Conv2d Classifier);
