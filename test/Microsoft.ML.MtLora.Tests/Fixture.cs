@@ -7,6 +7,14 @@ internal static class Fixture
 
     public static string Path(params string[] parts) => System.IO.Path.Combine([Root, .. parts]);
 
+    /// <summary>The repository root (where MtLora.sln is), found from the test assembly's folder.</summary>
+    public static string RepoRoot()
+    {
+        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+            if (File.Exists(System.IO.Path.Combine(dir.FullName, "MtLora.sln"))) return dir.FullName;
+        throw new DirectoryNotFoundException($"MtLora.sln was not found above {AppContext.BaseDirectory}; the test runs from a build inside the repository.");
+    }
+
     /// <summary>A fresh empty folder under the system temp folder, removed by the caller's <c>using</c>.</summary>
     public static TempDir TempDir() => new();
 }

@@ -21,8 +21,8 @@ internal sealed record BenchmarkResult
     [JsonPropertyName("dtype")]
     public required string DType { get; init; }
 
-    [JsonPropertyName("float32_norms")]
-    public bool Float32Norms { get; init; }
+    /// <summary>Train mode: micro-batches per optimizer step.</summary>
+    public int AccumulationSteps { get; init; } = 1;
 
     public JsonObject? Network { get; init; }
     public long TotalParameters { get; init; }
@@ -64,6 +64,9 @@ internal sealed record BenchmarkResult
     public required string LibTorch { get; init; }
     public required string TimestampUtc { get; init; }
 
+    /// <summary>With <c>--profile</c>: per-step thread CPU time by region (see <see cref="StepProfiler"/>).</summary>
+    public IReadOnlyList<ProfileRow>? Profile { get; init; }
+
     /// <summary>The result as indented JSON.</summary>
     public string ToJson() => JsonSerializer.Serialize(this, new JsonSerializerOptions
     {
@@ -78,7 +81,8 @@ internal sealed record BenchmarkResult
         var memory = $"host peak {GiB(HostPeakWorkingSetBytes)}";
         if (GpuPeakUsedBytes is long peak)
             memory += $", GPU peak used {GiB(peak)} (baseline {GiB(GpuBaselineUsedBytes ?? 0)})";
-        return $"{Mode} {Config} {ImageSize}px batch {Batch} {Device} {Engine} {DType}{(Float32Norms ? "+fp32 norms" : "")}: " +
+        return $"{Mode} {Config} {ImageSize}px batch {Batch} {Device} {Engine} {DType}" +
+               $"{(AccumulationSteps > 1 ? $" ({AccumulationSteps} micro-batches per step)" : "")}: " +
                $"{ImagesPerSecond:F2} images/s over {Steps} steps ({Seconds:F2} s; median step {MedianStepSeconds * 1000:F0} ms = {MedianImagesPerSecond:F2} images/s; " +
                $"process CPU {ProcessCpuSeconds:F1} s = {Batch * (double)Steps / ProcessCpuSeconds:F2} images per CPU-second); {memory}";
     }

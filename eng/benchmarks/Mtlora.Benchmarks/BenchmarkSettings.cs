@@ -37,11 +37,8 @@ internal sealed record BenchmarkSettings
     /// <summary>Compute precision: <c>float32</c> or <c>bfloat16</c>.</summary>
     public string DType { get; init; } = "float32";
 
-    /// <summary>
-    /// With bfloat16: keep LayerNorm/BatchNorm parameters in float32 (the trainer's policy, mixed-dtype normalisation) instead
-    /// of casting the whole network.
-    /// </summary>
-    public bool Float32Norms { get; init; }
+    /// <summary>Train mode: micro-batches per optimizer step (<c>MultiTaskTrainerSettings.AccumulationSteps</c>).</summary>
+    public int AccumulationSteps { get; init; } = 1;
 
     public int Seed { get; init; } = 1234;
 
@@ -50,6 +47,9 @@ internal sealed record BenchmarkSettings
 
     /// <summary>Intra-op CPU threads; null leaves libtorch's default.</summary>
     public int? Threads { get; init; }
+
+    /// <summary>Record the per-module timing table (<see cref="StepProfiler"/>); CPU only.</summary>
+    public bool Profile { get; init; }
 
     /// <summary>Where to write the JSON result; null writes none.</summary>
     public string? JsonPath { get; init; }
@@ -73,7 +73,11 @@ internal sealed record BenchmarkSettings
         if (Steps < 1) throw new ArgumentException($"--steps must be at least 1, got {Steps}.");
         if (Warmup < 0) throw new ArgumentException($"--warmup must be 0 or more, got {Warmup}.");
         if (DType is not ("float32" or "bfloat16")) throw new ArgumentException($"--dtype must be float32 or bfloat16, got '{DType}'.");
-        if (Float32Norms && !IsBFloat16) throw new ArgumentException("--float32-norms only applies with --dtype bfloat16.");
+        if (IsBFloat16 && Device == "cpu")
+            throw new ArgumentException("--dtype bfloat16 needs --device cuda: bfloat16 kernels on the CPU are slower than float32, so the library refuses bfloat16 there.");
+        if (AccumulationSteps < 1 || Batch % AccumulationSteps != 0)
+            throw new ArgumentException($"--accumulation-steps must be at least 1 and divide --batch ({Batch}) into equal micro-batches, got {AccumulationSteps}.");
+        if (Profile && Device != "cpu") throw new ArgumentException("--profile measures CPU time per module and needs --device cpu (CUDA kernels run asynchronously).");
         if (Threads is < 1) throw new ArgumentException($"--threads must be at least 1, got {Threads}.");
         if (Engine is not ("torchsharp" or "onnx")) throw new ArgumentException($"--engine must be torchsharp or onnx, got '{Engine}'.");
         if (Engine == "onnx" && (Mode != BenchmarkMode.Infer || Device != "cpu" || IsBFloat16))

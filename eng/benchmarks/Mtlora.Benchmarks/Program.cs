@@ -23,17 +23,18 @@ public static class Program
         var steps = new Option<int>("--steps") { Description = "Timed steps.", DefaultValueFactory = _ => 10 };
         var warmup = new Option<int>("--warmup") { Description = "Untimed steps before the timed ones.", DefaultValueFactory = _ => 2 };
         var device = new Option<string>("--device") { Description = "cpu, cuda or cuda:N (CUDA on Linux: set MTLORA_LIBTORCH to a PyTorch install's torch/lib).", DefaultValueFactory = _ => "cpu" };
-        var dtype = new Option<string>("--dtype") { Description = "float32, or bfloat16 (network and images cast; losses and AdamW master weights in float32).", DefaultValueFactory = _ => "float32" };
+        var dtype = new Option<string>("--dtype") { Description = "float32, or bfloat16 on CUDA (the trainer's policy: network in bfloat16 except the normalisation layers; losses, gradients and AdamW master weights in float32).", DefaultValueFactory = _ => "float32" };
         dtype.AcceptOnlyFromAmong("float32", "bfloat16");
-        var float32Norms = new Option<bool>("--float32-norms") { Description = "With bfloat16: keep LayerNorm/BatchNorm in float32 (the trainer's policy)." };
+        var accumulation = new Option<int>("--accumulation-steps") { Description = "train: micro-batches per optimizer step (the batch must be a multiple).", DefaultValueFactory = _ => 1 };
         var seed = new Option<int>("--seed") { Description = "Seed of the weights and the random batch.", DefaultValueFactory = _ => 1234 };
         var engine = new Option<string>("--engine") { Description = "With --mode infer on the CPU: torchsharp (the library's forward, LoRA merged) or onnx (the network exported to ONNX, run by ONNX Runtime).", DefaultValueFactory = _ => "torchsharp" };
         engine.AcceptOnlyFromAmong("torchsharp", "onnx");
         var threads = new Option<int?>("--threads") { Description = "CPU intra-op threads (default: libtorch's choice)." };
         var json = new Option<FileInfo?>("--json") { Description = "Write the result as JSON to this file." };
+        var profile = new Option<bool>("--profile") { Description = "Per-module timing: thread CPU time per region of the step (forward and backward), as a table (CPU only)." };
 
         var root = new RootCommand("Training / inference throughput (images/s) and peak memory of the MTLoRA multi-task Swin network.");
-        foreach (var o in new Option[] { mode, config, batch, imageSize, steps, warmup, device, dtype, float32Norms, seed, threads, json, engine })
+        foreach (var o in new Option[] { mode, config, batch, imageSize, steps, warmup, device, dtype, accumulation, seed, threads, json, engine, profile })
             root.Options.Add(o);
         root.SetAction(parseResult =>
         {
@@ -47,14 +48,16 @@ public static class Program
                 Warmup = parseResult.GetValue(warmup),
                 Device = parseResult.GetValue(device)!,
                 DType = parseResult.GetValue(dtype)!,
-                Float32Norms = parseResult.GetValue(float32Norms),
+                AccumulationSteps = parseResult.GetValue(accumulation),
                 Seed = parseResult.GetValue(seed),
                 Threads = parseResult.GetValue(threads),
                 Engine = parseResult.GetValue(engine)!,
                 JsonPath = parseResult.GetValue(json)?.FullName,
+                Profile = parseResult.GetValue(profile),
             };
             var result = ThroughputBenchmark.Run(settings, Console.Error);
             Console.WriteLine(result.ToString());
+            if (result.Profile is { } rows) Console.WriteLine(StepProfiler.ToMarkdown(rows));
             if (settings.JsonPath is { } path)
                 AtomicFile.Write(path, stream =>
                 {

@@ -15,14 +15,6 @@ namespace MtLora.Benchmarks;
 /// </summary>
 internal static class ThroughputBenchmark
 {
-    /// <summary>The gradient-norm clip of the reference (<c>TRAIN.CLIP_GRAD = 5.0</c>).</summary>
-    private const double ClipGradientNorm = 5.0;
-
-    /// <summary>Any learning rate: throughput does not depend on it. The reference's base rate for batch 32.</summary>
-    private const double LearningRate = 5e-4 * 32 / 512;
-
-    private const double WeightDecay = 0.05;
-
     /// <summary>Runs the benchmark the settings describe.</summary>
     /// <param name="settings">The settings (validated).</param>
     /// <param name="log">Where progress lines go (stderr).</param>
@@ -58,15 +50,16 @@ internal static class ThroughputBenchmark
             var counts = model.CountParameters();
             log.WriteLine($"network {settings.Config}: {options.ImageSize} px, embed {options.EmbedDim}, depths {string.Join("-", options.Depths)}, " +
                           $"shared rank {options.SharedRank}, task rank {options.TaskRank}; {counts.Total:N0} parameters, {counts.Trainable:N0} trainable; " +
-                          $"device {device}, {settings.DType}{(settings.Float32Norms ? " (float32 norms)" : "")}, batch {settings.Batch}");
+                          $"device {device}, {settings.DType}, batch {settings.Batch}");
             var imageType = settings.IsBFloat16 ? ScalarType.BFloat16 : ScalarType.Float32;
             using var batch = RandomBatch.Create(options.Tasks, settings.Batch, options.ImageSize, device, imageType, settings.Seed + 1);
 
             Action step;
             IDisposable? stepState;
+            var profiler = settings.Profile ? new StepProfiler() : null;
             if (settings.Mode == BenchmarkMode.Train)
             {
-                var trainer = new TrainStep(model, batch, settings.IsBFloat16, settings.Float32Norms);
+                var trainer = new TrainStep(model, batch, settings, device, profiler);
                 step = trainer.Run;
                 stepState = trainer;
             }
@@ -82,10 +75,11 @@ internal static class ThroughputBenchmark
             {
                 model.eval();
                 model.MergeLora();
-                if (settings.IsBFloat16) CastToBFloat16(model, settings.Float32Norms);
-                step = () => InferStep(model, batch.Images);
+                if (settings.IsBFloat16) Precision.CastForBFloat16(model);
+                step = () => InferStep(model, batch.Images, profiler);
                 stepState = null;
             }
+            ProfileRegions.Recorder = profiler;
 
             using (stepState)
             {
@@ -95,6 +89,7 @@ internal static class ThroughputBenchmark
                     log.WriteLine($"warm-up step {i + 1}/{settings.Warmup}");
                 }
                 Synchronize(cuda);
+                profiler?.Reset();
                 bool hostPeakReset = HostMemory.TryResetPeak();
 
                 var stepSeconds = new double[settings.Steps];
@@ -125,7 +120,7 @@ internal static class ThroughputBenchmark
                     Warmup = settings.Warmup,
                     Device = device.ToString(),
                     DType = settings.DType,
-                    Float32Norms = settings.Float32Norms,
+                    AccumulationSteps = settings.AccumulationSteps,
                     Network = options.ToJsonNode(),
                     TotalParameters = counts.Total,
                     TrainableParameters = counts.Trainable,
@@ -145,11 +140,13 @@ internal static class ThroughputBenchmark
                     Machine = $"{RuntimeInformation.OSDescription}; {RuntimeInformation.ProcessArchitecture}; .NET {Environment.Version}",
                     LibTorch = TorchRuntime.LibTorchDirectory ?? "TorchSharp backend package",
                     TimestampUtc = DateTime.UtcNow.ToString("yyyy-MM-ddTHH:mm:ssZ"),
+                    Profile = profiler?.Rows(),
                 };
             }
         }
         finally
         {
+            ProfileRegions.Recorder = null;
             gpu?.Dispose();
         }
     }
@@ -166,91 +163,51 @@ internal static class ThroughputBenchmark
     }
 
     /// <summary>One inference batch: forward only, under inference mode, nothing kept.</summary>
-    private static void InferStep(MultiTaskSwin model, Tensor images)
+    private static void InferStep(MultiTaskSwin model, Tensor images, StepProfiler? profiler)
     {
         using var scope = torch.NewDisposeScope();
         using var inference = torch.inference_mode();
         _ = model.forward(images);   // per task (B, C, S, S)
+        profiler?.EndStep();
     }
 
     /// <summary>
-    /// Casts the network to bfloat16. With <paramref name="float32Norms"/> the normalisation layers go back to float32, the
-    /// trainer's policy; it needs libtorch's mixed-dtype normalisation kernels (bfloat16 input, float32 affine).
-    /// </summary>
-    internal static void CastToBFloat16(nn.Module model, bool float32Norms)
-    {
-        model.to(ScalarType.BFloat16);
-        if (!float32Norms) return;
-        foreach (var (_, module) in model.named_modules())
-            if (module is LayerNorm or BatchNorm1d or BatchNorm2d or BatchNorm3d or GroupNorm)
-                module.to(ScalarType.Float32);
-    }
-
-    /// <summary>
-    /// One training step as <c>MultiTaskTrainer</c> does it: gradients cleared to none, forward, the reference task losses
-    /// (float32) and their weighted sum, backward, global L2 clipping at 5, AdamW over the reference's two parameter groups.
-    /// In bfloat16 AdamW updates float32 master copies of the trainable parameters, which are written back after the step.
+    /// One training step exactly as <see cref="MultiTaskTrainer"/> runs it (<see cref="MultiTaskTrainer.RunStep"/>): gradients
+    /// cleared to none, forward and the reference task losses per micro-batch, backward, gradients collected in float32,
+    /// one read of the loss values, global L2 clipping at 5 on the device, AdamW over the reference's two parameter groups
+    /// (and in bfloat16 the trainer's master weights). The batch is already on the device, so nothing is copied per step.
     /// </summary>
     private sealed class TrainStep : IDisposable
     {
-        private readonly MultiTaskSwin _model;
-        private readonly RandomBatch _batch;
-        private readonly bool _bf16;
-        private readonly AdamW _optimizer;
-        private readonly List<(Parameter Model, Parameter Master)> _optimized;
+        private readonly MultiTaskTrainer _trainer;
+        private readonly TrainingBatch _batch;
+        private readonly StepProfiler? _profiler;
 
-        public TrainStep(MultiTaskSwin model, RandomBatch batch, bool bf16, bool float32Norms)
+        public TrainStep(MultiTaskSwin model, RandomBatch batch, BenchmarkSettings settings, Device device, StepProfiler? profiler)
         {
-            _model = model;
-            _batch = batch;
-            _bf16 = bf16;
-            _model.train();
-            var trainable = OptimizerFactory.TrainableParameters(model);
-            IReadOnlyList<(string Name, Parameter Parameter)> optimizerParameters = trainable;
-            if (bf16)
+            _profiler = profiler;
+            _batch = new TrainingBatch(batch.Images, batch.Targets);
+            // One batch per epoch and a schedule of one step: the learning rate does not change the cost of a step.
+            var trainerSettings = new MultiTaskTrainerSettings
             {
-                // float32 master copies made before the cast; the cast replaces the network's parameter objects.
-                var masters = trainable.ToDictionary(t => t.Name, t => new Parameter(t.Parameter.detach().clone(), requires_grad: true));
-                CastToBFloat16(model, float32Norms);
-                trainable = OptimizerFactory.TrainableParameters(model);
-                optimizerParameters = trainable.Select(t => (t.Name, masters[t.Name])).ToList();
-            }
-            var (optimizer, order) = OptimizerFactory.CreateAdamW(optimizerParameters, LearningRate, WeightDecay);
-            _optimizer = optimizer;
-            var byName = trainable.ToDictionary(t => t.Name, t => t.Parameter);
-            _optimized = order.Select(o => (byName[o.Name], o.Parameter)).ToList();
+                Epochs = 1,
+                WarmupEpochs = 0,
+                Device = device,
+                UseBFloat16 = settings.IsBFloat16,
+                AccumulationSteps = settings.AccumulationSteps,
+                Seed = settings.Seed,
+            };
+            _trainer = new MultiTaskTrainer(model, new DelegateBatchSource(1, (_, _) => []), trainerSettings);
+            model.train();
         }
 
         public void Run()
         {
             using var scope = torch.NewDisposeScope();
-            foreach (var (model, master) in _optimized)
-            {
-                model.grad = null;
-                if (_bf16) master.grad = null;
-            }
-            var outputs = _model.forward(_batch.Images);                 // per task (B, C, S, S)
-            var losses = TaskLosses.Compute(outputs, _batch.Targets);    // float32 scalars, default weights 1, 2, 5, 10
-            losses.Total.backward();
-            if (_bf16)
-            {
-                foreach (var (model, master) in _optimized)
-                    if (model.grad is { } g) master.grad = g.to(ScalarType.Float32);
-            }
-            var withGrad = _optimized.Select(o => o.Master).Where(p => p.grad is not null).ToList();
-            torch.nn.utils.clip_grad_norm_(withGrad, ClipGradientNorm);
-            _optimizer.step();
-            if (_bf16)
-            {
-                using var noGrad = torch.no_grad();
-                foreach (var (model, master) in _optimized) model.copy_(master);
-            }
+            _trainer.RunStep(_batch);
+            _profiler?.EndStep();
         }
 
-        public void Dispose()
-        {
-            _optimizer.Dispose();
-            if (_bf16) foreach (var (_, master) in _optimized) master.Dispose();
-        }
+        public void Dispose() => _trainer.Dispose();
     }
 }

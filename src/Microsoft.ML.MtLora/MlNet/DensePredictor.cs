@@ -95,7 +95,7 @@ internal sealed class DensePredictor
 
     private DensePrediction[] Predict(Tensor inputs, DensePrediction[] result, IReadOnlySet<string> columns)
     {
-        var batch = inputs.to(Device);                                                           // (B, 3, S, S)
+        var batch = inputs.to(Modeling.Precision.InputType(_network), Device);                   // (B, 3, S, S), float32 or bfloat16
         Dictionary<string, Tensor> outputs;
         lock (_gate)
         {

@@ -145,6 +145,7 @@ public sealed class MtLoraEstimator : IEstimator<MtLoraTransformer>
             WarmupEpochs = o.WarmupEpochs,
             WeightDecay = o.WeightDecay,
             ClipGradientNorm = o.GradientClipNorm,
+            AccumulationSteps = o.AccumulationSteps,
             LossWeights = tasks.ToDictionary(t => t.ReferenceName(), t => o.TaskLossWeights is { } w && w.TryGetValue(t, out var v) ? v : t.DefaultLossWeight()),
             Device = device,
             UseBFloat16 = o.UseBFloat16,
@@ -240,7 +241,7 @@ public sealed class MtLoraEstimator : IEstimator<MtLoraTransformer>
             foreach (var (name, t) in network.state_dict())
                 weights[name] = t.detach().to(t.is_floating_point() ? ScalarType.Float32 : t.dtype).cpu().clone();
             return new MtLoraTransformer(_mlContext, network.Options, weights, ImagePreprocessing.Reference(network.Options.ImageSize),
-                _options.ImageColumnName, _options.InferenceBatchSize, device)
+                _options.ImageColumnName, _options.InferenceBatchSize, device, bfloat16: _options.UseBFloat16)
             {
                 LoaderParallelism = _options.DataLoaderParallelism,
                 LoaderPrefetchBatches = _options.DataLoaderPrefetchBatches,

@@ -64,6 +64,14 @@ public sealed class MtLoraOptions
     /// <summary>AdamW weight decay, with the reference's parameter groups. Default 0.05.</summary>
     public double WeightDecay = 0.05;
 
+    /// <summary>
+    /// Gradient accumulation (the reference's <c>TRAIN.ACCUMULATION_STEPS</c>): each batch of <see cref="BatchSize"/> images
+    /// runs as this many equal micro-batches whose gradients are added up before one optimizer step, so a batch that does not
+    /// fit in memory at once still trains as that batch (the learning rate stays the one for <see cref="BatchSize"/>, as the
+    /// reference scales it). Must divide <see cref="BatchSize"/>. Default 1.
+    /// </summary>
+    public int AccumulationSteps = 1;
+
     /// <summary>Global L2 gradient-norm clip. Default 5; null for none.</summary>
     public double? GradientClipNorm = 5.0;
 
@@ -130,7 +138,10 @@ public sealed class MtLoraOptions
     /// <summary>When CUDA is asked for but missing, use the CPU instead of failing. Default true.</summary>
     public bool FallbackToCpu = true;
 
-    /// <summary>Train in bfloat16 with float32 master weights (CUDA only). Default false.</summary>
+    /// <summary>
+    /// Compute in bfloat16 on CUDA: training keeps float32 master weights, moments and frozen-weight originals (the saved
+    /// model holds float32 weights), and the trained transformer predicts in bfloat16 too. CUDA only. Default false.
+    /// </summary>
     public bool UseBFloat16;
 
     /// <summary>The random seed (initialisation, shuffling, augmentation, dropout). Default null: the MLContext's seed, else 0.</summary>
@@ -181,6 +192,9 @@ public sealed class MtLoraOptions
         if (Epochs < 1) throw Bad(nameof(Epochs), $"is {Epochs}; it must be at least 1.");
         if (MaxSteps is < 1) throw Bad(nameof(MaxSteps), $"is {MaxSteps}; it must be at least 1 when set.");
         if (BatchSize < 1) throw Bad(nameof(BatchSize), $"is {BatchSize}; it must be at least 1.");
+        if (AccumulationSteps < 1) throw Bad(nameof(AccumulationSteps), $"is {AccumulationSteps}; it must be at least 1.");
+        if (BatchSize % AccumulationSteps != 0)
+            throw Bad(nameof(AccumulationSteps), $"is {AccumulationSteps}; it must divide BatchSize ({BatchSize}) into equal micro-batches.");
         if (LearningRate is { } lr && !(lr > 0 && lr <= MaxLearningRate))
             throw Bad(nameof(LearningRate), $"is {lr}; it must be in (0, {MaxLearningRate}]: AdamW moves every weight by about the learning rate per step, so a larger one destroys the pretrained weights at once (the paper's is 3.1e-5 at batch 32).");
         if (WarmupEpochs < 0 || WarmupEpochs >= Epochs) throw Bad(nameof(WarmupEpochs), $"is {WarmupEpochs}; it must be in 0..{Epochs - 1} (shorter than Epochs = {Epochs}).");
@@ -200,6 +214,7 @@ public sealed class MtLoraOptions
         var device = (Device ?? "").Trim().ToLowerInvariant();
         if (!(device is "cpu" or "cuda" or "auto" || (device.StartsWith("cuda:", StringComparison.Ordinal) && int.TryParse(device[5..], out int n) && n >= 0)))
             throw Bad(nameof(Device), $"is '{Device}'; expected cpu, cuda, cuda:N or auto.");
+        if (UseBFloat16 && device == "cpu") throw Bad(nameof(UseBFloat16), "bfloat16 needs a CUDA device, but Device is 'cpu'.");
         if (InferenceBatchSize < 1) throw Bad(nameof(InferenceBatchSize), $"is {InferenceBatchSize}; it must be at least 1.");
         if (ProgressEverySteps < 1) throw Bad(nameof(ProgressEverySteps), $"is {ProgressEverySteps}; it must be at least 1.");
     }

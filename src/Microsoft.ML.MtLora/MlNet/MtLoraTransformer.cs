@@ -85,7 +85,7 @@ public sealed partial class MtLoraTransformer : ITransformer, IDisposable
     /// transformer). Every path goes through here: Fit, model.zip load and adapters import.
     /// </summary>
     internal MtLoraTransformer(IHostEnvironment env, MtLoraNetworkOptions networkOptions, Dictionary<string, Tensor> weights,
-        ImagePreprocessing preprocessing, string imageColumnName, int batchSize, Device device)
+        ImagePreprocessing preprocessing, string imageColumnName, int batchSize, Device device, bool bfloat16 = false)
     {
         ArgumentNullException.ThrowIfNull(env);
         _host = env.Register(nameof(MtLoraTransformer));
@@ -110,6 +110,8 @@ public sealed partial class MtLoraTransformer : ITransformer, IDisposable
             _network.eval();
             _network.MergeLora(); // inference runs on merged weights; _weights keeps the unmerged tensors for saving
             _network.to(device);
+            // bfloat16 inference (MtLoraOptions.UseBFloat16) on CUDA only; _weights stays float32.
+            if (bfloat16 && device.type == DeviceType.CUDA) Modeling.Precision.CastForBFloat16(_network);
         }
         catch
         {

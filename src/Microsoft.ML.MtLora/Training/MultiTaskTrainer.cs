@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Microsoft.ML.MtLora.Modeling;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -9,17 +10,32 @@ namespace Microsoft.ML.MtLora.Training;
 /// The multi-task training loop of the reference (reference-spec §5, §6), readable top to bottom.
 /// </summary>
 /// <remarks>
-/// <para>Each optimizer step, inside its own dispose scope:</para>
+/// <para>Each optimizer step, inside its own dispose scope (<see cref="RunStep"/>):</para>
 /// <list type="number">
-/// <item>set the learning rate of step k: <c>lr(max(k − 1, 0))</c>, since the reference updates its scheduler after
+/// <item>the learning rate of step k is <c>lr(max(k − 1, 0))</c>, since the reference updates its scheduler after
 /// each step (<see cref="LearningRateSchedule.ForStep(long)"/>);</item>
 /// <item>clear the gradients to "none" (PyTorch's <c>zero_grad()</c> default), so a parameter that gets no gradient
 /// this step is neither clipped nor moved by AdamW;</item>
 /// <item>reseed torch's generators from (seed, k), so dropout and drop-path draws depend only on the step;</item>
-/// <item>forward, the task losses and their weighted sum (<see cref="TaskLosses"/>);</item>
-/// <item>stop with <see cref="NonFiniteLossException"/> naming the task when a loss is NaN or infinite;</item>
-/// <item>backward, global L2 gradient clipping over the parameters that have a gradient, AdamW step.</item>
+/// <item>for each of the <see cref="MultiTaskTrainerSettings.AccumulationSteps"/> micro-batches of the batch (each in its
+/// own dispose scope, so its activations are freed before the next): forward, the task losses and their weighted sum
+/// (<see cref="TaskLosses"/>), backward of the sum divided by the number of micro-batches, gradients added up in float32
+/// (<see cref="FlatAdamW.CollectGradients"/>);</item>
+/// <item>one device-to-host read of all the loss values (the progress report and the check that stops with
+/// <see cref="NonFiniteLossException"/>, naming the task, before any weight moves); nothing else in the step reads back
+/// from the device: the labels are checked on the batch's CPU copy, and clipping computes its coefficient on the device;</item>
+/// <item>global L2 gradient clipping over the parameters that have a gradient, AdamW step (<see cref="FlatAdamW"/>).</item>
 /// </list>
+/// <para>Gradient accumulation follows the reference's <c>ACCUMULATION_STEPS</c> (scale-lab/MTLoRA main.py): the batch
+/// of <see cref="MultiTaskTrainerSettings"/> is the one the learning rate is scaled for (the reference multiplies its rate,
+/// scaled for the micro-batch, by the number of steps, which is the same rate), an optimizer step follows every
+/// <c>k</c> micro-batches, and the schedule counts optimizer steps. Each micro-batch's loss is divided by <c>k</c>, as in
+/// Swin's main.py (microsoft/Swin-Transformer <c>train_one_epoch</c>: <c>loss = loss / ACCUMULATION_STEPS</c>); MTLoRA's
+/// main.py leaves that division out of its multi-task branch, which makes the accumulated gradient <c>k</c> times the
+/// mean and the clip at 5 bite <c>k</c> times earlier. With the division, <c>k</c> micro-batches of <c>b</c> images give the
+/// gradient of one batch of <c>k·b</c> whenever each micro-batch has as many valid label pixels (every loss is a mean over
+/// its own micro-batch, as in the reference) — except for BatchNorm in training mode, which normalises each micro-batch
+/// with its own statistics (also as in the reference).</para>
 /// <para>
 /// Between steps the loop checks the cancellation token and the host's <c>CheckAlive</c>, sends progress reports and
 /// writes checkpoints (<see cref="TrainingCheckpoint"/>). A cancelled run stops cleanly, writes a checkpoint when asked
@@ -28,11 +44,14 @@ namespace Microsoft.ML.MtLora.Training;
 /// weights, buffers and AdamW moments.
 /// </para>
 /// <para>
-/// bfloat16 (<see cref="MultiTaskTrainerSettings.UseBFloat16"/>, CUDA only): TorchSharp has no autocast, so the trainer
-/// keeps float32 master copies of the trainable parameters for AdamW, casts the network to bfloat16 except its
-/// normalisation layers (LayerNorm, BatchNorm, GroupNorm stay float32), feeds it bfloat16 images, computes the losses
-/// in float32, copies the bfloat16 gradients onto the master copies, clips and steps there, and writes the updated
-/// master weights back into the network. Checkpoints hold the float32 master weights.
+/// bfloat16 (<see cref="MultiTaskTrainerSettings.UseBFloat16"/>, CUDA only): TorchSharp has no autocast. The trainer
+/// casts the network to bfloat16 except its normalisation layers (LayerNorm, BatchNorm and GroupNorm parameters and
+/// statistics stay float32; the modules normalise in float32), so the matmuls, convolutions, attention, GELU, LoRA deltas
+/// and their gradients run in bfloat16; it feeds bfloat16 images and computes the losses in float32. AdamW keeps float32
+/// master weights and moments of the trainable parameters, the gradients are added up and clipped in float32, and the
+/// updated masters are copied into the network. The frozen weights keep their float32 originals (on the CPU): checkpoints
+/// hold the masters and the originals, and disposing the trainer casts the network back to float32 and writes both back,
+/// so a model saved after a bfloat16 run has exactly the pretrained frozen weights.
 /// </para>
 /// </remarks>
 internal sealed class MultiTaskTrainer : IDisposable
@@ -42,11 +61,13 @@ internal sealed class MultiTaskTrainer : IDisposable
     private readonly MultiTaskTrainerSettings _settings;
     private readonly Device _device;
     private readonly LearningRateSchedule _schedule;
-    private readonly IReadOnlyList<(string Name, Parameter Parameter)> _trainable;
-    private readonly AdamW _optimizer;
-    // Parameters in AdamW's state order, with the master copy AdamW updates (the network's own parameter in float32).
-    private readonly IReadOnlyList<(string Name, Parameter Model, Parameter Master)> _optimized;
+    private readonly FlatAdamW _optimizer;
+    // Parameters in AdamW's state order (names, moments, float32 masters).
+    private readonly IReadOnlyList<OptimizedParameter> _optimized;
     private readonly bool _bf16;
+    // bfloat16 only: the float32 originals of the frozen floating-point parameters (CPU), by name.
+    private readonly Dictionary<string, Tensor> _frozenOriginals = new(StringComparer.Ordinal);
+    private readonly Scalar _microBatchShare;
     private readonly Dictionary<string, long> _stepsWithoutLabels = new();
     private long _globalStep;
     private int _epoch;
@@ -87,29 +108,45 @@ internal sealed class MultiTaskTrainer : IDisposable
             throw new ArgumentOutOfRangeException(nameof(settings), warmup, $"The warmup ({warmup} steps) must be shorter than the whole run ({total} steps = {settings.Epochs} epochs × {data.BatchesPerEpoch} batches).");
         _schedule = new LearningRateSchedule(settings.BaseLearningRate, settings.WarmupLearningRate, settings.MinLearningRate, warmup, total);
 
+        // A CPU step frees and reallocates hundreds of megabytes: keep them in the process (see NativeHeap).
+        if (_device.type == DeviceType.CPU) NativeHeap.KeepFreedMemory();
         _model.to(_device);
-        _trainable = OptimizerFactory.TrainableParameters(_model);
-        if (_trainable.Count == 0)
+        var trainable = OptimizerFactory.TrainableParameters(_model);
+        if (trainable.Count == 0)
             throw new ArgumentException("The model has no trainable parameter (every parameter has requires_grad = false).", nameof(model));
 
-        IReadOnlyList<(string Name, Parameter Parameter)> optimizerParameters = _trainable;
-        var masters = new Dictionary<string, Parameter>();
-        if (_bf16)
+        var masters = new Dictionary<string, Tensor>(StringComparer.Ordinal);
+        try
         {
-            // float32 master copies, made before the network is cast, so they hold the exact float32 weights.
-            foreach (var (name, p) in _trainable)
-                masters[name] = new Parameter(p.detach().clone(), requires_grad: true);
-            // Casting replaces the network's parameter objects: look them up again afterwards.
-            CastForBFloat16(_model);
-            _trainable = OptimizerFactory.TrainableParameters(_model);
-            optimizerParameters = _trainable.Select(t => (t.Name, masters[t.Name])).ToList();
+            if (_bf16)
+            {
+                // float32 masters and originals, taken before the network is cast, so they hold the exact float32 weights.
+                using var noGrad = torch.no_grad();
+                foreach (var (name, p) in trainable) masters[name] = p.detach().clone();
+                foreach (var (name, p) in _model.named_parameters())
+                    if (!p.requires_grad && p.is_floating_point()) _frozenOriginals[name] = p.detach().to(torch.CPU, copy: true).DetachFromDisposeScope();
+                // Casting replaces the network's parameter objects: look them up again afterwards.
+                Precision.CastForBFloat16(_model);
+                trainable = OptimizerFactory.TrainableParameters(_model);
+            }
+            _optimizer = OptimizerFactory.CreateAdamW(trainable, settings.WeightDecay, settings.Beta1, settings.Beta2, settings.Epsilon, masters);
         }
-        var (optimizer, order) = OptimizerFactory.CreateAdamW(optimizerParameters, _schedule.ForStep(0), settings.WeightDecay,
-            settings.Beta1, settings.Beta2, settings.Epsilon);
-        _optimizer = optimizer;
-        var byName = _trainable.ToDictionary(t => t.Name, t => t.Parameter);
-        _optimized = order.Select(o => (o.Name, byName[o.Name], o.Parameter)).ToList();
+        finally
+        {
+            foreach (var t in masters.Values) t.Dispose();
+        }
+        _optimized = _optimizer.Parameters.ToList();
+        _microBatchShare = (1.0 / settings.AccumulationSteps).ToScalar();
     }
+
+    /// <summary>
+    /// The step's one device-to-host read (the loss values). A seam for the test that proves it is the only one: on the
+    /// meta device no value can be read at all, so a step that completes there with this replaced read nothing else.
+    /// </summary>
+    internal Func<Tensor, float[]> ReadToHost { get; set; } = t => t.cpu().data<float>().ToArray();
+
+    /// <summary>The optimizer (tests read the collected gradients through it).</summary>
+    internal FlatAdamW Optimizer => _optimizer;
 
     /// <summary>The schedule this trainer follows.</summary>
     public LearningRateSchedule Schedule => _schedule;
@@ -199,56 +236,97 @@ internal sealed class MultiTaskTrainer : IDisposable
     {
         if (batch.Images is null || batch.Targets is null)
             throw new InvalidDataException($"The batch source returned an empty batch at epoch {_epoch} position {_batchInEpoch}.");
-        double lr = _schedule.ForStep(_globalStep);
-        OptimizerFactory.SetLearningRate(_optimizer, lr);
-        foreach (var (_, model, master) in _optimized)
-        {
-            model.grad = null;
-            if (_bf16) master.grad = null;
-        }
+        var outcome = RunStep(batch);
+        foreach (var t in outcome.TasksWithoutLabels)
+            _stepsWithoutLabels[t] = _stepsWithoutLabels.GetValueOrDefault(t) + 1;
+        return outcome;
+    }
 
-        var images = batch.Images.to(_bf16 ? ScalarType.BFloat16 : ScalarType.Float32, _device);   // (B, 3, H, W)
-        var targets = batch.Targets.ToDictionary(kv => kv.Key, kv => kv.Value.to(_device));
+    /// <summary>
+    /// One optimizer step on <paramref name="batch"/> at the current global step (which it does not advance): the steps of
+    /// the class remarks. Runs inside the caller's dispose scope; the batch stays the caller's. The benchmark calls this.
+    /// </summary>
+    /// <exception cref="NonFiniteLossException">A loss is NaN or infinite; no weight was changed.</exception>
+    internal StepOutcome RunStep(TrainingBatch batch)
+    {
+        double lr = _schedule.ForStep(_globalStep);
+        ProfileRegions.Phase("optimizer.zero_grad");
+        _optimizer.ZeroGrad();
+        int k = _settings.AccumulationSteps;
+        long size = batch.Images.shape[0];
+        if (size % k != 0)
+            throw new InvalidDataException(
+                $"The batch at epoch {_epoch} position {_batchInEpoch} holds {size} images, which AccumulationSteps = {k} cannot split into equal micro-batches.");
+        long micro = size / k;
         ReseedForStep(_globalStep);
 
-        var outputs = _model.forward(images);
-        var losses = TaskLosses.Compute(outputs, targets, _settings.LossWeights);
-        foreach (var t in losses.TasksWithoutLabels)
-            _stepsWithoutLabels[t] = _stepsWithoutLabels.GetValueOrDefault(t) + 1;
-
-        // One host transfer for every loss value: the NaN check and the progress report both need them.
-        var names = losses.PerTask.Keys.ToList();
-        var values = torch.stack([.. names.Select(n => losses.PerTask[n]), losses.Total]).detach().cpu().data<float>().ToArray();
-        for (int i = 0; i < names.Count; i++)
-            if (!float.IsFinite(values[i])) throw new NonFiniteLossException(names[i], values[i], _epoch, _globalStep, lr);
-        if (!float.IsFinite(values[^1])) throw new NonFiniteLossException("total", values[^1], _epoch, _globalStep, lr);
-
-        var taskLosses = new Dictionary<string, double>();
-        for (int i = 0; i < names.Count; i++)
-            if (!losses.TasksWithoutLabels.Contains(names[i])) taskLosses[names[i]] = values[i];
-
-        // When no task has a label pixel the total has no gradient: there is nothing to learn from this batch.
-        if (losses.Total.requires_grad)
+        var names = new List<string>();
+        var rows = new List<Tensor>(k);
+        var withLabels = new HashSet<string>(StringComparer.Ordinal);
+        var labelled = new List<HashSet<string>>(k);
+        for (int i = 0; i < k; i++)
         {
-            losses.Total.backward();
-            if (_bf16)
+            using var scope = torch.NewDisposeScope();
+            var (images, cpuTargets) = k == 1 ? (batch.Images, batch.Targets) : Slice(batch, i * micro, micro);
+            var x = ToDevice(images, _bf16 ? ScalarType.BFloat16 : ScalarType.Float32);        // (b, 3, H, W)
+            var targets = cpuTargets.ToDictionary(kv => kv.Key, kv => ToDevice(kv.Value, kv.Value.dtype));
+
+            var outputs = _model.forward(x);
+            if (ProfileRegions.Current is not null) outputs = outputs.ToDictionary(kv => kv.Key, kv => ProfileRegions.Enter("losses", kv.Value));
+            // The labels are checked, and the valid pixels counted, on the batch's CPU copy: no device read.
+            var counts = cpuTargets.Values.All(t => t.device_type == DeviceType.CPU) ? TaskLosses.CheckLabels(outputs, cpuTargets) : null;
+            var losses = TaskLosses.Compute(outputs, targets, _settings.LossWeights, counts);
+            if (i == 0) names.AddRange(losses.PerTask.Keys);
+            labelled.Add(names.Where(n => !losses.TasksWithoutLabels.Contains(n)).ToHashSet(StringComparer.Ordinal));
+            withLabels.UnionWith(labelled[^1]);
+            rows.Add(torch.stack([.. names.Select(n => losses.PerTask[n]), losses.Total]).detach().MoveToOuterDisposeScope());
+
+            // When no task has a label pixel the total has no gradient: there is nothing to learn from this micro-batch.
+            if (losses.Total.requires_grad)
             {
-                foreach (var (_, model, master) in _optimized)
-                    if (model.grad is { } g) master.grad = g.to(ScalarType.Float32);
-            }
-            if (_settings.ClipGradientNorm is > 0 and var maxNorm)
-            {
-                var withGrad = _optimized.Select(o => o.Master).Where(p => p.grad is not null).ToList();
-                if (withGrad.Count > 0) torch.nn.utils.clip_grad_norm_(withGrad, maxNorm);
-            }
-            _optimizer.step();
-            if (_bf16)
-            {
-                using var noGrad = torch.no_grad();
-                foreach (var (_, model, master) in _optimized) model.copy_(master);
+                ProfileRegions.BeginBackward();
+                (k == 1 ? losses.Total : losses.Total.mul(_microBatchShare)).backward();
+                ProfileRegions.EndBackward("optimizer.collect_gradients");
+                _optimizer.CollectGradients();
             }
         }
-        return new StepOutcome(taskLosses, values[^1], lr, batch.Images.shape[0]);
+
+        // The one device-to-host read of the step: every loss value, for the progress report and the NaN check.
+        ProfileRegions.Phase("losses.read");
+        var values = ReadToHost(k == 1 ? rows[0] : torch.stack(rows));                         // (k·(T + 1))
+        int width = names.Count + 1;
+        for (int i = 0; i < k; i++)
+        {
+            for (int j = 0; j < names.Count; j++)
+                if (!float.IsFinite(values[i * width + j])) throw new NonFiniteLossException(names[j], values[i * width + j], _epoch, _globalStep, lr);
+            if (!float.IsFinite(values[i * width + names.Count])) throw new NonFiniteLossException("total", values[i * width + names.Count], _epoch, _globalStep, lr);
+        }
+        // Per task: the mean over the micro-batches that had labels for it; the total: the mean of the micro-batch totals.
+        var taskLosses = new Dictionary<string, double>();
+        for (int j = 0; j < names.Count; j++)
+        {
+            var present = Enumerable.Range(0, k).Where(i => labelled[i].Contains(names[j])).Select(i => (double)values[i * width + j]).ToList();
+            if (present.Count > 0) taskLosses[names[j]] = present.Average();
+        }
+        double total = Enumerable.Range(0, k).Average(i => (double)values[i * width + names.Count]);
+
+        ProfileRegions.Phase("optimizer.clip");
+        if (_settings.ClipGradientNorm is > 0 and var maxNorm) _optimizer.ClipGradientNorm(maxNorm);
+        ProfileRegions.Phase("optimizer.step");
+        _optimizer.Step(lr);
+        return new StepOutcome(taskLosses, total, lr, size, names.Where(n => !withLabels.Contains(n)).ToList());
+    }
+
+    /// <summary>Micro-batch <paramref name="start"/>..+<paramref name="count"/> of a batch (views).</summary>
+    private static (Tensor Images, IReadOnlyDictionary<string, Tensor> Targets) Slice(TrainingBatch batch, long start, long count) =>
+        (batch.Images.narrow(0, start, count), batch.Targets.ToDictionary(kv => kv.Key, kv => kv.Value.narrow(0, start, count)));
+
+    /// <summary>A batch tensor on the training device; from the CPU to CUDA through pinned memory, without waiting for the GPU.</summary>
+    private Tensor ToDevice(Tensor t, ScalarType dtype)
+    {
+        if (_device.type != DeviceType.CUDA || t.device_type != DeviceType.CPU) return t.to(dtype, _device);
+        // A copy from pageable memory would wait for the queued kernels; from pinned memory it is queued behind them.
+        return t.to(dtype).pin_memory().to(_device, non_blocking: true);
     }
 
     /// <summary>Torch's generators (CPU and CUDA) get a seed that depends only on (seed, step).</summary>
@@ -322,22 +400,13 @@ internal sealed class MultiTaskTrainer : IDisposable
         if (batch >= _data.BatchesPerEpoch) { epoch++; batch = 0; }
         var position = new TrainingPosition(_globalStep, epoch, batch, _data.BatchesPerEpoch, _settings.Seed);
         using var scope = torch.NewDisposeScope();
-        var modelState = _model.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value);
-        if (_bf16)
-        {
-            foreach (var (name, _, master) in _optimized) modelState[name] = master;
-            foreach (var key in modelState.Keys.ToList())
-                if (modelState[key].dtype == ScalarType.BFloat16) modelState[key] = modelState[key].to(ScalarType.Float32);
-        }
+        var modelState = Float32State();
         var optimizerState = new List<KeyValuePair<string, Tensor>>();
-        var states = _optimizer.state_dict().State;
-        for (int i = 0; i < _optimized.Count; i++)
+        foreach (var o in _optimized)
         {
-            var s = (AdamW.State)states[i];
-            var name = _optimized[i].Name;
-            optimizerState.Add(new($"exp_avg/{name}", s.exp_avg));
-            optimizerState.Add(new($"exp_avg_sq/{name}", s.exp_avg_sq));
-            optimizerState.Add(new($"step/{name}", torch.tensor(s.step)));
+            optimizerState.Add(new($"exp_avg/{o.Name}", o.ExpAvg));
+            optimizerState.Add(new($"exp_avg_sq/{o.Name}", o.ExpAvgSq));
+            optimizerState.Add(new($"step/{o.Name}", torch.tensor(o.Step)));
         }
         var folder = TrainingCheckpoint.Save(_settings.CheckpointDirectory!, position, modelState, optimizerState, _settings.KeepCheckpoints);
         _lastCheckpointStep = _globalStep;
@@ -374,15 +443,13 @@ internal sealed class MultiTaskTrainer : IDisposable
                 target.copy_(source);
             }
 
-            var states = _optimizer.state_dict().State;
-            for (int i = 0; i < _optimized.Count; i++)
+            foreach (var (name, original) in _frozenOriginals) original.copy_(modelState[name]);
+            foreach (var o in _optimized)
             {
-                var (name, _, master) = _optimized[i];
-                if (_bf16) master.copy_(modelState[name]);
-                var s = (AdamW.State)states[i];
-                s.exp_avg.copy_(Require(optimizerState, $"exp_avg/{name}", optimizerFile, s.exp_avg));
-                s.exp_avg_sq.copy_(Require(optimizerState, $"exp_avg_sq/{name}", optimizerFile, s.exp_avg_sq));
-                s.step = Require(optimizerState, $"step/{name}", optimizerFile, null).item<long>();
+                if (_bf16) o.Master.copy_(modelState[o.Name]);
+                o.ExpAvg.copy_(Require(optimizerState, $"exp_avg/{o.Name}", optimizerFile, o.ExpAvg));
+                o.ExpAvgSq.copy_(Require(optimizerState, $"exp_avg_sq/{o.Name}", optimizerFile, o.ExpAvgSq));
+                o.Step = Require(optimizerState, $"step/{o.Name}", optimizerFile, null).item<long>();
             }
         }
         finally
@@ -407,25 +474,55 @@ internal sealed class MultiTaskTrainer : IDisposable
     private static string Describe(List<string> keys) =>
         keys.Count == 0 ? "none" : string.Join(", ", keys.Take(5).Select(k => $"'{k}'")) + (keys.Count > 5 ? $" and {keys.Count - 5} more" : "");
 
-    /// <summary>Casts the network for bfloat16 compute, keeping normalisation layers in float32.</summary>
-    private static void CastForBFloat16(nn.Module model)
+    /// <summary>
+    /// The network's state dict in float32: with bfloat16, the trainable parameters are the float32 masters, the frozen ones
+    /// their float32 originals and the other bfloat16 tensors are converted. Tensors are the live ones where possible; call
+    /// inside a dispose scope.
+    /// </summary>
+    private Dictionary<string, Tensor> Float32State()
     {
-        model.to(ScalarType.BFloat16);
-        foreach (var (_, module) in model.named_modules())
-            if (module is LayerNorm or BatchNorm1d or BatchNorm2d or BatchNorm3d or GroupNorm)
-                module.to(ScalarType.Float32);
+        var state = _model.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value);
+        if (!_bf16) return state;
+        foreach (var o in _optimized) state[o.Name] = o.Master;
+        foreach (var (name, original) in _frozenOriginals) state[name] = original;
+        foreach (var key in state.Keys.ToList())
+            if (state[key].dtype == ScalarType.BFloat16) state[key] = state[key].to(ScalarType.Float32);
+        return state;
     }
 
-    /// <summary>Disposes the optimizer (its moments) and the bfloat16 master copies; the model stays the caller's.</summary>
+    /// <summary>
+    /// Disposes the optimizer (its moments and masters). With bfloat16 the network is first cast back to float32 and given
+    /// the float32 masters and frozen originals, so it leaves the trainer exactly as a float32 run would have left it. The
+    /// model stays the caller's.
+    /// </summary>
     public void Dispose()
     {
         if (_disposed) return;
         _disposed = true;
+        if (_bf16)
+        {
+            var masters = _optimized.ToDictionary(o => o.Name, o => o.Master, StringComparer.Ordinal);
+            _model.to(ScalarType.Float32);
+            using var noGrad = torch.no_grad();
+            foreach (var (name, p) in _model.named_parameters())
+            {
+                if (masters.TryGetValue(name, out var master)) p.copy_(master);
+                else if (_frozenOriginals.TryGetValue(name, out var original)) p.copy_(original);
+            }
+        }
         _optimizer.Dispose();
-        if (_bf16) foreach (var (_, _, master) in _optimized) master.Dispose();
+        foreach (var t in _frozenOriginals.Values) t.Dispose();
+        _microBatchShare.Dispose();
     }
 
-    private sealed record StepOutcome(IReadOnlyDictionary<string, double> TaskLosses, double TotalLoss, double LearningRate, long BatchSize);
+    /// <summary>What one optimizer step did.</summary>
+    /// <param name="TaskLosses">Per task, the mean loss over the micro-batches that had labels for it.</param>
+    /// <param name="TotalLoss">The mean of the micro-batches' weighted totals.</param>
+    /// <param name="LearningRate">The learning rate of the step.</param>
+    /// <param name="BatchSize">Images in the step.</param>
+    /// <param name="TasksWithoutLabels">Classification tasks without a valid label pixel in the whole batch.</param>
+    internal sealed record StepOutcome(IReadOnlyDictionary<string, double> TaskLosses, double TotalLoss, double LearningRate, long BatchSize,
+        IReadOnlyList<string> TasksWithoutLabels);
 
     /// <summary>Sums over the steps since the last report.</summary>
     private sealed class ProgressWindow

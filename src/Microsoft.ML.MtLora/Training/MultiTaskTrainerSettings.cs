@@ -42,6 +42,13 @@ internal sealed record MultiTaskTrainerSettings
     /// <summary>AdamW ε (1e-8).</summary>
     public double Epsilon { get; init; } = 1e-8;
 
+    /// <summary>
+    /// Micro-batches per optimizer step (1): each batch of the source is split into this many equal parts, their gradients
+    /// are added up (each loss divided by the count) and one AdamW step follows; the learning rate stays the one for the
+    /// whole batch, as the reference scales it (see <see cref="MultiTaskTrainer"/>). The batch size must be a multiple.
+    /// </summary>
+    public int AccumulationSteps { get; init; } = 1;
+
     /// <summary>Global L2 gradient-norm clip (5.0); null or ≤ 0 disables clipping.</summary>
     public double? ClipGradientNorm { get; init; } = 5.0;
 
@@ -103,6 +110,7 @@ internal sealed record MultiTaskTrainerSettings
         if (!(Beta1 is >= 0 and < 1)) throw new ArgumentOutOfRangeException(nameof(Beta1), Beta1, "Beta1 must be in [0, 1).");
         if (!(Beta2 is >= 0 and < 1)) throw new ArgumentOutOfRangeException(nameof(Beta2), Beta2, "Beta2 must be in [0, 1).");
         if (!(Epsilon >= 0)) throw new ArgumentOutOfRangeException(nameof(Epsilon), Epsilon, "Epsilon must be ≥ 0.");
+        if (AccumulationSteps < 1) throw new ArgumentOutOfRangeException(nameof(AccumulationSteps), AccumulationSteps, "AccumulationSteps must be ≥ 1.");
         if (CheckpointEverySteps < 0) throw new ArgumentOutOfRangeException(nameof(CheckpointEverySteps), CheckpointEverySteps, "CheckpointEverySteps must be ≥ 0.");
         if (KeepCheckpoints < 1) throw new ArgumentOutOfRangeException(nameof(KeepCheckpoints), KeepCheckpoints, "KeepCheckpoints must be ≥ 1.");
         if (ProgressEverySteps < 1) throw new ArgumentOutOfRangeException(nameof(ProgressEverySteps), ProgressEverySteps, "ProgressEverySteps must be ≥ 1.");

@@ -1,4 +1,3 @@
-using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 
@@ -39,41 +38,25 @@ internal static class OptimizerFactory
     }
 
     /// <summary>
-    /// Creates AdamW with the two groups. Returns the optimizer and the parameter names in the optimizer's state order
-    /// (decayed group first), which the checkpoint uses to name each parameter's moments.
+    /// Creates the reference's AdamW (<see cref="FlatAdamW"/>) with the two groups, decayed first. The parameters are
+    /// re-pointed into the optimizer's buffers; <see cref="FlatAdamW.Parameters"/> lists them in state order, with the
+    /// names the checkpoint uses for each parameter's moments.
     /// </summary>
     /// <param name="parameters">The trainable parameters by name.</param>
-    /// <param name="learningRate">The initial learning rate (the schedule resets it before every step).</param>
     /// <param name="weightDecay">The decay of the decayed group (0.05 in the reference).</param>
     /// <param name="beta1">First-moment coefficient (0.9).</param>
     /// <param name="beta2">Second-moment coefficient (0.999).</param>
     /// <param name="epsilon">Denominator epsilon (1e-8).</param>
-    public static (AdamW Optimizer, IReadOnlyList<(string Name, Parameter Parameter)> StateOrder) CreateAdamW(
-        IEnumerable<(string Name, Parameter Parameter)> parameters,
-        double learningRate, double weightDecay, double beta1 = 0.9, double beta2 = 0.999, double epsilon = 1e-8)
+    /// <param name="initialMasters">float32 starting values of parameters that are not float32 (see <see cref="FlatAdamW"/>).</param>
+    public static FlatAdamW CreateAdamW(IEnumerable<(string Name, Parameter Parameter)> parameters, double weightDecay,
+        double beta1 = 0.9, double beta2 = 0.999, double epsilon = 1e-8, IReadOnlyDictionary<string, Tensor>? initialMasters = null)
     {
         var (decayed, notDecayed) = Group(parameters);
         if (decayed.Count + notDecayed.Count == 0)
             throw new ArgumentException("The model has no trainable parameter (every parameter has requires_grad = false).", nameof(parameters));
-        var groups = new List<AdamW.ParamGroup>();
-        var order = new List<(string, Parameter)>();
-        if (decayed.Count > 0)
-        {
-            groups.Add(new AdamW.ParamGroup(decayed.Select(p => p.Parameter).ToList(), learningRate, beta1, beta2, epsilon, weightDecay));
-            order.AddRange(decayed);
-        }
-        if (notDecayed.Count > 0)
-        {
-            groups.Add(new AdamW.ParamGroup(notDecayed.Select(p => p.Parameter).ToList(), learningRate, beta1, beta2, epsilon, 0.0));
-            order.AddRange(notDecayed);
-        }
-        var optimizer = torch.optim.AdamW(groups, learningRate, beta1, beta2, epsilon, weightDecay);
-        return (optimizer, order);
-    }
-
-    /// <summary>Sets the learning rate of every group.</summary>
-    public static void SetLearningRate(AdamW optimizer, double learningRate)
-    {
-        foreach (var group in optimizer.ParamGroups) group.LearningRate = learningRate;
+        var groups = new List<(IReadOnlyList<(string Name, Parameter Parameter)>, double)>();
+        if (decayed.Count > 0) groups.Add((decayed, weightDecay));
+        if (notDecayed.Count > 0) groups.Add((notDecayed, 0.0));
+        return new FlatAdamW(groups, beta1, beta2, epsilon, initialMasters);
     }
 }

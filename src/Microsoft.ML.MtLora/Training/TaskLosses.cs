@@ -39,6 +39,9 @@ public static class TaskLosses
     /// <returns>The per-task losses (scalar tensors) and the weighted total. The caller owns the tensors.</returns>
     /// <exception cref="ArgumentException">A task name is unknown, a target is missing, shapes disagree, or a class label
     /// is outside 0..C−1 (other than 255); the message names the task.</exception>
+    /// <remarks>The label checks read the targets' class ids on the host; with targets on a GPU that is a synchronisation.
+    /// The trainer checks its batch on the CPU before moving it (<see cref="CheckLabels"/>) and computes the losses without
+    /// any device-to-host read.</remarks>
     public static TaskLossResult Compute(
         IReadOnlyDictionary<string, Tensor> outputs,
         IReadOnlyDictionary<string, Tensor> targets,
@@ -46,6 +49,54 @@ public static class TaskLosses
     {
         ArgumentNullException.ThrowIfNull(outputs);
         ArgumentNullException.ThrowIfNull(targets);
+        return Compute(outputs, targets, weights, CheckLabels(outputs, targets));
+    }
+
+    /// <summary>
+    /// Checks the classification targets against the outputs' class counts and counts their valid (not 255) pixels; a
+    /// host-side read of the targets, meant for the CPU copy of a batch.
+    /// </summary>
+    /// <param name="outputs">The network outputs (only their shapes are used, so they may live on any device).</param>
+    /// <param name="targets">The targets, by task name (normally on the CPU).</param>
+    /// <returns>The valid pixel count of each classification task present in <paramref name="outputs"/>.</returns>
+    /// <exception cref="ArgumentException">A target is missing, or holds a class id outside 0..C−1 other than 255; the message
+    /// names the task.</exception>
+    internal static IReadOnlyDictionary<string, long> CheckLabels(IReadOnlyDictionary<string, Tensor> outputs, IReadOnlyDictionary<string, Tensor> targets)
+    {
+        var counts = new Dictionary<string, long>();
+        foreach (var (name, output) in outputs)
+        {
+            if (!DenseTasks.TryParse(name, out var task) || !task.IsClassification() || output.dim() != 4) continue;
+            if (!targets.TryGetValue(name, out var target))
+                throw new ArgumentException($"No target was given for task '{name}'. Targets present: {string.Join(", ", targets.Keys)}.", nameof(targets));
+            if (target.dim() != 4) continue;   // Compute reports the shape
+            using var scope = torch.NewDisposeScope();
+            long classes = output.shape[1];
+            var labels = target.select(1, 0).to(ScalarType.Int64);                      // (B, H, W)
+            using var classCount = classes.ToScalar();
+            var valid = labels.ne(TorchScalars.Ignore);
+            var outOfRange = valid.logical_and(labels.lt(TorchScalars.Zero).logical_or(labels.ge(classCount)));
+            using var both = torch.stack([valid.sum(), outOfRange.sum()]).cpu();
+            long nValid = both[0].item<long>(), nBad = both[1].item<long>();
+            if (nBad > 0)
+                throw new ArgumentException($"Task '{name}': {nBad} target pixel(s) hold a class id outside 0..{classes - 1} that is not the ignore label 255.");
+            counts[name] = nValid;
+        }
+        return counts;
+    }
+
+    /// <summary>
+    /// <see cref="Compute(IReadOnlyDictionary{string, Tensor}, IReadOnlyDictionary{string, Tensor}, IReadOnlyDictionary{string, float}?)"/>
+    /// without any device-to-host read: the classification losses divide by the valid pixel counts given here (from
+    /// <see cref="CheckLabels"/> on the host copy of the targets). Null counts: the targets are trusted and counted on the
+    /// device, and a task without valid pixels then gives a zero loss with a zero gradient instead of no gradient.
+    /// </summary>
+    internal static TaskLossResult Compute(
+        IReadOnlyDictionary<string, Tensor> outputs,
+        IReadOnlyDictionary<string, Tensor> targets,
+        IReadOnlyDictionary<string, float>? weights,
+        IReadOnlyDictionary<string, long>? validPixels)
+    {
         if (outputs.Count == 0) throw new ArgumentException("No task outputs were given.", nameof(outputs));
         if (weights != null)
         {
@@ -76,8 +127,9 @@ public static class TaskLosses
             {
                 case DenseTask.SemanticSegmentation:
                 case DenseTask.HumanParts:
-                    loss = ClassificationLoss(name, output, target, out bool hasLabels);
-                    if (!hasLabels) withoutLabels.Add(name);
+                    long? valid = validPixels is not null && validPixels.TryGetValue(name, out var v) ? v : null;
+                    loss = ClassificationLoss(output, target, valid);
+                    if (valid == 0) withoutLabels.Add(name);
                     break;
                 case DenseTask.Saliency:
                     loss = BalancedBinaryCrossEntropy(output, target);
@@ -101,33 +153,26 @@ public static class TaskLosses
     }
 
     /// <summary>Semseg / human parts: log-softmax + NLL with ignore label 255, mean over the valid pixels.</summary>
-    /// <param name="name">The task name, for messages.</param>
     /// <param name="logits">(B, C, H, W) logits.</param>
-    /// <param name="target">(B, 1, H, W) class ids as floats, 255 = ignore.</param>
-    /// <param name="hasLabels">False when no pixel is valid; the loss is then a zero without gradient.</param>
-    internal static Tensor ClassificationLoss(string name, Tensor logits, Tensor target, out bool hasLabels)
+    /// <param name="target">(B, 1, H, W) class ids as floats, 255 = ignore; every other id must be in 0..C−1.</param>
+    /// <param name="validPixels">The number of valid pixels when known on the host: 0 gives a zero loss without gradient.
+    /// Null: the mean is taken over the valid pixels counted on the device (libtorch's <c>ignore_index</c>).</param>
+    internal static Tensor ClassificationLoss(Tensor logits, Tensor target, long? validPixels)
     {
         using var scope = torch.NewDisposeScope();
-        long classes = logits.shape[1];
-        var labels = target.select(1, 0).to(ScalarType.Int64);                      // (B, H, W)
-        using var classCount = classes.ToScalar();
-        var valid = labels.ne(TorchScalars.Ignore);                                 // (B, H, W)
-        var outOfRange = valid.logical_and(labels.lt(TorchScalars.Zero).logical_or(labels.ge(classCount)));
-        // One host transfer for both checks: the count of valid pixels and of out-of-range labels.
-        using var counts = torch.stack([valid.sum(), outOfRange.sum()]).cpu();
-        long nValid = counts[0].item<long>(), nBad = counts[1].item<long>();
-        if (nBad > 0)
-            throw new ArgumentException($"Task '{name}': {nBad} target pixel(s) hold a class id outside 0..{classes - 1} that is not the ignore label 255.");
-        hasLabels = nValid > 0;
-        if (!hasLabels)
+        if (validPixels == 0)
             return torch.zeros([], ScalarType.Float32, logits.device).MoveToOuterDisposeScope();
-
-        var logProb = torch.nn.functional.log_softmax(logits.to(ScalarType.Float32), 1);  // (B, C, H, W)
-        var safeLabels = labels.masked_fill(valid.logical_not(), TorchScalars.Zero).unsqueeze(1); // (B, 1, H, W)
-        var picked = logProb.gather(1, safeLabels).squeeze(1);                             // (B, H, W)
-        using var validCount = ((double)nValid).ToScalar();
-        var loss = picked.masked_select(valid).sum().neg().div(validCount);
-        return loss.MoveToOuterDisposeScope();
+        var labels = target.select(1, 0).to(ScalarType.Int64);                           // (B, H, W)
+        // cross_entropy = log_softmax + nll_loss; with ignore_index the pixels labelled 255 add nothing.
+        var sum = torch.nn.functional.cross_entropy(logits.to(ScalarType.Float32), labels, ignore_index: (long)DenseTasks.IgnoreLabel,
+            reduction: nn.Reduction.Sum);
+        if (validPixels is long n)
+        {
+            using var count = ((double)n).ToScalar();
+            return sum.div(count).MoveToOuterDisposeScope();
+        }
+        var counted = labels.ne(TorchScalars.Ignore).sum().to(ScalarType.Float32).clamp_min(TorchScalars.OneF);
+        return sum.div(counted).MoveToOuterDisposeScope();
     }
 
     /// <summary>Saliency: balanced BCE with logits, normalised by the number of elements.</summary>
@@ -160,8 +205,9 @@ public static class TaskLosses
         using var eps = NormalsEpsilon.ToScalar();
         var norm = p.norm(1, keepdim: true, p: 2).add(eps);                              // (B, 1, H, W)
         var unit = p / norm;                                                              // (B, 3, H, W)
-        var valid = t.ne(TorchScalars.Ignore);                                            // (B, 3, H, W), element-wise
-        var sum = (unit.masked_select(valid) - t.masked_select(valid)).abs().sum();
+        var invalid = t.eq(TorchScalars.Ignore);                                          // (B, 3, H, W), element-wise
+        var sum = (unit - t).abs().masked_fill(invalid, TorchScalars.ZeroF).sum();         // no data-dependent shape: no sync
+        var valid = invalid.logical_not();
         // max(n_valid, 1e-6) as the reference: an all-ignored batch gives 0 with a zero gradient, not NaN.
         using var minCount = 1e-6.ToScalar();
         var denominator = valid.sum().to(ScalarType.Float32).clamp_min(minCount);
@@ -200,7 +246,7 @@ public static class TaskLosses
     }
 }
 
-/// <summary>The result of <see cref="TaskLosses.Compute"/>: per-task losses and their weighted total.</summary>
+/// <summary>The result of <see cref="TaskLosses.Compute(IReadOnlyDictionary{string, Tensor}, IReadOnlyDictionary{string, Tensor}, IReadOnlyDictionary{string, float}?)"/>: per-task losses and their weighted total.</summary>
 /// <param name="PerTask">Each task's loss, a float32 scalar tensor, by reference task name.</param>
 /// <param name="Total">Σ weight·loss over the tasks, a float32 scalar tensor (the one to back-propagate).</param>
 /// <param name="Weights">The weight applied to each task.</param>

@@ -4,7 +4,7 @@ namespace Microsoft.ML.MtLora.Training;
 
 /// <summary>One training batch: normalised images and the per-task targets.</summary>
 /// <param name="Images">(B, 3, H, W) float32, ImageNet-normalised.</param>
-/// <param name="Targets">Targets by reference task name, in the layouts <see cref="TaskLosses.Compute"/> expects.</param>
+/// <param name="Targets">Targets by reference task name, in the layouts <see cref="TaskLosses.Compute(IReadOnlyDictionary{string, Tensor}, IReadOnlyDictionary{string, Tensor}, IReadOnlyDictionary{string, float}?)"/> expects.</param>
 /// <remarks>The trainer takes ownership: it moves the tensors to its device and disposes them after the step.</remarks>
 internal readonly record struct TrainingBatch(Tensor Images, IReadOnlyDictionary<string, Tensor> Targets)
 {

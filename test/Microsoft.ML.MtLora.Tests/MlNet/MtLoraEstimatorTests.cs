@@ -238,6 +238,8 @@ public class MtLoraEstimatorTests
     [InlineData("CheckpointEverySteps")]
     [InlineData("Network")]
     [InlineData("ImageColumnName")]
+    [InlineData("AccumulationSteps")]
+    [InlineData("UseBFloat16")]
     public void BadOptionsAreRejectedEarlyByName(string option)
     {
         var o = TinyOptions();
@@ -251,6 +253,8 @@ public class MtLoraEstimatorTests
             case "CheckpointEverySteps": o.CheckpointEverySteps = 5; break;
             case "Network": o.Network.WindowSize = 0; break;
             case "ImageColumnName": o.ImageColumnName = " "; break;
+            case "AccumulationSteps": o.AccumulationSteps = 3; break;   // does not divide BatchSize = 2
+            case "UseBFloat16": o.UseBFloat16 = true; break;            // Device = "cpu"
         }
         var e = Assert.ThrowsAny<ArgumentException>(() => new MLContext().MultiTask().Trainers.MtLora(o));
         Assert.Contains($"MtLoraOptions.{option}", e.Message);

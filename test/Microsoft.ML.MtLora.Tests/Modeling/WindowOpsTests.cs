@@ -23,12 +23,13 @@ public class WindowOpsTests
         using var scope = NewDisposeScope();
         manual_seed(11);
         var x = ones(4000, 3, 2);
-        var y = WindowOps.DropPath(x, 0.25, training: true);
+        var y = WindowOps.AddDropPath(zeros(4000, 3, 2), x, 0.25, training: true);
         var perSample = y.amax(new long[] { 1, 2 });
         Assert.True(y.amin(new long[] { 1, 2 }).eq(perSample).all().item<bool>()); // constant within a sample
         var kept = perSample.gt(0).to(float32).mean().item<float>();
         Assert.InRange(kept, 0.72f, 0.78f);
         Assert.True(perSample.masked_select(perSample.gt(0)).sub(1 / 0.75f).abs().max().item<float>() < 1e-5f);
-        Assert.True(WindowOps.DropPath(x, 0.25, training: false).eq(x).all().item<bool>());
+        var residual = arange(4000 * 3 * 2, float32).view(4000, 3, 2);
+        Assert.True(WindowOps.AddDropPath(residual, x, 0.25, training: false).eq(residual + x).all().item<bool>());
     }
 }

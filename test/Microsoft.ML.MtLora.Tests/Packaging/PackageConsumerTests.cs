@@ -38,7 +38,7 @@ public class PackageConsumerTests
     [LinuxX64Fact]
     public void PackedLibraryBuildsAConsumerThatTrainsAndSavesAModel()
     {
-        var repo = RepoRoot();
+        var repo = Fixture.RepoRoot();
         using var temp = Fixture.TempDir();
         // A version no earlier run can have put in a package cache.
         var version = $"0.1.0-packagetest.{DateTime.UtcNow:yyyyMMddHHmmss}.{Environment.ProcessId}";
@@ -207,14 +207,6 @@ public class PackageConsumerTests
     {
         using var reader = new StreamReader(zip.GetEntry(name)?.Open() ?? throw new FileNotFoundException($"{name} is not in the package"));
         return reader.ReadToEnd();
-    }
-
-    /// <summary>The repository root (where MtLora.sln is), found from the test assembly's folder.</summary>
-    private static string RepoRoot()
-    {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir != null; dir = dir.Parent)
-            if (File.Exists(Path.Combine(dir.FullName, "MtLora.sln"))) return dir.FullName;
-        throw new DirectoryNotFoundException($"MtLora.sln was not found above {AppContext.BaseDirectory}; the packaging test runs from a build inside the repository.");
     }
 
     private static string SharedPackagesFolder() =>

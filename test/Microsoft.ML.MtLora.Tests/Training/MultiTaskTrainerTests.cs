@@ -331,6 +331,45 @@ public class MultiTaskTrainerTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void BFloat16RunKeepsFloat32FrozenWeightsAndMasters()
+    {
+        using var dir = Fixture.TempDir();
+        using var model = new TinyMultiTaskNet(seed: 18, dropout: 0);
+        using var frozen = model.state_dict()["frozen_proj.weight"].detach().clone();
+        // The pretrained value is not a bfloat16 number: a rounded copy anywhere would show.
+        Assert.False(frozen.eq(frozen.to(ScalarType.BFloat16).to(ScalarType.Float32)).all().item<bool>());
+        string checkpoint;
+        var masters = new Dictionary<string, Tensor>();
+        try
+        {
+            using (var trainer = new MultiTaskTrainer(model, new TinyData(), Settings(3, dir.Path) with { UseBFloat16 = true }, allowBFloat16OnCpu: true))
+            {
+                checkpoint = trainer.Train().LastCheckpoint!;
+                // While training: bfloat16 compute, normalisation layers in float32.
+                Assert.Equal(ScalarType.BFloat16, model.state_dict()["stem.weight"].dtype);
+                Assert.Equal(ScalarType.BFloat16, model.state_dict()["frozen_proj.weight"].dtype);
+                Assert.Equal(ScalarType.Float32, model.state_dict()["norm.weight"].dtype);
+                foreach (var p in trainer.Optimizer.Parameters) masters[p.Name] = p.Master.detach().clone();
+            }
+            // After the trainer: float32 again, the frozen weights exactly the pretrained ones, the trained ones the masters.
+            var after = model.state_dict();
+            Assert.All(after.Values.Where(t => t.is_floating_point()), t => Assert.Equal(ScalarType.Float32, t.dtype));
+            Assert.True(after["frozen_proj.weight"].eq(frozen).all().item<bool>());
+            foreach (var (name, master) in masters) Assert.True(after[name].eq(master).all().item<bool>(), name);
+            Assert.False(masters["stem.weight"].eq(masters["stem.weight"].to(ScalarType.BFloat16).to(ScalarType.Float32)).all().item<bool>());
+            // The checkpoint holds the same float32 weights.
+            var saved = Microsoft.ML.MtLora.Checkpoints.SafeTensors.Load(Path.Combine(checkpoint, TrainingCheckpoint.ModelFileName));
+            try
+            {
+                Assert.True(saved["frozen_proj.weight"].eq(frozen).all().item<bool>());
+                Assert.True(saved["stem.weight"].eq(masters["stem.weight"]).all().item<bool>());
+            }
+            finally { DisposeAll(saved); }
+        }
+        finally { DisposeAll(masters); }
+    }
+
+    [Fact]
     public void BFloat16IsRefusedOnCpu()
     {
         using var model = new TinyMultiTaskNet(seed: 10);

@@ -29,15 +29,13 @@ public class OptimizerFactoryTests
         using var scope = torch.NewDisposeScope();
         var w = new Parameter(torch.tensor(new[] { 1f, -2f, 3f, 0.5f }).reshape(2, 2));   // decayed
         var b = new Parameter(torch.tensor(new[] { 0.25f, -1f }));                          // not decayed
-        var (opt, order) = OptimizerFactory.CreateAdamW([("layer.weight", w), ("layer.bias", b)], learningRate: 0.1, weightDecay: 0.05);
-        using var _ = opt;
-        Assert.Equal(["layer.weight", "layer.bias"], order.Select(o => o.Name));
+        using var opt = OptimizerFactory.CreateAdamW([("layer.weight", w), ("layer.bias", b)], weightDecay: 0.05);
+        Assert.Equal(["layer.weight", "layer.bias"], opt.Parameters.Select(o => o.Name));
 
-        var gw = torch.tensor(new[] { 0.5f, -1f, 2f, 0f }).reshape(2, 2);
-        var gb = torch.tensor(new[] { 3f, -0.1f });
-        w.grad = gw.clone();
-        b.grad = gb.clone();
-        opt.step();
+        w.grad = torch.tensor(new[] { 0.5f, -1f, 2f, 0f }).reshape(2, 2);
+        b.grad = torch.tensor(new[] { 3f, -0.1f });
+        opt.CollectGradients();
+        opt.Step(learningRate: 0.1);
 
         // First step: m̂ = g, v̂ = g², so p ← p·(1 − lr·wd) − lr·g/(|g| + eps).
         static float[] Expected(float[] p, float[] g, double lr, double wd) =>
@@ -46,6 +44,7 @@ public class OptimizerFactoryTests
         var eb = Expected([0.25f, -1f], [3f, -0.1f], 0.1, 0);
         Assert.Equal(ew, w.detach().flatten().data<float>().ToArray(), (x, y) => Math.Abs(x - y) < 1e-6f);
         Assert.Equal(eb, b.detach().flatten().data<float>().ToArray(), (x, y) => Math.Abs(x - y) < 1e-6f);
+        Assert.True(opt.Parameters.All(o => o.Step == 1));
     }
 
     [Fact]
@@ -55,6 +54,6 @@ public class OptimizerFactoryTests
         lin.weight!.requires_grad = false;
         Assert.Equal(["bias"], OptimizerFactory.TrainableParameters(lin).Select(p => p.Name));
         lin.bias!.requires_grad = false;
-        Assert.Throws<ArgumentException>(() => OptimizerFactory.CreateAdamW(OptimizerFactory.TrainableParameters(lin), 1e-3, 0.05));
+        Assert.Throws<ArgumentException>(() => OptimizerFactory.CreateAdamW(OptimizerFactory.TrainableParameters(lin), 0.05));
     }
 }

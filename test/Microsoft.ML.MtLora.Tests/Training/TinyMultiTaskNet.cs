@@ -23,8 +23,9 @@ internal sealed class TinyMultiTaskNet : Module<Tensor, Dictionary<string, Tenso
     private readonly Conv2d head_normals;
 
     /// <summary>Builds the network with weights drawn from <paramref name="seed"/>.</summary>
-    public TinyMultiTaskNet(long seed, double dropout = 0.2) : base(nameof(TinyMultiTaskNet))
+    public TinyMultiTaskNet(long seed, double dropout = 0.2, bool batchNorm = true) : base(nameof(TinyMultiTaskNet))
     {
+        UseBatchNorm = batchNorm;
         torch.random.manual_seed(seed);
         stem = Conv2d(3, 8, 3, padding: 1);
         norm = BatchNorm2d(8);
@@ -39,12 +40,16 @@ internal sealed class TinyMultiTaskNet : Module<Tensor, Dictionary<string, Tenso
         foreach (var (_, p) in frozen_proj.named_parameters()) p.requires_grad = false;
     }
 
+    /// <summary>Whether the forward pass normalises with BatchNorm (its statistics are per batch in training mode).</summary>
+    public bool UseBatchNorm { get; }
+
     /// <summary>Makes the normals output NaN (to test the non-finite loss check).</summary>
     public bool PoisonNormals { get; set; }
 
     public override Dictionary<string, Tensor> forward(Tensor images)
     {
-        var x = functional.relu(norm.forward(stem.forward(images)));     // (B, 8, S, S)
+        var h = stem.forward(images);                                       // (B, 8, S, S)
+        var x = functional.relu(UseBatchNorm ? norm.forward(h) : h);
         x = drop.forward(x + frozen_proj.forward(x));                       // (B, 8, S, S)
         var normals = head_normals.forward(x) * task_scale[3];
         if (PoisonNormals) normals = normals * double.NaN;

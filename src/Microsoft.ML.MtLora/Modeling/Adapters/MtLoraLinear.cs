@@ -125,42 +125,57 @@ public sealed class MtLoraLinear : nn.Module
     /// <param name="x">Shared input (…, in).</param>
     /// <param name="xTasks">Optional task-specific inputs, same shape as <paramref name="x"/>, that feed only the task branches.</param>
     /// <returns>The shared output (…, out) and, when the layer has tasks, one output per task (else null).</returns>
+    /// <remarks>
+    /// Computed on the flattened tokens (N, in): the frozen path is one fused <c>addmm</c> (bias + x·Wᵀ); each LoRA delta is
+    /// two thin matmuls, x·Aᵀ (N, r), then an <c>addmm</c> that adds s·(x·Aᵀ)·Bᵀ to the frozen output inside the GEMM, so B·A is
+    /// never materialised and no separate scale or add pass runs. The task outputs are taken from the frozen output first;
+    /// the shared delta is then added in place (the frozen output is saved by no backward formula).
+    /// </remarks>
     public (Tensor Shared, Dictionary<string, Tensor>? Tasks) Forward(Tensor x, IReadOnlyDictionary<string, Tensor>? xTasks = null)
     {
         if (IsMerged && training)
             throw new InvalidOperationException("MtLoraLinear: the LoRA delta is merged into the weights; call Unmerge before training.");
-        var y = _linear.forward(x);                                       // (…, out): merged or W·x + b
         if (_sharedA is null && _tasks.Length == 0)
-            return (y, null);
+            return (_linear.forward(x), null);                            // (…, out)
 
-        var xd = Dropout > 0 && training ? nn.functional.dropout(x, Dropout, true) : x;
-        Tensor y0 = y;
-        Tensor shared = y;
-        if (_sharedA is not null)
+        var shape = x.shape;
+        shape[^1] = OutFeatures;
+        var x2 = x.reshape(-1, InFeatures);                               // (N, in)
+        var y = _linear.forward(x2);                                      // (N, out): merged or W·x + b, one addmm
+        string? outer = ProfileRegions.Current;
+        if (outer is not null) x2 = ProfileRegions.Enter("lora", x2);
+        var xd = Dropout > 0 && training ? LoraDropout(x2) : x2;          // (N, in), one draw for the shared and task branches
+        float s = (float)Scale;
+
+        Dictionary<string, Tensor>? outs = null;
+        if (_tasks.Length > 0)
         {
-            if (IsMerged)
+            // The task outputs start from the frozen output without the shared delta (matrix mode); a merged weight holds it,
+            // so it is taken out again through the rank-r factors.
+            var y0 = IsMerged && _sharedA is not null ? y.addmm(nn.functional.linear(x2, _sharedA), _sharedB!.t(), 1f, -s) : y;
+            outs = new Dictionary<string, Tensor>(_tasks.Length);
+            foreach (var t in _tasks)
             {
-                // Merged weight already holds the shared delta; task outputs must not (matrix mode), so remove it through the factors.
-                if (_tasks.Length > 0) y0 = y - Delta(x, _sharedA, _sharedB!);
-            }
-            else
-            {
-                shared = y + Delta(xd, _sharedA, _sharedB!);
+                var u = xTasks is not null && xTasks.TryGetValue(t, out var xt) ? xt.reshape(-1, InFeatures) : xd;
+                outs[t] = y0.addmm(nn.functional.linear(u, (Parameter)_tasksA![t]), ((Parameter)_tasksB![t]).t(), 1f, s).view(shape); // (…, out)
             }
         }
-        if (_tasks.Length == 0) return (shared, null);
-
-        var outs = new Dictionary<string, Tensor>(_tasks.Length);
-        foreach (var t in _tasks)
-        {
-            var u = xTasks is not null && xTasks.TryGetValue(t, out var xt) ? xt : xd;
-            outs[t] = y0 + Delta(u, (Parameter)_tasksA![t], (Parameter)_tasksB![t]);
-        }
-        return (shared, outs);
+        if (_sharedA is not null && !IsMerged)
+            y = y.addmm_(nn.functional.linear(xd, _sharedA), _sharedB!.t(), 1f, s);   // (N, out) += s·(xd·Aᵀ)·Bᵀ
+        var shared = y.view(shape);                                       // (…, out)
+        return (outer is null ? shared : ProfileRegions.Enter(outer, shared), outs);
     }
 
-    private Tensor Delta(Tensor input, Tensor a, Tensor b)
-        => nn.functional.linear(nn.functional.linear(input, a), b).mul(_scale); // (…, r) then (…, out)
+    /// <summary>
+    /// Inverted dropout on the LoRA input: each element kept with probability 1 − p and scaled by 1/(1 − p), as
+    /// <c>nn.Dropout</c>. On the CPU the mask comes from <see cref="DropoutMask"/> (libtorch's CPU generator draws one element
+    /// at a time); on other devices the fused <c>dropout</c> kernel runs.
+    /// </summary>
+    private Tensor LoraDropout(Tensor x)
+    {
+        if (x.device_type != DeviceType.CPU) return nn.functional.dropout(x, Dropout, true);
+        return x.mul(DropoutMask.Cpu(x.shape, Dropout, x.dtype));       // (N, in)
+    }
 
     /// <summary>Folds the shared delta <c>s·B_s·A_s</c> into the base weight (evaluation mode only). No-op when already merged or without shared LoRA.</summary>
     /// <exception cref="InvalidOperationException">The layer is in training mode.</exception>

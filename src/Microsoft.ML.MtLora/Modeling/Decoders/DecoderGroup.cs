@@ -22,6 +22,7 @@ internal sealed class DecoderGroup : nn.Module
     public Tensor Forward(string task, IReadOnlyList<Tensor> maps)
     {
         var y = _decoders.Get(task).Forward(maps);                           // (B, n_out, r0, r0)
+        y = ProfileRegions.Enter("upsampling", y);
         return nn.functional.interpolate(y, new long[] { _imageSize, _imageSize }, mode: InterpolationMode.Bilinear, align_corners: false);
     }
 }

@@ -5,7 +5,7 @@ namespace Microsoft.ML.MtLora.Modeling.Decoders;
 
 /// <summary>
 /// A task's 1×1 projections of the four stage outputs (reference <c>Downsampler</c>, keys <c>downsample_k.weight</c>):
-/// tokens (B, res_k², dims_k) → map (B, dims_k, res_k, res_k) → Conv1×1 (no bias) → (B, ch_k, res_k, res_k).
+/// tokens (B, res_k², dims_k) → map (B, dims_k, res_k, res_k) → Conv1×1 (no bias) → (B, ch_k, res_k, res_k), computed channels-last.
 /// This per-task projection is the code's "task-specific multi-scale fusion".
 /// </summary>
 internal sealed class TaskDownsampler : nn.Module
@@ -24,15 +24,18 @@ internal sealed class TaskDownsampler : nn.Module
         }
     }
 
+    /// <summary>Projects each stage's tokens.</summary>
+    /// <param name="tokens">(B, res_k², dims_k) per stage.</param>
+    /// <returns>Channels-last maps (B, res_k, res_k, ch_k): the 1×1 convolution is a GEMM over the tokens, no permute needed.</returns>
     public Tensor[] Forward(IReadOnlyList<Tensor> tokens)
     {
         var maps = new Tensor[_convs.Length];
         for (int k = 0; k < _convs.Length; k++)
         {
-            var t = tokens[k];
-            long b = t.shape[0], c = t.shape[2];
-            var map = t.view(b, _resolutions[k], _resolutions[k], c).permute(0, 3, 1, 2); // (B, C_k, r_k, r_k)
-            maps[k] = _convs[k].forward(map);                             // (B, ch_k, r_k, r_k)
+            var t = k == 0 ? ProfileRegions.Enter("decoders.downsampler", tokens[k]) : tokens[k];
+            long b = t.shape[0];
+            var y = nn.functional.linear(t, _convs[k].weight.flatten(1));   // (B, r_k², ch_k)
+            maps[k] = y.view(b, _resolutions[k], _resolutions[k], y.shape[^1]); // (B, r_k, r_k, ch_k)
         }
         return maps;
     }

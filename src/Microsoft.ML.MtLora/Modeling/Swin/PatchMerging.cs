@@ -28,11 +28,12 @@ internal sealed class PatchMerging : nn.Module
 
     public Tensor Forward(Tensor x)
     {
+        x = ProfileRegions.Enter("patch_merging", x);
         long b = x.shape[0], c = x.shape[2];
         long h2 = _resolution / 2;
         // view (B, H/2, row parity, W/2, col parity, C); channel block index = col parity·2 + row parity gives x0, x1, x2, x3.
         var y = x.view(b, h2, 2, h2, 2, c).permute(0, 1, 3, 4, 2, 5).reshape(b, h2 * h2, 4 * c); // (B, L/4, 4C)
-        y = _norm.forward(y);
+        y = SwinInit.Normalize(_norm, y);
         return TaskLinear.Apply(_reduction, y, null).Shared;             // (B, L/4, 2C)
     }
 }

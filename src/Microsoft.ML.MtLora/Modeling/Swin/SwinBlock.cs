@@ -52,8 +52,9 @@ internal sealed class SwinBlock : nn.Module
     /// <summary>Runs the block on tokens (B, L, C).</summary>
     public (Tensor Shared, Dictionary<string, Tensor>? Tasks) Forward(Tensor x)
     {
+        x = ProfileRegions.Enter("block.norm_window_residual", x);
         long b = x.shape[0], c = x.shape[2];
-        var hx = _norm1.forward(x).view(b, _resolution, _resolution, c);  // (B, H, W, C)
+        var hx = SwinInit.Normalize(_norm1, x).view(b, _resolution, _resolution, c);  // (B, H, W, C)
         if (_shift > 0) hx = hx.roll(new long[] { -_shift, -_shift }, new long[] { 1, 2 });
         var windows = WindowOps.Partition(hx, _window);                 // (B·nW, N, C)
 
@@ -61,22 +62,24 @@ internal sealed class SwinBlock : nn.Module
         var bias = _attn.Bias();                                          // (nH, N, N)
         var biasMask = _attnMask is null ? bias : bias.unsqueeze(0).add(_attnMask.unsqueeze(1)); // (nW, nH, N, N)
         var (a, aTasks) = _attn.Forward(windows, biasMask);
+        a = ProfileRegions.Enter("block.norm_window_residual", a);
 
-        var x1 = x.add(WindowOps.DropPath(Unwindow(a, b, c), _dropPath, training));  // (B, L, C)
+        var x1 = WindowOps.AddDropPath(x, Unwindow(a, b, c), _dropPath, training);  // (B, L, C)
         Dictionary<string, Tensor>? x1Tasks = aTasks?.ToDictionary(
-            kv => kv.Key, kv => x.add(WindowOps.DropPath(Unwindow(kv.Value, b, c), _dropPath, training)));
+            kv => kv.Key, kv => WindowOps.AddDropPath(x, Unwindow(kv.Value, b, c), _dropPath, training));
 
-        var u = _norm2.forward(x1);
-        var uTasks = x1Tasks?.ToDictionary(kv => kv.Key, kv => _norm2.forward(kv.Value));
-        var (m, mTasks) = _mlp.Forward(u, uTasks);
-        var shared = x1.add(WindowOps.DropPath(m, _dropPath, training));
+        var u = SwinInit.Normalize(_norm2, x1);
+        var uTasks = x1Tasks?.ToDictionary(kv => kv.Key, kv => SwinInit.Normalize(_norm2, kv.Value));
+        var (m, mTasks) = _mlp.Forward(ProfileRegions.Enter("mlp", u), uTasks);
+        m = ProfileRegions.Enter("block.norm_window_residual", m);
+        var shared = WindowOps.AddDropPath(x1, m, _dropPath, training);
         if (mTasks is null) return (shared, null);
         var outs = new Dictionary<string, Tensor>(mTasks.Count);
         foreach (var (t, mt) in mTasks)
         {
             // A task stream that branched only in the MLP continues from the shared residual.
             var res = x1Tasks is not null && x1Tasks.TryGetValue(t, out var r) ? r : x1;
-            outs[t] = res.add(WindowOps.DropPath(mt, _dropPath, training));
+            outs[t] = WindowOps.AddDropPath(res, mt, _dropPath, training);
         }
         return (shared, outs);
     }

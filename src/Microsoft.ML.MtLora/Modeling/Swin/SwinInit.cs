@@ -43,4 +43,15 @@ internal static class SwinInit
     }
 
     public static LayerNorm LayerNorm(long dim, Device? device) => nn.LayerNorm(dim, 1e-5, device: device);
+
+    /// <summary>
+    /// Applies a LayerNorm; when its parameters are float32 and the input is not (the trainer's bfloat16 policy keeps the
+    /// normalisation layers in float32), it normalises in float32 and returns the input's type, which needs no mixed-type
+    /// kernel on any device.
+    /// </summary>
+    public static Tensor Normalize(LayerNorm norm, Tensor x)
+    {
+        var type = norm.weight?.dtype ?? x.dtype;
+        return x.dtype == type ? norm.forward(x) : norm.forward(x.to(type)).to(x.dtype);
+    }
 }

@@ -52,27 +52,50 @@ internal sealed class WindowAttention : nn.Module
     /// <summary>Attention over windows.</summary>
     /// <param name="x">Windows (B·nW, N, C).</param>
     /// <param name="biasMask">Bias plus shift mask, (nW, nH, N, N), or the bias alone (nH, N, N) when the block does not shift.</param>
+    /// <remarks>
+    /// The scores are <c>softmax(q·kᵀ·hd^-0.5 + bias + mask)</c> (§1.3.6). They go through libtorch's
+    /// <c>scaled_dot_product_attention</c> with the bias and the shift mask as one additive mask (its default scale is the
+    /// reference's hd^-0.5): a fused kernel on the CPU in inference and on CUDA, the same maths without it elsewhere. The one
+    /// exception is training on the CPU with a trainable bias table: libtorch's fused CPU kernel has no gradient for the mask,
+    /// so its dispatcher would fall back to an unfused path that first copies the mask out for every image; the explicit
+    /// formula below broadcasts it instead.
+    /// </remarks>
     public (Tensor Shared, Dictionary<string, Tensor>? Tasks) Forward(Tensor x, Tensor biasMask)
     {
         long bw = x.shape[0], n = x.shape[1], c = x.shape[2];
-        var (qkv, _) = TaskLinear.Apply(_qkv, x, null);                 // (B·nW, N, 3C)
-        qkv = qkv.reshape(bw, n, 3, _heads, c / _heads).permute(2, 0, 3, 1, 4); // (3, B·nW, nH, N, hd)
-        var q = qkv[0].mul(_qkScale);
-        var k = qkv[1];
-        var v = qkv[2];
-        var attn = q.matmul(k.transpose(-2, -1));                         // (B·nW, nH, N, N)
-        if (biasMask.dim() == 4)
+        var (qkv, _) = TaskLinear.Apply(_qkv, ProfileRegions.Enter("attention.qkv", x), null);   // (B·nW, N, 3C)
+        qkv = ProfileRegions.Enter("attention.core", qkv);
+        // unbind, not three selects: its backward stacks the three gradients once, where each select's would fill a
+        // zero tensor of the whole qkv size and the three would then be added.
+        var parts = qkv.reshape(bw, n, 3, _heads, c / _heads).permute(2, 0, 3, 1, 4).unbind(0);   // 3 × (B·nW, nH, N, hd) views
+        var q = parts[0];
+        var k = parts[1];
+        var v = parts[2];
+        Tensor a;                                                                               // (B·nW, nH, N, hd)
+        if (biasMask.requires_grad && is_grad_enabled() && x.device_type == DeviceType.CPU)
         {
-            long nW = biasMask.shape[0];
-            attn = attn.view(bw / nW, nW, _heads, n, n).add(biasMask.unsqueeze(0)).view(bw, _heads, n, n);
+            var attn = q.mul(_qkScale).matmul(k.transpose(-2, -1));                            // (B·nW, nH, N, N)
+            if (biasMask.dim() == 4)
+            {
+                long nW = biasMask.shape[0];
+                attn = attn.view(bw / nW, nW, _heads, n, n).add(biasMask.unsqueeze(0)).view(bw, _heads, n, n);
+            }
+            else
+            {
+                attn = attn.add(biasMask.unsqueeze(0));
+            }
+            a = attn.softmax(-1).matmul(v);
         }
         else
         {
-            attn = attn.add(biasMask.unsqueeze(0));
+            // A 4-D mask that broadcasts over the query batch: (1, nH, N, N), or per window (B·nW, nH, N, N).
+            var mask = biasMask.dim() == 4
+                ? biasMask.unsqueeze(0).expand(bw / biasMask.shape[0], -1, -1, -1, -1).reshape(bw, _heads, n, n)
+                : biasMask.unsqueeze(0);
+            a = nn.functional.scaled_dot_product_attention(q, k, v, mask);
         }
-        attn = attn.softmax(-1);
-        var a = attn.matmul(v).transpose(1, 2).reshape(bw, n, c);        // (B·nW, N, C)
-        return TaskLinear.Apply(_proj, a, null);
+        a = a.transpose(1, 2).reshape(bw, n, c);                                                // (B·nW, N, C)
+        return TaskLinear.Apply(_proj, ProfileRegions.Enter("attention.proj", a), null);
     }
 
     /// <inheritdoc/>

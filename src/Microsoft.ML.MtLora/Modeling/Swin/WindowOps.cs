@@ -65,10 +65,13 @@ internal static class WindowOps
         return tensor(mask, new long[] { nW, n, n });
     }
 
-    /// <summary>timm DropPath: zero whole samples with probability <paramref name="p"/> and scale the kept ones by 1/(1−p). A fresh draw per call.</summary>
-    public static Tensor DropPath(Tensor x, double p, bool training)
+    /// <summary>
+    /// <c>residual + DropPath(x)</c> (timm DropPath): whole samples of <paramref name="x"/> are zeroed with probability
+    /// <paramref name="p"/> and the kept ones scaled by 1/(1−p), a fresh draw per call; one fused <c>addcmul</c> pass.
+    /// </summary>
+    public static Tensor AddDropPath(Tensor residual, Tensor x, double p, bool training)
     {
-        if (p <= 0 || !training) return x;
+        if (p <= 0 || !training) return residual.add(x);
         double keep = 1 - p;
         var shape = new long[x.dim()];
         Array.Fill(shape, 1L);
@@ -79,6 +82,6 @@ internal static class WindowOps
             using var keepScalar = keep.ToScalar();
             mask.div_(keepScalar);
         }
-        return x.mul(mask);
+        return residual.addcmul(x, mask, TorchScalars.One);
     }
 }
