@@ -84,9 +84,9 @@ internal sealed class HrnetHead : nn.Module
         var norm = _layers.Norm;
         var fuse = _layers.Fuse;
         using var eps = norm.eps.ToScalar();
-        var scale = norm.running_var!.add(eps).rsqrt().mul(norm.weight);                                // (4Σch,) float32
+        var scale = norm.running_var!.add(eps, TorchScalars.One).rsqrt().mul(norm.weight);              // (4Σch,) float32
         var weight = fuse.weight.flatten(1).mul(scale.unsqueeze(1).to(fuse.weight.dtype));              // (4Σch, Σch)
-        var bias = (fuse.bias!.to(scale.dtype) - norm.running_mean!).mul(scale).add(norm.bias!).to(fuse.weight.dtype);
+        var bias = (fuse.bias!.to(scale.dtype) - norm.running_mean!).mul(scale).add(norm.bias!, TorchScalars.One).to(fuse.weight.dtype);
         return (weight, bias);
     }
 
