@@ -95,14 +95,14 @@ public sealed class SaliencyMeter
         foreach (float t in s_thresholds)
         {
             using var threshold = t.ToScalar();
-            k.add_(p.gt(threshold).to(ScalarType.Int64));
+            k.add_(p.gt(threshold).to(ScalarType.Int64), TorchScalars.One);
         }
         var valid = gt.ne(TorchScalars.Ignore);
         using var batch = b.ToScalar();
         using var imageStride = (2 * Bins).ToScalar();
         using var bins = Bins.ToScalar();
-        var image = torch.arange(batch, ScalarType.Int64, device: p.device).unsqueeze(1).expand(b, n);
-        var index = image.mul(imageStride).add(gt.eq(TorchScalars.OneF).to(ScalarType.Int64).mul(bins)).add(k); // (B, HW)
+        var image = torch.arange(TorchScalars.Zero, batch, TorchScalars.One, ScalarType.Int64, device: p.device).unsqueeze(1).expand(b, n);
+        var index = image.mul(imageStride).add(gt.eq(TorchScalars.OneF).to(ScalarType.Int64).mul(bins), TorchScalars.One).add(k, TorchScalars.One); // (B, HW)
         var counts = index.masked_select(valid).bincount(null, b * 2 * Bins).cpu();          // (B*2*16)
         var all = counts.data<long>().ToArray();
         for (int i = 0; i < b; i++)

@@ -102,7 +102,7 @@ public sealed class SegmentationMeter
             if (lo < 0 || hi >= NumClasses)
                 throw new ArgumentException($"The target holds class id {(lo < 0 ? lo : hi)}: expected a class in [0, {NumClasses}) or {DenseTasks.IgnoreLabel} (ignore).", nameof(target));
             using var classes = NumClasses.ToScalar();
-            var counts = g.mul(classes).add(p).bincount(null, NumClasses * NumClasses).cpu(); // (C*C) int64
+            var counts = g.mul(classes).add(p, TorchScalars.One).bincount(null, NumClasses * NumClasses).cpu(); // (C*C) int64
             var span = counts.data<long>();
             for (int i = 0; i < _counts.Length; i++) _counts[i] += span[i];
         }

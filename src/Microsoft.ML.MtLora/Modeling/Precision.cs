@@ -17,7 +17,7 @@ internal static class Precision
     {
         model.to(ScalarType.BFloat16);
         foreach (var (_, module) in model.named_modules())
-            if (module is LayerNorm or BatchNorm1d or BatchNorm2d or BatchNorm3d or GroupNorm)
+            if (module is LayerNorm or NormBase or GroupNorm) // NormBase: BatchNorm (SafeBatchNorm2d) and InstanceNorm
                 module.to(ScalarType.Float32);
     }
 

@@ -232,7 +232,7 @@ internal sealed class NetworkGraph
         if (!taskLora)
         {
             // As MtLoraLinear.Merge: W + (B·A)·s.
-            var merged = Affine(key, w.add(b.matmul(a).mul(scale)), bias);
+            var merged = Affine(key, w.add(b.matmul(a).mul(scale), TorchScalars.One), bias);
             return (merged(x), xTasks?.ToDictionary(kv => kv.Key, kv => merged(kv.Value)));
         }
 
@@ -330,7 +330,7 @@ internal sealed class NetworkGraph
         var a = _w.Get($"{key}.lora_shared_A", _o.SharedRank, inFeatures);
         var b = _w.Get($"{key}.lora_shared_B", outFeatures, _o.SharedRank);
         using var scale = _o.LoraScale.ToScalar();
-        return Affine(key, w.add(b.matmul(a).mul(scale)), null);
+        return Affine(key, w.add(b.matmul(a).mul(scale), TorchScalars.One), null);
     }
 
     // ---- decoders ----

@@ -121,7 +121,7 @@ internal sealed class FlatAdamW : IDisposable
         var total = norms.Count == 1 ? norms[0] : stack(norms).norm();
         using var eps = 1e-6.ToScalar();
         using var max = maxNorm.ToScalar();
-        var coefficient = total.add(eps).reciprocal_().mul_(max).clamp_max_(TorchScalars.OneF);
+        var coefficient = total.add(eps, TorchScalars.One).reciprocal_().mul_(max).clamp_max_(TorchScalars.OneF);
         foreach (var b in withGrad) b.Gradient!.mul_(coefficient.to(b.Gradient.device));
         return total.MoveToOuterDisposeScope();
     }
@@ -237,7 +237,7 @@ internal sealed class FlatAdamW : IDisposable
                     var g = s.Parameter.grad;
                     if (g is null) { if (!_collected) slot.zero_(); continue; }
                     s.HasGradient = true;
-                    if (_collected) slot.add_(g.reshape(-1));
+                    if (_collected) slot.add_(g.reshape(-1), TorchScalars.One);
                     else slot.copy_(g.reshape(-1));
                 }
             }
@@ -252,7 +252,7 @@ internal sealed class FlatAdamW : IDisposable
                     return g.reshape(-1);
                 }).ToList();
                 var flat = cat(parts, 0);                                                     // (total,)
-                if (_collected) _gradient.add_(flat);
+                if (_collected) _gradient.add_(flat, TorchScalars.One);
                 else _gradient.copy_(flat);
             }
             _collected = true;
@@ -295,7 +295,7 @@ internal sealed class FlatAdamW : IDisposable
             double biasCorrection2 = 1 - Math.Pow(o._beta2Value, step);
             using var sqrtBiasCorrection2 = Math.Sqrt(biasCorrection2).ToScalar();
             using var stepSize = (-lr / biasCorrection1).ToScalar();
-            var denominator = v.sqrt().div_(sqrtBiasCorrection2).add_(o._epsilon);
+            var denominator = v.sqrt().div_(sqrtBiasCorrection2).add_(o._epsilon, TorchScalars.One);
             p.addcdiv_(m, denominator, stepSize);
             if (!ReferenceEquals(_master, _model)) _model.narrow(0, start, length).copy_(p);
         }

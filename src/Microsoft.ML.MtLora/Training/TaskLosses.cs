@@ -144,7 +144,7 @@ public static class TaskLosses
             perTask[name] = loss;
             using var weightScalar = weight.ToScalar();
             var weighted = loss.mul(weightScalar);
-            total = total is null ? weighted : total + weighted;
+            total = total is null ? weighted : total.add(weighted, TorchScalars.One);
         }
 
         foreach (var t in perTask.Values) t.MoveToOuterDisposeScope();
@@ -184,13 +184,13 @@ public static class TaskLosses
         var x = logits.to(ScalarType.Float32);
         var y = target.ge(TorchScalars.Half).to(ScalarType.Float32);                      // (B, 1, H, W)
         using var numel = ((double)y.numel()).ToScalar();
-        var notY = y.neg().add_(TorchScalars.OneF);                                        // 1 − y
+        var notY = y.neg().add_(TorchScalars.OneF, TorchScalars.One);                                        // 1 − y
         var w = notY.sum().div(numel);                                                    // share of negatives, no gradient
         // Stable per-pixel BCE with logits: log(1 + e^{-x}) for y = 1, log(1 + e^{x}) for y = 0.
         var perPixel = torch.nn.functional.binary_cross_entropy_with_logits(x, y, reduction: nn.Reduction.None);
         var pos = (perPixel * y).sum();
         var neg = (perPixel * notY).sum();
-        var loss = (w * pos + w.neg().add(TorchScalars.OneF) * neg).div(numel);
+        var loss = (w * pos).add(w.neg().add(TorchScalars.OneF, TorchScalars.One) * neg, TorchScalars.One).div(numel);
         return loss.MoveToOuterDisposeScope();
     }
 
@@ -203,7 +203,7 @@ public static class TaskLosses
         var p = prediction.to(ScalarType.Float32);
         var t = target.to(ScalarType.Float32);
         using var eps = NormalsEpsilon.ToScalar();
-        var norm = p.norm(1, keepdim: true, p: 2).add(eps);                              // (B, 1, H, W)
+        var norm = p.norm(1, keepdim: true, p: 2).add(eps, TorchScalars.One);                              // (B, 1, H, W)
         var unit = p / norm;                                                              // (B, 3, H, W)
         var invalid = t.eq(TorchScalars.Ignore);                                          // (B, 3, H, W), element-wise
         var sum = (unit - t).abs().masked_fill(invalid, TorchScalars.ZeroF).sum();         // no data-dependent shape: no sync

@@ -1,3 +1,4 @@
+using Microsoft.ML.MtLora.Data.Formats;
 using SkiaSharp;
 
 namespace Microsoft.ML.MtLora.Visualization;
@@ -19,30 +20,9 @@ public static class PngFile
     /// <summary>Writes a bitmap to a PNG file, creating the folder when needed; the file appears complete or not at all.</summary>
     /// <param name="bitmap">The bitmap.</param>
     /// <param name="path">The file to write (replaced when it exists).</param>
-    public static void Save(SKBitmap bitmap, string path) => AtomicFile.WriteAllBytes(path, Encode(bitmap));
-}
-
-/// <summary>Writes files through a temporary sibling and a move, so readers never see a half-written file.</summary>
-internal static class AtomicFile
-{
-    public static void WriteAllBytes(string path, ReadOnlySpan<byte> bytes)
+    public static void Save(SKBitmap bitmap, string path)
     {
-        ArgumentException.ThrowIfNullOrWhiteSpace(path);
-        var full = Path.GetFullPath(path);
-        var dir = Path.GetDirectoryName(full);
-        if (!string.IsNullOrEmpty(dir)) Directory.CreateDirectory(dir);
-        var tmp = full + ".tmp-" + Guid.NewGuid().ToString("N");
-        try
-        {
-            using (var stream = new FileStream(tmp, FileMode.CreateNew, FileAccess.Write)) stream.Write(bytes);
-            File.Move(tmp, full, overwrite: true);
-        }
-        finally
-        {
-            if (File.Exists(tmp)) File.Delete(tmp);
-        }
+        var png = Encode(bitmap);
+        AtomicFile.Write(path, s => s.Write(png));
     }
-
-    public static void WriteAllText(string path, string text) =>
-        WriteAllBytes(path, new System.Text.UTF8Encoding(encoderShouldEmitUTF8Identifier: false).GetBytes(text));
 }

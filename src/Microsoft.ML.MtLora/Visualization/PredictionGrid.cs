@@ -1,3 +1,4 @@
+using Microsoft.ML.MtLora.Data.Formats;
 using SkiaSharp;
 
 namespace Microsoft.ML.MtLora.Visualization;
@@ -143,7 +144,8 @@ public static class PredictionGrid
     public static void Save(string path, PredictionPanels panels, PredictionGridOptions? options = null)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(path);
-        AtomicFile.WriteAllBytes(path, RenderPng(panels, options));
+        var png = RenderPng(panels, options);
+        AtomicFile.Write(path, s => s.Write(png));
     }
 
     private static string Title(DenseTask task, bool groundTruth)

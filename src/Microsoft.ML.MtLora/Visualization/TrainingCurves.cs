@@ -1,3 +1,4 @@
+using Microsoft.ML.MtLora.Data.Formats;
 using Plotly.NET;
 
 namespace Microsoft.ML.MtLora.Visualization;

@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text;
+using Microsoft.ML.MtLora.Data.Formats;
 
 namespace Microsoft.ML.MtLora.Visualization;
 

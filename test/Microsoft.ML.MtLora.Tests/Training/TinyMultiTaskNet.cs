@@ -1,3 +1,4 @@
+using Microsoft.ML.MtLora.Modeling;
 using Microsoft.ML.MtLora.Training;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -13,7 +14,7 @@ namespace Microsoft.ML.MtLora.Tests.Training;
 internal sealed class TinyMultiTaskNet : Module<Tensor, Dictionary<string, Tensor>>
 {
     private readonly Conv2d stem;
-    private readonly BatchNorm2d norm;
+    private readonly SafeBatchNorm2d norm;   // the library's BatchNorm (TorchSharp's has an implicit Scalar in training mode)
     private readonly Conv2d frozen_proj;
     private readonly Dropout drop;
     private readonly Parameter task_scale;
@@ -28,7 +29,7 @@ internal sealed class TinyMultiTaskNet : Module<Tensor, Dictionary<string, Tenso
         UseBatchNorm = batchNorm;
         torch.random.manual_seed(seed);
         stem = Conv2d(3, 8, 3, padding: 1);
-        norm = BatchNorm2d(8);
+        norm = new SafeBatchNorm2d(8);
         frozen_proj = Conv2d(8, 8, 1);
         drop = Dropout(dropout);
         task_scale = new Parameter(torch.ones(4));

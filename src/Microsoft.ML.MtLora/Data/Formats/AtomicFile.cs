@@ -6,7 +6,7 @@ internal static class AtomicFile
 {
     public static void Write(string path, Action<Stream> write)
     {
-        ArgumentException.ThrowIfNullOrEmpty(path);
+        ArgumentException.ThrowIfNullOrWhiteSpace(path);
         var full = Path.GetFullPath(path);
         var dir = Path.GetDirectoryName(full);
         if (!string.IsNullOrEmpty(dir)) Directory.CreateDirectory(dir);
@@ -21,5 +21,12 @@ internal static class AtomicFile
         {
             if (File.Exists(tmp)) File.Delete(tmp);
         }
+    }
+
+    /// <summary>Writes <paramref name="text"/> as UTF-8 without a byte-order mark.</summary>
+    public static void WriteAllText(string path, string text)
+    {
+        var bytes = new System.Text.UTF8Encoding(encoderShouldEmitUTF8Identifier: false).GetBytes(text);
+        Write(path, s => s.Write(bytes));
     }
 }

@@ -52,7 +52,10 @@ public sealed class PascalContextDataView : IDataView
     internal PascalContextDataView(string root, string split, IEnumerable<DenseTask>? tasks, PascalContextOptions? options)
     {
         _options = options ?? new PascalContextOptions();
-        TorchRuntime.Initialize(); // label decoding uses tensors: bind the configured libtorch before the first TorchSharp call
+        // Decoding makes no TorchSharp call (PascalSampleDecoder: managed code and SkiaSharp, run on the parallel loader's
+        // workers). Loading the data is often an application's first library call, and a configured libtorch
+        // (MTLORA_LIBTORCH, Runtime/TorchRuntime.cs) must be bound before any TorchSharp call: bind it here.
+        TorchRuntime.Initialize();
         var requested = (tasks ?? DenseTasks.All).ToHashSet();
         foreach (var t in requested)
             if (!Enum.IsDefined(t)) throw new ArgumentException($"Unknown task value {(int)t}; expected one of {string.Join(", ", DenseTasks.All)}.", nameof(tasks));

@@ -187,7 +187,7 @@ public sealed class MtLoraLinear : nn.Module
         var w = _linear.weight!;
         _merge.UnmergedWeight = w.detach().clone();
         using var delta = _sharedB!.matmul(_sharedA).mul(_scale);          // (out, in)
-        w.add_(delta);
+        w.add_(delta, TorchScalars.One);
     }
 
     /// <summary>Restores the exact original base weight saved by <see cref="Merge"/>. No-op when not merged.</summary>

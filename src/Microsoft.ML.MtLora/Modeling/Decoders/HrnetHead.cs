@@ -28,7 +28,7 @@ internal sealed class HrnetHead : nn.Module
         int mid = 4 * sum;                                                 // 270 → 1080 for HRNet-W18 channels
         _layers = new Layers(
             nn.Conv2d(sum, mid, 1, bias: true, device: device),
-            nn.BatchNorm2d(mid, eps: 1e-5, momentum: 0.1, device: device),
+            new SafeBatchNorm2d(mid, eps: 1e-5, momentum: 0.1, device: device),
             nn.Conv2d(mid, outputs, 1, bias: true, device: device));
         _lastLayer = nn.Sequential(("0", _layers.Fuse), ("1", _layers.Norm), ("2", nn.ReLU()), ("3", _layers.Classifier));
         register_module("last_layer", _lastLayer);
@@ -65,19 +65,13 @@ internal sealed class HrnetHead : nn.Module
         return y.permute(0, 3, 1, 2).contiguous();                        // (B, n_out, r0, r0)
     }
 
-    /// <summary>BatchNorm2d's forward on (pixels, channels), as TorchSharp's BatchNorm does it (momentum 0.1).</summary>
+    /// <summary>BatchNorm2d's forward on (pixels, channels) (momentum 0.1).</summary>
     private Tensor Normalize(Tensor x)
     {
         var norm = _layers.Norm;
-        if (training && norm.num_batches_tracked is { } tracked)
-        {
-            using var _ = no_grad();
-            tracked.add_(TorchScalars.One);
-        }
         // With the bfloat16 policy the statistics and affine parameters stay float32: normalise in float32.
         var type = norm.weight.dtype;
-        var y = nn.functional.batch_norm(x.dtype == type ? x : x.to(type), norm.running_mean, norm.running_var, norm.weight, norm.bias,
-            training, norm.momentum ?? 0.1, norm.eps);
+        var y = norm.Normalize(x.dtype == type ? x : x.to(type));
         return y.dtype == x.dtype ? y : y.to(x.dtype);
     }
 
@@ -90,11 +84,11 @@ internal sealed class HrnetHead : nn.Module
         var norm = _layers.Norm;
         var fuse = _layers.Fuse;
         using var eps = norm.eps.ToScalar();
-        var scale = norm.running_var!.add(eps).rsqrt().mul(norm.weight);                                // (4Σch,) float32
+        var scale = norm.running_var!.add(eps, TorchScalars.One).rsqrt().mul(norm.weight);              // (4Σch,) float32
         var weight = fuse.weight.flatten(1).mul(scale.unsqueeze(1).to(fuse.weight.dtype));              // (4Σch, Σch)
-        var bias = (fuse.bias!.to(scale.dtype) - norm.running_mean!).mul(scale).add(norm.bias!).to(fuse.weight.dtype);
+        var bias = (fuse.bias!.to(scale.dtype) - norm.running_mean!).mul(scale).add(norm.bias!, TorchScalars.One).to(fuse.weight.dtype);
         return (weight, bias);
     }
 
-    private sealed record Layers(Conv2d Fuse, BatchNorm2d Norm, Conv2d Classifier);
+    private sealed record Layers(Conv2d Fuse, SafeBatchNorm2d Norm, Conv2d Classifier);
 }

@@ -60,7 +60,7 @@ internal sealed class SwinBlock : nn.Module
 
         // Bias and shift mask are combined once per forward and broadcast over the batch.
         var bias = _attn.Bias();                                          // (nH, N, N)
-        var biasMask = _attnMask is null ? bias : bias.unsqueeze(0).add(_attnMask.unsqueeze(1)); // (nW, nH, N, N)
+        var biasMask = _attnMask is null ? bias : bias.unsqueeze(0).add(_attnMask.unsqueeze(1), TorchScalars.One); // (nW, nH, N, N)
         var (a, aTasks) = _attn.Forward(windows, biasMask);
         a = ProfileRegions.Enter("block.norm_window_residual", a);
 

@@ -31,7 +31,7 @@ internal static class SwinInit
         using var shift = mean.ToScalar();
         using var low = a.ToScalar();
         using var high = b.ToScalar();
-        t.uniform_(2 * l - 1, 2 * u - 1).erfinv_().mul_(scale).add_(shift).clamp_(low, high);
+        t.uniform_(2 * l - 1, 2 * u - 1).erfinv_().mul_(scale).add_(shift, TorchScalars.One).clamp_(low, high);
     }
 
     // .NET has no erf; take the exact value from libtorch.

@@ -78,11 +78,11 @@ internal sealed class WindowAttention : nn.Module
             if (biasMask.dim() == 4)
             {
                 long nW = biasMask.shape[0];
-                attn = attn.view(bw / nW, nW, _heads, n, n).add(biasMask.unsqueeze(0)).view(bw, _heads, n, n);
+                attn = attn.view(bw / nW, nW, _heads, n, n).add(biasMask.unsqueeze(0), TorchScalars.One).view(bw, _heads, n, n);
             }
             else
             {
-                attn = attn.add(biasMask.unsqueeze(0));
+                attn = attn.add(biasMask.unsqueeze(0), TorchScalars.One);
             }
             a = attn.softmax(-1).matmul(v);
         }

@@ -71,7 +71,7 @@ internal static class WindowOps
     /// </summary>
     public static Tensor AddDropPath(Tensor residual, Tensor x, double p, bool training)
     {
-        if (p <= 0 || !training) return residual.add(x);
+        if (p <= 0 || !training) return residual.add(x, TorchScalars.One);
         double keep = 1 - p;
         var shape = new long[x.dim()];
         Array.Fill(shape, 1L);
