@@ -5,8 +5,9 @@ using static TorchSharp.torch;
 namespace Microsoft.ML.MtLora;
 
 /// <summary>
-/// Reads a weights file to start from or to rebuild on: a Microsoft Swin ImageNet checkpoint (keys renamed to the MTLoRA
-/// backbone) or a reference MTLoRA checkpoint / state dict (keys kept), told apart by their keys.
+/// Reads a weights file to start from or to rebuild on: a Microsoft Swin ImageNet checkpoint (checked against the network's
+/// architecture, bias tables resized to its window, keys renamed to the MTLoRA backbone) or a reference MTLoRA checkpoint /
+/// state dict (keys kept), told apart by their keys.
 /// </summary>
 internal static class PretrainedWeights
 {
@@ -26,6 +27,7 @@ internal static class PretrainedWeights
             isMtLoraCheckpoint = keys.Any(k => MtLoraModules.Any(m => k.StartsWith(m, StringComparison.Ordinal)));
             if (isMtLoraCheckpoint)
                 return SwinCheckpointMapping.NormalizeMtLoraCheckpoint(raw);
+            MicrosoftSwinCheckpoint.FitToNetwork(raw, options);
             bool lora = options.UsesLora;
             var layout = new SwinLoraLayout
             {
