@@ -14,11 +14,7 @@ internal static partial class NetworkOptionsJson
     private const string SharedKey = "shared";
 
     private static void ReadSharedRank(MtLoraNetworkOptions o, JsonNode? node, string where)
-    {
-        var (single, list) = ReadStageValues(node, where, ReadInt);
-        if (single is { } v) o.SharedRank = v;
-        o.SharedRankPerStage = list;
-    }
+        => ReadInto(node, where, ReadInt, v => o.SharedRank = v, l => o.SharedRankPerStage = l);
 
     private static void ReadTaskRank(MtLoraNetworkOptions o, JsonNode? node, string where)
     {
@@ -33,9 +29,7 @@ internal static partial class NetworkOptionsJson
             o.TaskRankPerTask = perTask;
             return;
         }
-        var (single, list) = ReadStageValues(node, where, ReadInt);
-        if (single is { } v) o.TaskRank = v;
-        o.TaskRankPerStage = list;
+        ReadInto(node, where, ReadInt, v => o.TaskRank = v, l => o.TaskRankPerStage = l);
     }
 
     private static void ReadLoraScale(MtLoraNetworkOptions o, JsonNode? node, string where)
@@ -60,17 +54,17 @@ internal static partial class NetworkOptionsJson
     }
 
     private static void ReadSharedScale(MtLoraNetworkOptions o, JsonNode? node, string where)
-    {
-        var (single, list) = ReadStageValues(node, where, ReadDouble);
-        if (single is { } v) o.LoraScale = v;
-        o.LoraScalePerStage = list;
-    }
+        => ReadInto(node, where, ReadDouble, v => o.LoraScale = v, l => o.LoraScalePerStage = l);
 
     private static void ReadLoraDropout(MtLoraNetworkOptions o, JsonNode? node, string where)
+        => ReadInto(node, where, ReadDouble, v => o.LoraDropout = v, l => o.LoraDropoutPerStage = l);
+
+    /// <summary>A number (or one-element list) sets the single value and clears the list; a list of 4 sets the list.</summary>
+    private static void ReadInto<T>(JsonNode? node, string where, Func<JsonNode?, string, T> read, Action<T> single, Action<T[]?> perStage) where T : struct
     {
-        var (single, list) = ReadStageValues(node, where, ReadDouble);
-        if (single is { } v) o.LoraDropout = v;
-        o.LoraDropoutPerStage = list;
+        var (value, list) = ReadStageValues(node, where, read);
+        if (value is { } v) single(v);
+        perStage(list);
     }
 
     /// <summary>A per-task object must name every task the network has (as the reference's R_PER_TASK must).</summary>

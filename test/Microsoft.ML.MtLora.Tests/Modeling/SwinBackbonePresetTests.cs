@@ -197,19 +197,24 @@ public class SwinBackbonePresetTests
     }
 
     [Fact]
-    public void DescribeRefusesABadPresetOrAClashingConfig()
+    public void DescribeAndTrainRefuseABadPresetOrAClashingConfig()
     {
-        var (code, stdout, stderr) = Run("describe", "--backbone-preset", "swin_huge");
-        Assert.Equal(2, code);
-        Assert.Equal("", stdout);
-        Assert.Contains("--backbone-preset: unknown preset 'swin_huge'; expected one of swin_tiny_patch4_window7_224", stderr);
-
         using var dir = Fixture.TempDir();
+        foreach (var args in new[] { new[] { "describe" }, new[] { "train", "--out", dir.File("m.zip") } })
+        {
+            var (code, stdout, stderr) = Run([.. args, "--backbone-preset", "swin_huge"]);
+            Assert.Equal(2, code);
+            Assert.Equal("", stdout);
+            Assert.Contains("--backbone-preset: unknown preset 'swin_huge'; expected one of swin_tiny_patch4_window7_224", stderr);
+            Assert.Single(stderr.Trim().Split('\n'));
+        }
+        Assert.False(File.Exists(dir.File("m.zip")));
+
         var config = dir.File("c.json");
         File.WriteAllText(config, """{"embed_dim": 96, "shared_rank": 16}""");
-        (code, _, stderr) = Run("describe", "--backbone-preset", "swin_base_patch4_window7_224", "--config", config);
-        Assert.Equal(2, code);
-        Assert.Contains("'embed_dim' is set by --backbone-preset swin_base_patch4_window7_224", stderr);
+        var (c2, _, e2) = Run("describe", "--backbone-preset", "swin_base_patch4_window7_224", "--config", config);
+        Assert.Equal(2, c2);
+        Assert.Contains("'embed_dim' is set by --backbone-preset swin_base_patch4_window7_224", e2);
     }
 
     /// <summary>
