@@ -27,7 +27,6 @@ internal static class PretrainedWeights
             isMtLoraCheckpoint = keys.Any(k => MtLoraModules.Any(m => k.StartsWith(m, StringComparison.Ordinal)));
             if (isMtLoraCheckpoint)
                 return SwinCheckpointMapping.NormalizeMtLoraCheckpoint(raw);
-            MicrosoftSwinCheckpoint.FitToNetwork(raw, options);
             bool lora = options.UsesLora;
             var layout = new SwinLoraLayout
             {
@@ -37,6 +36,10 @@ internal static class PretrainedWeights
                 Fc2 = lora && options.LoraOn.Fc2,
                 Reduction = lora && options.MtLoraPlus,
             };
+            // Keys outside the Swin-V1 layout are refused first; then the architecture is checked and the bias tables resized
+            // to the network's window in place, before the keys are renamed.
+            SwinCheckpointMapping.MicrosoftSwinToBackbone(raw, layout);
+            MicrosoftSwinCheckpoint.FitToNetwork(raw, options);
             var mapped = SwinCheckpointMapping.MicrosoftSwinToBackbone(raw, layout);
             foreach (var k in mapped.IgnoredKeys) raw[k].Dispose();
             return mapped.Tensors;

@@ -25,7 +25,7 @@ public static class MicrosoftSwinCheckpoint
     /// <param name="msSwin">The checkpoint's tensors by Microsoft key; resized tables replace the originals, which are disposed.</param>
     /// <param name="options">The network the checkpoint is for.</param>
     /// <returns>The keys of the resized tables.</returns>
-    /// <exception cref="ArgumentException">The checkpoint's embedding width, patch size, stage depths or heads are not the
+    /// <exception cref="ArgumentException">The checkpoint has a patch embedding and its embedding width, patch size, stage depths or heads are not the
     /// network's (the message names both and the preset that fits the checkpoint), or a table's length is not
     /// (2·window − 1)² for any window, so it cannot be interpolated.</exception>
     public static IReadOnlyList<string> FitToNetwork(IDictionary<string, Tensor> msSwin, MtLoraNetworkOptions options)
@@ -85,8 +85,8 @@ public static class MicrosoftSwinCheckpoint
 
     private static void CheckArchitecture(IDictionary<string, Tensor> msSwin, MtLoraNetworkOptions o)
     {
-        if (!msSwin.TryGetValue(PatchEmbedWeight, out var embed) || embed.dim() != 4)
-            throw new ArgumentException($"'{PatchEmbedWeight}' is missing or not a 4-D convolution weight: not a Swin checkpoint.");
+        // Without a patch embedding there is no architecture to compare: the strict load names what is missing or misshapen.
+        if (!msSwin.TryGetValue(PatchEmbedWeight, out var embed) || embed.dim() != 4) return;
         int embedDim = (int)embed.shape[0], patch = (int)embed.shape[2];
         var blocks = new SortedDictionary<int, int>();
         var heads = new SortedDictionary<int, int>();

@@ -14,7 +14,8 @@ namespace Microsoft.ML.MtLora.Modeling.Adapters;
 /// <remarks>
 /// <para>Forward, with <c>xd = Dropout(x)</c> drawn once per call (reference §2.4):</para>
 /// <para>shared: <c>y = W·x + b + s·B_s·A_s·xd</c>;
-/// task t: <c>y_t = W·x + b + s·B_t·A_t·u_t</c> with <c>u_t = x_tasks[t]</c> when task inputs are given (no dropout), else <c>xd</c>.
+/// task t: <c>y_t = W·x + b + s_t·B_t·A_t·u_t</c> with <c>u_t = x_tasks[t]</c> when task inputs are given (no dropout), else <c>xd</c>,
+/// and <c>s_t</c> the task's own scale (<see cref="TaskAdapter.Scale"/>; the shared scale <c>s</c> unless set otherwise).
 /// The task output does not contain the shared delta, and the frozen W always sees the shared input.</para>
 /// <para>State-dict names: <c>linear.weight</c>, <c>linear.bias</c>, <c>lora_shared_A</c> [r, in], <c>lora_shared_B</c> [out, r],
 /// <c>lora_tasks_A.&lt;task&gt;</c> [r_t, in], <c>lora_tasks_B.&lt;task&gt;</c> [out, r_t].</para>
