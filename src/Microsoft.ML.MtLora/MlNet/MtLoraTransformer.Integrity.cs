@@ -49,11 +49,13 @@ public sealed partial class MtLoraTransformer
         if (batchSize < 1 || batchSize > MaxLoadedBatchSize)
             throw new InvalidDataException($"The {where} is damaged: its inference batch size is {batchSize}; expected 1 to {MaxLoadedBatchSize}.");
         int MaxOf(IEnumerable<int> values) => values.DefaultIfEmpty(0).Max();
+        IEnumerable<int> Stages() => Enumerable.Range(0, MtLoraNetworkOptions.StageCount);
         var values = new Dictionary<string, int>
         {
             ["img_size"] = options.ImageSize, ["embed_dim"] = options.EmbedDim, ["depths"] = MaxOf(options.Depths),
             ["num_heads"] = MaxOf(options.NumHeads), ["window_size"] = options.WindowSize, ["patch_size"] = options.PatchSize,
-            ["shared_rank"] = options.SharedRank, ["task_rank"] = options.TaskRank, ["decoder_channels"] = MaxOf(options.DecoderChannels),
+            ["shared_rank"] = MaxOf(Stages().Select(options.SharedRankAt)),
+            ["task_rank"] = MaxOf(Stages().SelectMany(i => options.Tasks.Select(t => options.TaskRankAt(i, t)))), ["decoder_channels"] = MaxOf(options.DecoderChannels),
         };
         foreach (var (key, max) in NetworkLimits)
             if (values[key] > max)

@@ -5,8 +5,9 @@ using static TorchSharp.torch;
 namespace Microsoft.ML.MtLora;
 
 /// <summary>
-/// Reads a weights file to start from or to rebuild on: a Microsoft Swin ImageNet checkpoint (keys renamed to the MTLoRA
-/// backbone) or a reference MTLoRA checkpoint / state dict (keys kept), told apart by their keys.
+/// Reads a weights file to start from or to rebuild on: a Microsoft Swin ImageNet checkpoint (checked against the network's
+/// architecture, bias tables resized to its window, keys renamed to the MTLoRA backbone) or a reference MTLoRA checkpoint /
+/// state dict (keys kept), told apart by their keys.
 /// </summary>
 internal static class PretrainedWeights
 {
@@ -35,6 +36,10 @@ internal static class PretrainedWeights
                 Fc2 = lora && options.LoraOn.Fc2,
                 Reduction = lora && options.MtLoraPlus,
             };
+            // Keys outside the Swin-V1 layout are refused first; then the architecture is checked and the bias tables resized
+            // to the network's window in place, before the keys are renamed.
+            SwinCheckpointMapping.MicrosoftSwinToBackbone(raw, layout);
+            MicrosoftSwinCheckpoint.FitToNetwork(raw, options);
             var mapped = SwinCheckpointMapping.MicrosoftSwinToBackbone(raw, layout);
             foreach (var k in mapped.IgnoredKeys) raw[k].Dispose();
             return mapped.Tensors;

@@ -12,9 +12,13 @@ namespace Microsoft.ML.MtLora.Modeling;
 /// JSON form (<see cref="FromJson"/>, <see cref="ToJson"/>) uses the reference's snake_case keys: <c>tasks, embed_dim, depths,
 /// num_heads, window_size, img_size, patch_size, mlp_ratio, mode, shared_rank, task_rank, lora_scale, lora_dropout,
 /// mtlora_plus, lora_on {qkv, proj, fc1, fc2}, freeze {patch_embed, norm, relative_position_bias, patch_merging},
-/// decoder_channels, drop_path_rate</c>. Missing keys take the defaults; unknown keys are errors.
+/// decoder_channels, drop_path_rate</c>. Missing keys take the defaults; unknown keys are errors. <c>shared_rank</c>,
+/// <c>task_rank</c>, <c>lora_scale</c> and <c>lora_dropout</c> take a number or a list of 4, one per stage (the reference's
+/// <c>R</c>, <c>SHARED_SCALE</c>, <c>DROPOUT</c>); <c>task_rank</c> also an object from task name to a number or such a list
+/// (<c>R_PER_TASK</c>), and <c>lora_scale</c> an object with <c>shared</c> and task names (<c>SCALE_PER_TASK</c>); see
+/// <see cref="SharedRankPerStage"/> and the members beside it.
 /// </remarks>
-public sealed class MtLoraNetworkOptions
+public sealed partial class MtLoraNetworkOptions
 {
     /// <summary>The tasks, in output order. Default: all four in the reference order (semseg, human_parts, sal, normals).</summary>
     public IReadOnlyList<DenseTask> Tasks { get; set; } = DenseTasks.All.ToArray();
@@ -43,16 +47,16 @@ public sealed class MtLoraNetworkOptions
     /// <summary>What trains and which adapters exist. Default <see cref="NetworkMode.MtLora"/>.</summary>
     public NetworkMode Mode { get; set; } = NetworkMode.MtLora;
 
-    /// <summary>Rank of the shared (task-agnostic) LoRA. Default 64.</summary>
+    /// <summary>Rank of the shared (task-agnostic) LoRA in every stage, unless <see cref="SharedRankPerStage"/> is set. Default 64.</summary>
     public int SharedRank { get; set; } = 64;
 
-    /// <summary>Rank of each task-specific LoRA. Default 4.</summary>
+    /// <summary>Rank of each task-specific LoRA in every stage, unless <see cref="TaskRankPerStage"/> or <see cref="TaskRankPerTask"/> says otherwise. Default 4.</summary>
     public int TaskRank { get; set; } = 4;
 
-    /// <summary>LoRA scale: a plain multiplier of every LoRA delta (not alpha/r), shared and task. Default 4.</summary>
+    /// <summary>LoRA scale: a plain multiplier of every LoRA delta (not alpha/r), shared and task, unless <see cref="LoraScalePerStage"/> or <see cref="TaskScalePerTask"/> says otherwise. Default 4.</summary>
     public double LoraScale { get; set; } = 4.0;
 
-    /// <summary>Dropout on the LoRA input of the shared stream (training only). Default 0.05.</summary>
+    /// <summary>Dropout on the LoRA input of the shared stream (training only) in every stage, unless <see cref="LoraDropoutPerStage"/> is set. Default 0.05.</summary>
     public double LoraDropout { get; set; } = 0.05;
 
     /// <summary>MTLoRA+: also put a shared LoRA on the patch-merging reductions, which are then frozen. Default false.</summary>
@@ -81,14 +85,19 @@ public sealed class MtLoraNetworkOptions
     public const int MaxImageSize = 2048;
 
     /// <summary>A deep copy.</summary>
-    public MtLoraNetworkOptions Clone() => new()
+    public MtLoraNetworkOptions Clone()
     {
-        Tasks = Tasks.ToArray(), EmbedDim = EmbedDim, Depths = Depths.ToArray(), NumHeads = NumHeads.ToArray(),
-        WindowSize = WindowSize, ImageSize = ImageSize, PatchSize = PatchSize, MlpRatio = MlpRatio, Mode = Mode,
-        SharedRank = SharedRank, TaskRank = TaskRank, LoraScale = LoraScale, LoraDropout = LoraDropout,
-        MtLoraPlus = MtLoraPlus, LoraOn = LoraOn.Clone(), Freeze = Freeze.Clone(),
-        DecoderChannels = DecoderChannels.ToArray(), DropPathRate = DropPathRate,
-    };
+        var copy = new MtLoraNetworkOptions
+        {
+            Tasks = Tasks.ToArray(), EmbedDim = EmbedDim, Depths = Depths.ToArray(), NumHeads = NumHeads.ToArray(),
+            WindowSize = WindowSize, ImageSize = ImageSize, PatchSize = PatchSize, MlpRatio = MlpRatio, Mode = Mode,
+            SharedRank = SharedRank, TaskRank = TaskRank, LoraScale = LoraScale, LoraDropout = LoraDropout,
+            MtLoraPlus = MtLoraPlus, LoraOn = LoraOn.Clone(), Freeze = Freeze.Clone(),
+            DecoderChannels = DecoderChannels.ToArray(), DropPathRate = DropPathRate,
+        };
+        CopyPerStageTo(copy);
+        return copy;
+    }
 
     /// <summary>Whether the backbone carries LoRA adapters (<see cref="NetworkMode.MtLora"/> or <see cref="NetworkMode.TaskAgnosticOnly"/>).</summary>
     public bool UsesLora => Mode is NetworkMode.MtLora or NetworkMode.TaskAgnosticOnly;
@@ -116,8 +125,6 @@ public sealed class MtLoraNetworkOptions
         Positive(PatchSize, "patch_size");
         if (!(MlpRatio > 0) || double.IsInfinity(MlpRatio)) throw new ArgumentException($"'mlp_ratio' must be a positive number, got {MlpRatio}.");
         if (!Enum.IsDefined(Mode)) throw new ArgumentException($"'mode' has an unknown value {(int)Mode}.");
-        if (UsesLora) Positive(SharedRank, "shared_rank");
-        if (UsesTaskLora) Positive(TaskRank, "task_rank");
         if (SharedRank < 0) throw new ArgumentException($"'shared_rank' must be positive, got {SharedRank}.");
         if (TaskRank < 0) throw new ArgumentException($"'task_rank' must be positive, got {TaskRank}.");
         if (double.IsNaN(LoraScale) || double.IsInfinity(LoraScale)) throw new ArgumentException($"'lora_scale' must be a finite number, got {LoraScale}.");
@@ -126,8 +133,7 @@ public sealed class MtLoraNetworkOptions
         if (MtLoraPlus && !UsesLora) throw new ArgumentException($"'mtlora_plus' needs a LoRA mode ('mtlora' or 'task_agnostic_only'), but 'mode' is '{ModeName(Mode)}'.");
         if (LoraOn is null) throw new ArgumentException("'lora_on' must not be null.");
         if (Freeze is null) throw new ArgumentException("'freeze' must not be null.");
-        if (UsesLora) RankFits(SharedRank, "shared_rank", NarrowestLoraWidth(taskSitesOnly: false));
-        if (UsesTaskLora) RankFits(TaskRank, "task_rank", NarrowestLoraWidth(taskSitesOnly: true));
+        ValidatePerStage();
         if (ImageSize > MaxImageSize)
             throw new ArgumentException($"'img_size' {ImageSize} is above the largest supported size {MaxImageSize}: activation memory grows with the square of the size (about 1.1 GiB per training image at 448 px for Swin-T).");
 
@@ -205,10 +211,10 @@ public sealed class MtLoraNetworkOptions
     }
 
     // A rank-r delta B·A of an (out × in) layer has rank at most min(in, out): a larger r adds parameters and memory, not expressiveness.
-    private static void RankFits(int rank, string key, long? width)
+    private static void RankFits(int rank, string key, long? width, int stage)
     {
         if (width is { } w && rank > w)
-            throw new ArgumentException($"'{key}' {rank} is larger than the narrowest layer it adapts ({w} features in stage 0): a LoRA's rank cannot exceed its layer's width, so use at most {w}.");
+            throw new ArgumentException($"'{key}' {rank} is larger than the narrowest layer it adapts ({w} features in stage {stage}): a LoRA's rank cannot exceed its layer's width, so use at most {w}.");
     }
 
     private static void FourPositive(IReadOnlyList<int>? values, string key)

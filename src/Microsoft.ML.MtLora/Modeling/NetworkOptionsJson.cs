@@ -4,7 +4,7 @@ using System.Text.Json.Nodes;
 namespace Microsoft.ML.MtLora.Modeling;
 
 /// <summary>Reads and writes <see cref="MtLoraNetworkOptions"/> as JSON with the reference's snake_case keys, with errors that name the key.</summary>
-internal static class NetworkOptionsJson
+internal static partial class NetworkOptionsJson
 {
     private static readonly string[] TopKeys =
     [
@@ -44,10 +44,10 @@ internal static class NetworkOptionsJson
                 case "patch_size": o.PatchSize = ReadInt(node, Where()); break;
                 case "mlp_ratio": o.MlpRatio = ReadDouble(node, Where()); break;
                 case "mode": o.Mode = ReadMode(node, Where()); break;
-                case "shared_rank": o.SharedRank = ReadInt(node, Where()); break;
-                case "task_rank": o.TaskRank = ReadInt(node, Where()); break;
-                case "lora_scale": o.LoraScale = ReadDouble(node, Where()); break;
-                case "lora_dropout": o.LoraDropout = ReadDouble(node, Where()); break;
+                case "shared_rank": ReadSharedRank(o, node, Where()); break;
+                case "task_rank": ReadTaskRank(o, node, Where()); break;
+                case "lora_scale": ReadLoraScale(o, node, Where()); break;
+                case "lora_dropout": ReadLoraDropout(o, node, Where()); break;
                 case "mtlora_plus": o.MtLoraPlus = ReadBool(node, Where()); break;
                 case "decoder_channels": o.DecoderChannels = ReadIntList(node, Where()); break;
                 case "drop_path_rate": o.DropPathRate = ReadDouble(node, Where()); break;
@@ -81,6 +81,7 @@ internal static class NetworkOptionsJson
                     throw new FormatException($"config '{source}': unknown key '{key}'{Suggest(key, TopKeys)}.");
             }
         }
+        CheckTaskEntries(o, source);
         try
         {
             o.Validate();
@@ -103,10 +104,10 @@ internal static class NetworkOptionsJson
         ["patch_size"] = o.PatchSize,
         ["mlp_ratio"] = o.MlpRatio,
         ["mode"] = MtLoraNetworkOptions.ModeName(o.Mode),
-        ["shared_rank"] = o.SharedRank,
-        ["task_rank"] = o.TaskRank,
-        ["lora_scale"] = o.LoraScale,
-        ["lora_dropout"] = o.LoraDropout,
+        ["shared_rank"] = SharedRankNode(o),
+        ["task_rank"] = TaskRankNode(o),
+        ["lora_scale"] = LoraScaleNode(o),
+        ["lora_dropout"] = LoraDropoutNode(o),
         ["mtlora_plus"] = o.MtLoraPlus,
         ["lora_on"] = new JsonObject { ["qkv"] = o.LoraOn.Qkv, ["proj"] = o.LoraOn.Proj, ["fc1"] = o.LoraOn.Fc1, ["fc2"] = o.LoraOn.Fc2 },
         ["freeze"] = new JsonObject

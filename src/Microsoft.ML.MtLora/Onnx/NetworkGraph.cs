@@ -225,10 +225,11 @@ internal sealed class NetworkGraph
             return (plain(x), xTasks?.ToDictionary(kv => kv.Key, kv => plain(kv.Value)));
         }
 
-        int r = _o.SharedRank;
+        int stage = StageOf(key);
+        int r = _o.SharedRankAt(stage);
         var a = _w.Get($"{key}.lora_shared_A", r, inFeatures);                                              // (r, in)
         var b = _w.Get($"{key}.lora_shared_B", outFeatures, r);                                             // (out, r)
-        using var scale = _o.LoraScale.ToScalar();
+        using var scale = _o.SharedScaleAt(stage).ToScalar();
         if (!taskLora)
         {
             // As MtLoraLinear.Merge: W + (B·A)·s.
@@ -240,15 +241,26 @@ internal sealed class NetworkGraph
         var y0 = frozen(x);                                                                                  // W·x + b
         var shared = _g.Node("Add", key, [y0, LowRank($"{key}.lora_shared", a, b.mul(scale), x)]);
         var outs = new Dictionary<string, string>(_tasks.Length, StringComparer.Ordinal);
-        int rt = _o.TaskRank;
-        foreach (var t in _tasks)
+        for (int i = 0; i < _tasks.Length; i++)
         {
+            string t = _tasks[i];
+            int rt = _o.TaskRankAt(stage, _o.Tasks[i]);
             var at = _w.Get($"{key}.lora_tasks_A.{t}", rt, inFeatures);
             var bt = _w.Get($"{key}.lora_tasks_B.{t}", outFeatures, rt);
             var u = xTasks is not null && xTasks.TryGetValue(t, out var xt) ? xt : x;
-            outs[t] = _g.Node("Add", $"{key}.{t}", [y0, LowRank($"{key}.lora_tasks.{t}", at, bt.mul(scale), u)]);
+            using var taskScale = _o.TaskScaleAt(stage, _o.Tasks[i]).ToScalar();
+            outs[t] = _g.Node("Add", $"{key}.{t}", [y0, LowRank($"{key}.lora_tasks.{t}", at, bt.mul(taskScale), u)]);
         }
         return (shared, outs);
+    }
+
+    /// <summary>The stage index i of a backbone key <c>backbone.layers.{i}.…</c> (its adapters' ranks and scales are the stage's).</summary>
+    private static int StageOf(string key)
+    {
+        const string layers = "backbone.layers.";
+        int start = key.IndexOf(layers, StringComparison.Ordinal) + layers.Length;
+        int end = key.IndexOf('.', start);
+        return int.Parse(key.AsSpan(start, end - start), System.Globalization.CultureInfo.InvariantCulture);
     }
 
     /// <summary>x ↦ x·Wᵀ (+ b) as MatMul (+ Add), with Wᵀ stored once.</summary>
@@ -327,9 +339,10 @@ internal sealed class NetworkGraph
     {
         var w = _w.Get($"{(lora ? key + ".linear" : key)}.weight", outFeatures, inFeatures);
         if (!lora) return Affine(key, w, null);
-        var a = _w.Get($"{key}.lora_shared_A", _o.SharedRank, inFeatures);
-        var b = _w.Get($"{key}.lora_shared_B", outFeatures, _o.SharedRank);
-        using var scale = _o.LoraScale.ToScalar();
+        int stage = StageOf(key);
+        var a = _w.Get($"{key}.lora_shared_A", _o.SharedRankAt(stage), inFeatures);
+        var b = _w.Get($"{key}.lora_shared_B", outFeatures, _o.SharedRankAt(stage));
+        using var scale = _o.SharedScaleAt(stage).ToScalar();
         return Affine(key, w.add(b.matmul(a).mul(scale), TorchScalars.One), null);
     }
 

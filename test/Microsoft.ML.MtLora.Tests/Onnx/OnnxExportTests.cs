@@ -30,7 +30,7 @@ public class OnnxExportTests
     public static TheoryData<string> Configurations => new()
     {
         "mtlora_plus", "window5", "shifted_last_stage", "task_agnostic_only", "full_finetune", "decoders_only",
-        "lora_on_fc1_only", "lora_on_proj_only", "two_tasks_depth1",
+        "lora_on_fc1_only", "lora_on_proj_only", "two_tasks_depth1", "per_stage_lists", "per_stage_lists_plus",
     };
 
     private static MtLoraNetworkOptions Configuration(string name) => name switch
@@ -47,8 +47,19 @@ public class OnnxExportTests
         "lora_on_fc1_only" => Tiny(o => o.LoraOn = new LoraTargets { Qkv = false, Proj = false, Fc1 = true, Fc2 = false }),
         "lora_on_proj_only" => Tiny(o => o.LoraOn = new LoraTargets { Qkv = true, Proj = true, Fc1 = false, Fc2 = false }),
         "two_tasks_depth1" => Tiny(o => { o.Tasks = [DenseTask.Saliency, DenseTask.SurfaceNormals]; o.Depths = [1, 1, 1, 1]; }),
+        // Ranks and scales per stage and per task (reference R_PER_TASK, SCALE_PER_TASK; docs/mtlora-reference.md §2.6).
+        "per_stage_lists" => Tiny(PerStageLists),
+        "per_stage_lists_plus" => Tiny(o => { PerStageLists(o); o.MtLoraPlus = true; }),
         _ => throw new ArgumentOutOfRangeException(nameof(name)),
     };
+
+    private static void PerStageLists(MtLoraNetworkOptions o)
+    {
+        o.SharedRankPerStage = [2, 4, 6, 8];
+        o.LoraScalePerStage = [1, 2, 3, 4];
+        o.TaskRankPerTask = new Dictionary<DenseTask, IReadOnlyList<int>> { [DenseTask.HumanParts] = [1, 2, 3, 4] };
+        o.TaskScalePerTask = new Dictionary<DenseTask, IReadOnlyList<double>> { [DenseTask.SurfaceNormals] = [0.5, 1, 1.5, 2] };
+    }
 
     /// <summary>A network with every tensor random (B = 0 and identity BatchNorm statistics would hide paths), in evaluation mode.</summary>
     internal static MultiTaskSwin RandomNetwork(MtLoraNetworkOptions options, int seed)

@@ -14,7 +14,8 @@ namespace Microsoft.ML.MtLora.Modeling.Adapters;
 /// <remarks>
 /// <para>Forward, with <c>xd = Dropout(x)</c> drawn once per call (reference §2.4):</para>
 /// <para>shared: <c>y = W·x + b + s·B_s·A_s·xd</c>;
-/// task t: <c>y_t = W·x + b + s·B_t·A_t·u_t</c> with <c>u_t = x_tasks[t]</c> when task inputs are given (no dropout), else <c>xd</c>.
+/// task t: <c>y_t = W·x + b + s_t·B_t·A_t·u_t</c> with <c>u_t = x_tasks[t]</c> when task inputs are given (no dropout), else <c>xd</c>,
+/// and <c>s_t</c> the task's own scale (<see cref="TaskAdapter.Scale"/>; the shared scale <c>s</c> unless set otherwise).
 /// The task output does not contain the shared delta, and the frozen W always sees the shared input.</para>
 /// <para>State-dict names: <c>linear.weight</c>, <c>linear.bias</c>, <c>lora_shared_A</c> [r, in], <c>lora_shared_B</c> [out, r],
 /// <c>lora_tasks_A.&lt;task&gt;</c> [r_t, in], <c>lora_tasks_B.&lt;task&gt;</c> [out, r_t].</para>
@@ -37,6 +38,7 @@ public sealed class MtLoraLinear : nn.Module
     [ComponentName(Name = "lora_tasks_B")]
     private readonly ParameterDict? _tasksB;
     private readonly string[] _tasks;
+    private readonly TaskAdapter[] _adapters;
     // Kept outside a Tensor-typed field so that TorchSharp's reflection never registers it as a buffer.
     private readonly MergeState _merge = new();
     // The LoRA multiplier as one long-lived Scalar (no implicit Scalar temporaries: see TorchScalars); disposed with the layer.
@@ -53,7 +55,26 @@ public sealed class MtLoraLinear : nn.Module
     /// <param name="dropout">Dropout probability on the shared LoRA input (training mode only).</param>
     /// <param name="device">Where to allocate the parameters (default CPU).</param>
     public MtLoraLinear(int inFeatures, int outFeatures, bool hasBias, int sharedRank, int taskRank,
-        IReadOnlyList<string>? tasks, double scale, double dropout, Device? device = null) : base(nameof(MtLoraLinear))
+        IReadOnlyList<string>? tasks, double scale, double dropout, Device? device = null)
+        : this(inFeatures, outFeatures, hasBias, sharedRank, scale, tasks?.Select(t => new TaskAdapter(t, taskRank, scale)).ToArray(), dropout, device)
+    {
+    }
+
+    /// <summary>
+    /// Creates the layer with a rank and a scale per task (reference <c>MTLoRALinear</c> with <c>r = {'shared': r, task: r_t}</c>
+    /// and <c>lora_task_scale = {task: s_t}</c>), with the reference initialisation: trunc-normal(0.02) base weight, zero bias,
+    /// Kaiming-uniform (a=√5) A, zero B.
+    /// </summary>
+    /// <param name="inFeatures">Input features.</param>
+    /// <param name="outFeatures">Output features.</param>
+    /// <param name="hasBias">Whether the base linear has a bias.</param>
+    /// <param name="sharedRank">Rank of the shared LoRA (0: none).</param>
+    /// <param name="sharedScale">Multiplier of the shared LoRA delta.</param>
+    /// <param name="tasks">The tasks that get their own LoRA, in order, or null/empty for a shared-only layer; a task of rank 0 gets none.</param>
+    /// <param name="dropout">Dropout probability on the shared LoRA input (training mode only).</param>
+    /// <param name="device">Where to allocate the parameters (default CPU).</param>
+    public MtLoraLinear(int inFeatures, int outFeatures, bool hasBias, int sharedRank, double sharedScale,
+        IReadOnlyList<TaskAdapter>? tasks, double dropout, Device? device = null) : base(nameof(MtLoraLinear))
     {
         if (inFeatures <= 0 || outFeatures <= 0) throw new ArgumentOutOfRangeException(nameof(inFeatures), "features must be positive.");
         if (sharedRank < 0) throw new ArgumentOutOfRangeException(nameof(sharedRank), sharedRank, "rank must not be negative.");
@@ -61,11 +82,17 @@ public sealed class MtLoraLinear : nn.Module
         InFeatures = inFeatures;
         OutFeatures = outFeatures;
         SharedRank = sharedRank;
-        Scale = scale;
-        _scale = scale.ToScalar();
+        if (!double.IsFinite(sharedScale)) throw new ArgumentOutOfRangeException(nameof(sharedScale), sharedScale, "scale must be a finite number.");
+        Scale = sharedScale;
+        _scale = sharedScale.ToScalar();
         Dropout = dropout;
-        _tasks = tasks is { Count: > 0 } && taskRank > 0 ? tasks.ToArray() : [];
-        TaskRank = _tasks.Length > 0 ? taskRank : 0;
+        _adapters = tasks?.Where(t => t.Rank > 0).ToArray() ?? [];
+        foreach (var t in _adapters)
+        {
+            if (!double.IsFinite(t.Scale)) throw new ArgumentOutOfRangeException(nameof(tasks), t.Scale, $"task '{t.Name}': scale must be a finite number.");
+        }
+        _tasks = _adapters.Select(t => t.Name).ToArray();
+        TaskRank = _adapters.Length > 0 ? _adapters.Max(t => t.Rank) : 0;
 
         _linear = nn.Linear(inFeatures, outFeatures, hasBias, device: device);
         SwinInit.TruncNormalLinear(_linear);
@@ -83,10 +110,10 @@ public sealed class MtLoraLinear : nn.Module
             {
                 _tasksA = new ParameterDict();
                 _tasksB = new ParameterDict();
-                foreach (var t in _tasks)
+                foreach (var t in _adapters)
                 {
-                    _tasksA.Add((t, nn.Parameter(KaimingA(taskRank, inFeatures, device))));
-                    _tasksB.Add((t, nn.Parameter(zeros(new long[] { outFeatures, taskRank }, device: device))));
+                    _tasksA.Add((t.Name, nn.Parameter(KaimingA(t.Rank, inFeatures, device))));
+                    _tasksB.Add((t.Name, nn.Parameter(zeros(new long[] { outFeatures, t.Rank }, device: device))));
                 }
                 register_module("lora_tasks_A", _tasksA);
                 register_module("lora_tasks_B", _tasksB);
@@ -103,11 +130,14 @@ public sealed class MtLoraLinear : nn.Module
     /// <summary>Rank of the shared LoRA (0 when there is none).</summary>
     public int SharedRank { get; }
 
-    /// <summary>Rank of the task LoRAs (0 when the layer has no tasks).</summary>
+    /// <summary>Rank of the task LoRAs (0 when the layer has no tasks; the largest when they differ, see <see cref="TaskAdapters"/>).</summary>
     public int TaskRank { get; }
 
-    /// <summary>The LoRA multiplier.</summary>
+    /// <summary>The shared LoRA multiplier (and the task multiplier of the single-scale constructor).</summary>
     public double Scale { get; }
+
+    /// <summary>The task LoRAs: name, rank and multiplier of each, in order (empty for a shared-only layer).</summary>
+    public IReadOnlyList<TaskAdapter> TaskAdapters => _adapters;
 
     /// <summary>Dropout probability on the shared LoRA input.</summary>
     public double Dropout { get; }
@@ -154,10 +184,10 @@ public sealed class MtLoraLinear : nn.Module
             // so it is taken out again through the rank-r factors.
             var y0 = IsMerged && _sharedA is not null ? y.addmm(nn.functional.linear(x2, _sharedA), _sharedB!.t(), 1f, -s) : y;
             outs = new Dictionary<string, Tensor>(_tasks.Length);
-            foreach (var t in _tasks)
+            foreach (var (t, _, taskScale) in _adapters)
             {
                 var u = xTasks is not null && xTasks.TryGetValue(t, out var xt) ? xt.reshape(-1, InFeatures) : xd;
-                outs[t] = y0.addmm(nn.functional.linear(u, (Parameter)_tasksA![t]), ((Parameter)_tasksB![t]).t(), 1f, s).view(shape); // (…, out)
+                outs[t] = y0.addmm(nn.functional.linear(u, (Parameter)_tasksA![t]), ((Parameter)_tasksB![t]).t(), 1f, (float)taskScale).view(shape); // (…, out)
             }
         }
         if (_sharedA is not null && !IsMerged)

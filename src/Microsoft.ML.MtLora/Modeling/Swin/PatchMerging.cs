@@ -17,11 +17,11 @@ internal sealed class PatchMerging : nn.Module
     private readonly nn.Module _reduction;
     private readonly int _resolution;
 
-    public PatchMerging(int resolution, int dim, MtLoraNetworkOptions o, Device? device) : base(nameof(PatchMerging))
+    public PatchMerging(int resolution, int dim, MtLoraNetworkOptions o, int stage, Device? device) : base(nameof(PatchMerging))
     {
         _resolution = resolution;
         _norm = SwinInit.LayerNorm(4 * dim, device);
-        _reduction = TaskLinear.Create(4 * dim, 2 * dim, false, o.MtLoraPlus && o.UsesLora, false, o, device);
+        _reduction = TaskLinear.Create(4 * dim, 2 * dim, false, o.MtLoraPlus && o.UsesLora, false, o, stage, device);
         register_module("norm", _norm);
         register_module("reduction", _reduction);
     }

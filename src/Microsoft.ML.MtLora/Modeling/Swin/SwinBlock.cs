@@ -33,9 +33,9 @@ internal sealed class SwinBlock : nn.Module
         _shift = shift;
         _dropPath = dropPath;
         _norm1 = SwinInit.LayerNorm(g.Dim, device);
-        _attn = new WindowAttention(g.Dim, g.Window, g.Heads, taskLora, o, device);
+        _attn = new WindowAttention(g.Dim, g.Window, g.Heads, taskLora, o, g.Index, device);
         _norm2 = SwinInit.LayerNorm(g.Dim, device);
-        _mlp = new SwinMlp(g.Dim, (int)(g.Dim * o.MlpRatio), taskLora, o, device);
+        _mlp = new SwinMlp(g.Dim, (int)(g.Dim * o.MlpRatio), taskLora, o, g.Index, device);
         register_module("norm1", _norm1);
         register_module("attn", _attn);
         register_module("norm2", _norm2);

@@ -11,11 +11,11 @@ internal sealed class SwinMlp : nn.Module
     [ComponentName(Name = "fc2")]
     private readonly nn.Module _fc2;
 
-    public SwinMlp(int dim, int hidden, bool taskLora, MtLoraNetworkOptions o, Device? device) : base(nameof(SwinMlp))
+    public SwinMlp(int dim, int hidden, bool taskLora, MtLoraNetworkOptions o, int stage, Device? device) : base(nameof(SwinMlp))
     {
         bool lora = o.UsesLora;
-        _fc1 = TaskLinear.Create(dim, hidden, true, lora && o.LoraOn.Fc1, taskLora && o.LoraOn.Fc1, o, device);
-        _fc2 = TaskLinear.Create(hidden, dim, true, lora && o.LoraOn.Fc2, taskLora && o.LoraOn.Fc2, o, device);
+        _fc1 = TaskLinear.Create(dim, hidden, true, lora && o.LoraOn.Fc1, taskLora && o.LoraOn.Fc1, o, stage, device);
+        _fc2 = TaskLinear.Create(hidden, dim, true, lora && o.LoraOn.Fc2, taskLora && o.LoraOn.Fc2, o, stage, device);
         register_module("fc1", _fc1);
         register_module("fc2", _fc2);
     }

@@ -28,7 +28,7 @@ internal sealed class SwinStage : nn.Module
         register_module("blocks", _blocks);
         if (g.HasMerging)
         {
-            _downsample = new PatchMerging(g.Resolution, g.Dim, o, device);
+            _downsample = new PatchMerging(g.Resolution, g.Dim, o, g.Index, device);
             register_module("downsample", _downsample);
         }
     }

@@ -12,9 +12,10 @@ internal static class TaskLinear
 {
     /// <summary>
     /// Creates the module for one site: a plain linear (state-dict keys <c>weight</c>, <c>bias</c>) when the site has no LoRA,
-    /// else an MTLoRA linear (keys <c>linear.*</c>, <c>lora_*</c>).
+    /// else an MTLoRA linear (keys <c>linear.*</c>, <c>lora_*</c>) with the ranks, scales and dropout of its stage (reference
+    /// <c>R_PER_TASK_LIST[layer_idx]</c>, <c>SHARED_SCALE[layer_idx]</c>, <c>SCALE_PER_TASK_LIST[layer_idx]</c>, <c>DROPOUT[layer_idx]</c>).
     /// </summary>
-    public static nn.Module Create(int inFeatures, int outFeatures, bool hasBias, bool lora, bool taskLora, MtLoraNetworkOptions o, Device? device)
+    public static nn.Module Create(int inFeatures, int outFeatures, bool hasBias, bool lora, bool taskLora, MtLoraNetworkOptions o, int stage, Device? device)
     {
         if (!lora)
         {
@@ -22,8 +23,8 @@ internal static class TaskLinear
             SwinInit.TruncNormalLinear(plain);
             return plain;
         }
-        var tasks = taskLora ? o.Tasks.Select(t => t.ReferenceName()).ToArray() : null;
-        return new MtLoraLinear(inFeatures, outFeatures, hasBias, o.SharedRank, o.TaskRank, tasks, o.LoraScale, o.LoraDropout, device);
+        var tasks = taskLora ? o.Tasks.Select(t => new TaskAdapter(t.ReferenceName(), o.TaskRankAt(stage, t), o.TaskScaleAt(stage, t))).ToArray() : null;
+        return new MtLoraLinear(inFeatures, outFeatures, hasBias, o.SharedRankAt(stage), o.SharedScaleAt(stage), tasks, o.LoraDropoutAt(stage), device);
     }
 
     /// <summary>

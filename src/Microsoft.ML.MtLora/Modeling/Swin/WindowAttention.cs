@@ -24,7 +24,7 @@ internal sealed class WindowAttention : nn.Module
     // head_dim^-0.5 as one long-lived Scalar (no implicit Scalar temporaries: see TorchScalars); disposed with the module.
     private readonly Scalar _qkScale;
 
-    public WindowAttention(int dim, int window, int heads, bool taskLora, MtLoraNetworkOptions o, Device? device) : base(nameof(WindowAttention))
+    public WindowAttention(int dim, int window, int heads, bool taskLora, MtLoraNetworkOptions o, int stage, Device? device) : base(nameof(WindowAttention))
     {
         _heads = heads;
         _window = window;
@@ -33,8 +33,8 @@ internal sealed class WindowAttention : nn.Module
         _table = nn.Parameter(empty(new long[] { (2 * window - 1) * (2 * window - 1), heads }, device: device));  // (169, nH) for window 7
         SwinInit.TruncNormal(_table);
         _index = WindowOps.RelativePositionIndex(window).to(device ?? CPU);                 // (N, N) int64
-        _qkv = TaskLinear.Create(dim, 3 * dim, true, lora && o.LoraOn.Qkv, false, o, device);
-        _proj = TaskLinear.Create(dim, dim, true, lora && o.LoraOn.Proj, taskLora && o.LoraOn.Proj, o, device);
+        _qkv = TaskLinear.Create(dim, 3 * dim, true, lora && o.LoraOn.Qkv, false, o, stage, device);
+        _proj = TaskLinear.Create(dim, dim, true, lora && o.LoraOn.Proj, taskLora && o.LoraOn.Proj, o, stage, device);
         register_parameter("relative_position_bias_table", _table);
         register_buffer("relative_position_index", _index, true);
         register_module("qkv", _qkv);

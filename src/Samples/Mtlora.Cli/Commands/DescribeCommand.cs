@@ -8,9 +8,10 @@ using static TorchSharp.torch;
 namespace MtLora.Cli.Commands;
 
 /// <summary>
-/// <c>mtlora describe [--config config.json]</c>: resolves the network configuration (paper defaults for missing keys), builds the
-/// network's shapes without allocating weights, and prints one JSON object: the parameter counts as the reference prints them
-/// (<c>trainable, lora, decoder, extra, total</c>), the resolved config and the per-stage geometry.
+/// <c>mtlora describe [--backbone-preset name] [--config config.json]</c>: resolves the network configuration (paper defaults
+/// for missing keys, on the preset's Swin when one is named), builds the network's shapes without allocating weights, and prints
+/// one JSON object: the parameter counts as the reference prints them (<c>trainable, lora, decoder, extra, total</c>), the
+/// resolved config and the per-stage geometry. <c>--backbone-presets</c> prints every backbone preset with its counts instead.
 /// </summary>
 internal static class DescribeCommand
 {
@@ -20,22 +21,32 @@ internal static class DescribeCommand
         {
             Description = "Network config JSON (snake_case keys as the reference; missing keys take the paper's defaults). Default: the paper's Swin-T 448 MTLoRA r64 setting.",
         };
+        var preset = new Option<string>("--backbone-preset")
+        {
+            Description = "A Swin backbone preset (Microsoft's checkpoint name, e.g. swin_base_patch4_window7_224_22k, or timm's): its embed_dim, depths and num_heads; --config overrides the rest.",
+        };
+        var presets = new Option<bool>("--backbone-presets") { Description = "Print every backbone preset with its counts (with --config: on that configuration) as one JSON array." };
         var cmd = new Command("describe", "Print a network configuration's parameter counts (trainable, LoRA, decoder, total) and stage geometry as JSON.");
         cmd.Options.Add(config);
+        cmd.Options.Add(preset);
+        cmd.Options.Add(presets);
         cmd.SetAction(parseResult =>
         {
             var io = parseResult.InvocationConfiguration;
-            return Run(parseResult.GetValue(config)?.FullName, io.Output, io.Error);
+            return Run(parseResult.GetValue(config)?.FullName, parseResult.GetValue(preset), parseResult.GetValue(presets), io.Output, io.Error);
         });
         return cmd;
     }
 
-    private static int Run(string? configPath, TextWriter stdout, TextWriter stderr)
+    private static int Run(string? configPath, string? presetName, bool allPresets, TextWriter stdout, TextWriter stderr)
     {
         MtLoraNetworkOptions options;
+        var json = new JsonSerializerOptions { WriteIndented = true };
         try
         {
-            options = configPath is null ? new MtLoraNetworkOptions() : MtLoraNetworkOptions.Load(configPath);
+            if (presetName is not null && allPresets)
+                throw new FormatException("give --backbone-preset <name> or --backbone-presets, not both.");
+            options = BackbonePresetConfig.Load(configPath, BackbonePresetConfig.Resolve(presetName, null, configPath));
         }
         catch (Exception e) when (e is FileNotFoundException or FormatException or IOException or UnauthorizedAccessException)
         {
@@ -44,6 +55,45 @@ internal static class DescribeCommand
         }
 
         TorchRuntime.Initialize(); // honours MTLORA_LIBTORCH
+        if (allPresets)
+        {
+            var list = new JsonArray();
+            foreach (var p in SwinBackbonePreset.All)
+            {
+                MtLoraNetworkOptions o;
+                try { o = BackbonePresetConfig.Load(configPath, p); }
+                catch (FormatException e)
+                {
+                    stderr.WriteLine($"mtlora describe: backbone preset {p.Name}: {e.Message}");
+                    return 2;
+                }
+                var counts = Describe(o);
+                list.Add(new JsonObject
+                {
+                    ["preset"] = p.Name,
+                    ["timm_name"] = p.TimmName,
+                    ["variant"] = p.Variant,
+                    ["pretrained_on"] = p.IsImageNet22k ? "ImageNet-22k" : "ImageNet-1k",
+                    ["pretrain_window"] = p.PretrainWindowSize,
+                    ["pretrain_img_size"] = p.PretrainImageSize,
+                    ["checkpoint_url"] = p.CheckpointUrl.ToString(),
+                    ["trainable"] = counts["trainable"]!.DeepClone(),
+                    ["lora"] = counts["lora"]!.DeepClone(),
+                    ["decoder"] = counts["decoder"]!.DeepClone(),
+                    ["extra"] = counts["extra"]!.DeepClone(),
+                    ["total"] = counts["total"]!.DeepClone(),
+                    ["config"] = counts["config"]!.DeepClone(),
+                });
+            }
+            stdout.WriteLine(list.ToJsonString(json));
+            return 0;
+        }
+        stdout.WriteLine(Describe(options).ToJsonString(json));
+        return 0;
+    }
+
+    private static JsonObject Describe(MtLoraNetworkOptions options)
+    {
         // The meta device gives every shape without storage or initialisation: a 34M-parameter model is described instantly.
         using var model = new MultiTaskSwin(options, META);
         var c = model.CountParameters();
@@ -65,7 +115,7 @@ internal static class DescribeCommand
                 ["output_dim"] = s.OutputDim,
             });
         }
-        var result = new JsonObject
+        return new JsonObject
         {
             ["trainable"] = c.Trainable,
             ["lora"] = c.Lora,
@@ -75,7 +125,5 @@ internal static class DescribeCommand
             ["config"] = options.ToJsonNode(),
             ["stages"] = stages,
         };
-        stdout.WriteLine(result.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
-        return 0;
     }
 }

@@ -39,7 +39,7 @@ internal static class TrainCommand
         public int? Epochs, BatchSize, Warmup;
         public long? MaxSteps;
         public double? LearningRate;
-        public string? Backbone, InitCheckpoint;
+        public string? Backbone, InitCheckpoint, BackbonePreset;
         public string Device = "auto";
         public bool FallbackToCpu = true, BFloat16;
         public int Seed;
@@ -87,6 +87,7 @@ internal static class TrainCommand
         var lr = new Option<double?>("--lr") { Description = "Peak learning rate. Default: the reference's 5e-4 x batch / 512 (synthetic: 2e-3)." };
         var warmup = new Option<int?>("--warmup-epochs") { Description = "Epochs of linear warmup. Default 20, capped at epochs - 1 (synthetic: 1)." };
         var backbone = new Option<string>("--backbone") { Description = "Microsoft Swin ImageNet checkpoint to start from (e.g. swin_tiny_patch4_window7_224.pth, or .safetensors)." };
+        var backbonePreset = new Option<string>("--backbone-preset") { Description = "Swin backbone preset (e.g. swin_base_patch4_window7_224_22k): its embed_dim, depths and num_heads. Default: the preset a --backbone file is named after." };
         var init = new Option<string>("--init-checkpoint") { Description = "A reference MTLoRA checkpoint (.pth or .safetensors) to start from, loaded whole." };
         var device = new Option<string>("--device") { Description = "cpu, cuda, cuda:N or auto.", DefaultValueFactory = _ => "auto" };
         var fallback = new Option<bool>("--fallback-to-cpu") { Description = "Use the CPU when CUDA is asked for but missing (true by default; --fallback-to-cpu false to fail instead).", DefaultValueFactory = _ => true };
@@ -103,7 +104,7 @@ internal static class TrainCommand
         var cacheDir = new Option<string>("--cache-dir") { Description = "Without --data: where the synthetic data set is generated once and reused. Default $XDG_CACHE_HOME/mtlora, else ~/.cache/mtlora." };
         var threads = new Option<int?>("--threads") { Description = "CPU threads for libtorch. Default: libtorch's choice (all cores)." };
         var json = new Option<bool>("--json") { Description = "Print one JSON object on stdout (what was trained, metrics before/after) instead of the text report." };
-        foreach (var o in new Option[] { data, output, tasks, mode, config, sharedRank, taskRank, imageSize, epochs, maxSteps, batch, lr, warmup, backbone, init,
+        foreach (var o in new Option[] { data, output, tasks, mode, config, sharedRank, taskRank, imageSize, epochs, maxSteps, batch, lr, warmup, backbone, backbonePreset, init,
                      device, fallback, bf16, seed, checkpointDir, checkpointEvery, resume, valEvery, logDir, baselines, synTrain, synVal, cacheDir, threads, json })
             cmd.Options.Add(o);
         cmd.SetAction((parseResult, cancellationToken) =>
@@ -115,6 +116,7 @@ internal static class TrainCommand
                 TaskRank = parseResult.GetValue(taskRank), ImageSize = parseResult.GetValue(imageSize), Epochs = parseResult.GetValue(epochs),
                 MaxSteps = parseResult.GetValue(maxSteps), BatchSize = parseResult.GetValue(batch), LearningRate = parseResult.GetValue(lr),
                 Warmup = parseResult.GetValue(warmup), Backbone = parseResult.GetValue(backbone), InitCheckpoint = parseResult.GetValue(init),
+                BackbonePreset = parseResult.GetValue(backbonePreset),
                 Device = parseResult.GetValue(device)!, FallbackToCpu = parseResult.GetValue(fallback), BFloat16 = parseResult.GetValue(bf16),
                 Seed = parseResult.GetValue(seed), CheckpointDir = parseResult.GetValue(checkpointDir), CheckpointEvery = parseResult.GetValue(checkpointEvery),
                 Resume = parseResult.GetValue(resume), ValEvery = parseResult.GetValue(valEvery), LogDir = parseResult.GetValue(logDir),
@@ -153,14 +155,17 @@ internal static class TrainCommand
         if (s.ValEvery < 0) throw new CliCommon.UsageException($"--val-every is {s.ValEvery}; it must be 0 (validate only at the end) or more.");
         var baselines = ParseBaselines(s.Baselines);
         bool synthetic = s.Data is null;
-        bool small = synthetic && weightsPath is null && s.Config is null;
+        var preset = BackbonePresetConfig.Resolve(s.BackbonePreset, s.Backbone, s.Config);
+        bool small = synthetic && weightsPath is null && s.Config is null && preset is null;
 
-        // Network options: the config file, else the small synthetic Swin or the paper's Swin-T; then the command-line overrides.
+        // Network options: the config file, else the small synthetic Swin or the paper's Swin-T; the backbone preset's Swin;
+        // then the command-line overrides.
         var network = s.Config is not null ? LoadConfig(s.Config) : small ? SmallNetwork() : new MtLoraNetworkOptions();
+        if (preset is not null) network = BackbonePresetConfig.Apply(preset, network, s.Config);
         if (s.Tasks is not null) network.Tasks = CliCommon.ParseTasks(s.Tasks, "--tasks");
         if (s.Mode is not null) ApplyMode(network, s.Mode);
-        if (s.SharedRank is { } sr) network.SharedRank = sr;
-        if (s.TaskRank is { } tr) network.TaskRank = tr;
+        if (s.SharedRank is { } sr) (network.SharedRank, network.SharedRankPerStage) = (sr, null);
+        if (s.TaskRank is { } tr) (network.TaskRank, network.TaskRankPerStage, network.TaskRankPerTask) = (tr, null, null);
         if (s.ImageSize is { } size) network.ImageSize = size;
         try { network.Validate(); }
         catch (ArgumentException e) { throw TrainOptionChecks.NetworkError(e, s); }
