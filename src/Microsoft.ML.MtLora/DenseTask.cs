@@ -35,8 +35,29 @@ public static class DenseTasks
     public static DenseTaskDescriptor ToDescriptor(this DenseTask task) =>
         (uint)task < 4u ? DenseTaskDescriptor.Pascal[(int)task] : throw new ArgumentOutOfRangeException(nameof(task), task, null);
 
+    /// <summary>
+    /// The enum value of a descriptor with a PASCAL built-in's definition, for the parts that read PASCAL's label layouts
+    /// (the PASCAL loader and the batch pipeline's label slots).
+    /// </summary>
+    /// <param name="task">The descriptor.</param>
+    /// <returns>The <see cref="DenseTask"/> whose descriptor has the same definition.</returns>
+    /// <exception cref="NotSupportedException">The task is not one of the four PASCAL tasks; the message names it.</exception>
+    public static DenseTask ToPascalTask(this DenseTaskDescriptor task)
+    {
+        ArgumentNullException.ThrowIfNull(task);
+        for (int i = 0; i < All.Count; i++)
+            if (DenseTaskDescriptor.Pascal[i].SameDefinition(task)) return All[i];
+        throw new NotSupportedException(
+            $"Task '{task.Name}' ({task.Kind}, {task.OutputChannels} channel(s)) has no PASCAL label layout: the batch pipeline reads the four PASCAL tasks' labels (semseg, human_parts, sal, normals) only.");
+    }
+
     /// <summary>The reference implementation's name of a task (<c>semseg</c>, <c>human_parts</c>, <c>sal</c>, <c>normals</c>), used in configs and state-dict keys.</summary>
     public static string ReferenceName(this DenseTask task) => task.ToDescriptor().Name;
+
+    /// <summary>The descriptor's <see cref="DenseTaskDescriptor.Name"/> (kept so that code written for the enum compiles unchanged).</summary>
+    /// <param name="task">The descriptor.</param>
+    /// <returns>The name.</returns>
+    public static string ReferenceName(this DenseTaskDescriptor task) => (task ?? throw new ArgumentNullException(nameof(task))).Name;
 
     /// <summary>Parses a task name: the reference names (<c>semseg</c>, <c>human_parts</c>, <c>sal</c>, <c>normals</c>) or the enum names, case-insensitive.</summary>
     /// <param name="name">The name.</param>

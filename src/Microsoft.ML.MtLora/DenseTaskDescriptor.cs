@@ -55,7 +55,7 @@ public enum DenseResize
 /// <para>The PASCAL and NYUD tasks share names (<c>semseg</c>, <c>normals</c>) as in the reference, so they are equal as keys;
 /// a model trains one task list, and a name appears in it once.</para>
 /// </remarks>
-public sealed partial class DenseTaskDescriptor : IEquatable<DenseTaskDescriptor>
+public sealed partial class DenseTaskDescriptor : IEquatable<DenseTaskDescriptor>, IComparable<DenseTaskDescriptor>, IComparable
 {
     /// <summary>The ignore value of the reference's label maps: 255 (class maps, every channel of an invalid normal, depth).</summary>
     public const byte DefaultIgnoreLabel = 255;
@@ -309,6 +309,24 @@ public sealed partial class DenseTaskDescriptor : IEquatable<DenseTaskDescriptor
 
     /// <inheritdoc/>
     public override int GetHashCode() => StringComparer.Ordinal.GetHashCode(Name);
+
+    private static readonly string[] CanonicalOrder = ["semseg", "human_parts", "sal", "normals", "depth", "edge"];
+
+    /// <summary>Orders tasks as the reference lists them (semseg, human_parts, sal, normals, depth, edge; the order of the
+    /// <see cref="DenseTask"/> enum), then your own by name (ordinal); consistent with equality by name.</summary>
+    /// <param name="other">The other descriptor.</param>
+    /// <returns>Negative, zero or positive.</returns>
+    public int CompareTo(DenseTaskDescriptor? other)
+    {
+        if (other is null) return 1;
+        static int Rank(string n) { int i = Array.IndexOf(CanonicalOrder, n); return i < 0 ? CanonicalOrder.Length : i; }
+        int byRank = Rank(Name).CompareTo(Rank(other.Name));
+        return byRank != 0 ? byRank : string.CompareOrdinal(Name, other.Name);
+    }
+
+    /// <inheritdoc/>
+    int IComparable.CompareTo(object? obj) => obj is null ? 1 : obj is DenseTaskDescriptor d ? CompareTo(d)
+        : throw new ArgumentException($"Cannot compare a task descriptor with {obj.GetType().Name}.", nameof(obj));
 
     /// <summary>The <see cref="Name"/>.</summary>
     /// <returns>The name.</returns>

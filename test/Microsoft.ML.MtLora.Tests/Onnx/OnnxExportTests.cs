@@ -120,7 +120,7 @@ public class OnnxExportTests
 
         // The metadata as ONNX Runtime reads it.
         var metadata = MtLoraOnnxMetadata.FromProperties(OnnxRunner.Metadata(bytes), "tiny4.onnx");
-        Assert.Equal(DenseTasks.All, metadata.Tasks);
+        Assert.Equal(DenseTasks.All.Select(t => t.ToDescriptor()), metadata.Tasks);
         Assert.Equal(128, metadata.ImageSize);
         Assert.Equal([0.485f, 0.456f, 0.406f], metadata.Mean);
         Assert.Equal([0.229f, 0.224f, 0.225f], metadata.Std);

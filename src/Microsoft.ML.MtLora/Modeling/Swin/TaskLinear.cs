@@ -22,7 +22,7 @@ internal static class TaskLinear
             SwinInit.TruncNormalLinear(plain);
             return plain;
         }
-        var tasks = taskLora ? o.Tasks.Select(t => t.ReferenceName()).ToArray() : null;
+        var tasks = taskLora ? o.Tasks.Select(t => t.Name).ToArray() : null;
         return new MtLoraLinear(inFeatures, outFeatures, hasBias, o.SharedRank, o.TaskRank, tasks, o.LoraScale, o.LoraDropout, device);
     }
 
