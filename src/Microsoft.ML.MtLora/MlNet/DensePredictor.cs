@@ -131,18 +131,21 @@ internal sealed class DensePredictor
 
     private static void Fill(DenseTaskDescriptor task, Tensor logits, DensePrediction p, IReadOnlySet<string> columns)
     {
-        switch (task.Name)
+        switch (task.Kind)
         {
-            case "semseg" or "human_parts":
+            case DenseTaskKind.Segmentation:
                 if (columns.Contains(task.PredictionColumnName))
                     p.Columns[task.PredictionColumnName] = ToBytes(logits.argmax(0).to(ScalarType.Byte)); // (H, W) class ids
                 if (task.ScoreColumnName is { } score && columns.Contains(score))
                     p.Columns[score] = ToFloats(logits.softmax(0));                                        // (C, H, W) probabilities
                 break;
-            case "sal":
+            case DenseTaskKind.BinaryMap:
                 p.Columns[task.PredictionColumnName] = ToFloats(logits.sigmoid().squeeze(0));            // (H, W)
                 break;
-            case "normals":
+            case DenseTaskKind.Depth:
+                p.Columns[task.PredictionColumnName] = ToFloats(logits.squeeze(0));                      // (H, W) as predicted
+                break;
+            case DenseTaskKind.SurfaceNormals:
                 // F.normalize: v / max(||v||, 1e-12) per pixel, as the reference's evaluation does.
                 p.Columns[task.PredictionColumnName] = ToFloats(nn.functional.normalize(logits, p: 2, dim: 0, eps: 1e-12)); // (3, H, W)
                 break;

@@ -248,19 +248,23 @@ internal sealed class MtLoraBindings
         foreach (var task in tasks)
         {
             int c = task.OutputChannels;
-            switch (task.Name)
+            switch (task.Kind)
             {
-                case "semseg" or "human_parts":
+                case DenseTaskKind.Segmentation:
                     outputs.Add(new(task.PredictionColumnName, task, Vector(NumberDataViewType.Byte, 1, h, w),
                         $"class ids 0..{c - 1} (argmax), row-major H x W = Height x Width of the input image"));
                     outputs.Add(new(task.ScoreColumnName!, task, Vector(NumberDataViewType.Single, c, h, w),
                         $"softmax probabilities, C x H x W with C = {c}, H x W = Height x Width of the input image"));
                     break;
-                case "sal":
+                case DenseTaskKind.BinaryMap:
                     outputs.Add(new(task.PredictionColumnName, task, Vector(NumberDataViewType.Single, 1, h, w),
-                        "saliency probability (sigmoid), row-major H x W = Height x Width of the input image"));
+                        $"{(task == DenseTask.Saliency ? "saliency" : task.Name)} probability (sigmoid), row-major H x W = Height x Width of the input image"));
                     break;
-                case "normals":
+                case DenseTaskKind.Depth:
+                    outputs.Add(new(task.PredictionColumnName, task, Vector(NumberDataViewType.Single, 1, h, w),
+                        $"{task.Name} value (the network's raw output), row-major H x W = Height x Width of the input image"));
+                    break;
+                case DenseTaskKind.SurfaceNormals:
                     outputs.Add(new(task.PredictionColumnName, task, Vector(NumberDataViewType.Single, 3, h, w),
                         "unit surface normals, 3 x H x W (x, y, z planes), H x W = Height x Width of the input image"));
                     break;
