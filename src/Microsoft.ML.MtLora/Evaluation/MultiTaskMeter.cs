@@ -38,11 +38,12 @@ public sealed class MultiTaskMeter
         {
             switch (task.Name)
             {
-                case "semseg": _semseg = new SegmentationMeter(semsegClasses); break;
+                // NYUD's 40-class semseg shares the name: its own class count, not PASCAL's.
+                case "semseg": _semseg = new SegmentationMeter(task.SameDefinition(DenseTaskDescriptor.PascalSemanticSegmentation) ? semsegClasses : task.OutputChannels); break;
                 case "human_parts": _humanParts = new SegmentationMeter(humanPartsClasses); break;
                 case "sal": _saliency = new SaliencyMeter(); break;
                 case "normals": _normals = new NormalsMeter(); break;
-                default: throw new ArgumentOutOfRangeException(nameof(tasks), task, "Unknown task.");
+                default: throw new ArgumentOutOfRangeException(nameof(tasks), task, $"Task '{task.Name}' cannot be evaluated here: this meter scores semseg, human_parts, sal and normals.");
             }
         }
         Tasks = DenseTaskDescriptor.Pascal.Where(list.Contains).ToArray();
