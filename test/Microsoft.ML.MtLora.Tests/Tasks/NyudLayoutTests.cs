@@ -35,6 +35,17 @@ public sealed class NyudLayoutTests : IDisposable
         var planar = NyudLayout.ReadNormals(_root, "0001", 3, 2);
         // HWC (pixel i, channel c) = (3i + c) / 18 → CHW index c·6 + i.
         for (int i = 0; i < 6; i++) for (int c = 0; c < 3; c++) Assert.Equal((3 * i + c) / 18f, planar[c * 6 + i]);
+
+        // Counted by hand from the arrays above: semseg 4 labelled + 2 unlabelled; depth 6 valid, range 0.5..10, mean 20.5 / 6;
+        // 3 edge pixels of 6.
+        var s = NyudStatistics.Compute(_root, "val");
+        Assert.Equal(1, s.Samples);
+        Assert.Equal((4L, 2L), (s.SemsegValidPixels, s.SemsegIgnoredPixels));
+        Assert.Equal((6L, 0L), (s.DepthValidPixels, s.DepthZeroPixels));
+        Assert.Equal((0.5, 10.0), (s.DepthMin, s.DepthMax));
+        Assert.Equal(20.5 / 6, s.DepthMean, 12);
+        Assert.Equal(6, s.NormalsPixels);
+        Assert.Equal((3L, 6L), (s.EdgePositivePixels, s.EdgePixels));
     }
 
     [Fact]
