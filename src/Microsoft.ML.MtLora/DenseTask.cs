@@ -1,6 +1,8 @@
 namespace Microsoft.ML.MtLora;
 
-/// <summary>The dense prediction tasks of PASCAL-Context multi-task learning (PASCAL_MT).</summary>
+/// <summary>The dense prediction tasks of PASCAL-Context multi-task learning (PASCAL_MT): shorthand for the four built-in
+/// <see cref="DenseTaskDescriptor"/>s (<see cref="DenseTasks.ToDescriptor"/>; a value converts implicitly wherever a descriptor
+/// is expected). Other tasks (NYUD-v2, your own) exist only as descriptors.</summary>
 public enum DenseTask
 {
     /// <summary>Semantic segmentation: 21 classes (background + 20 VOC classes). Reference name <c>semseg</c>.</summary>
@@ -26,15 +28,36 @@ public static class DenseTasks
     public static IReadOnlyList<DenseTask> All { get; } =
         [DenseTask.SemanticSegmentation, DenseTask.HumanParts, DenseTask.Saliency, DenseTask.SurfaceNormals];
 
-    /// <summary>The reference implementation's name of a task (<c>semseg</c>, <c>human_parts</c>, <c>sal</c>, <c>normals</c>), used in configs and state-dict keys.</summary>
-    public static string ReferenceName(this DenseTask task) => task switch
+    /// <summary>The PASCAL-Context built-in <see cref="DenseTaskDescriptor"/> of the task (the enum is shorthand for these four).</summary>
+    /// <param name="task">The task.</param>
+    /// <returns><see cref="DenseTaskDescriptor.PascalSemanticSegmentation"/>, <see cref="DenseTaskDescriptor.PascalHumanParts"/>,
+    /// <see cref="DenseTaskDescriptor.PascalSaliency"/> or <see cref="DenseTaskDescriptor.PascalSurfaceNormals"/>.</returns>
+    public static DenseTaskDescriptor ToDescriptor(this DenseTask task) =>
+        (uint)task < 4u ? DenseTaskDescriptor.Pascal[(int)task] : throw new ArgumentOutOfRangeException(nameof(task), task, null);
+
+    /// <summary>
+    /// The enum value of a descriptor with a PASCAL built-in's definition, for the parts that read PASCAL's label layouts
+    /// (the PASCAL loader and the batch pipeline's label slots).
+    /// </summary>
+    /// <param name="task">The descriptor.</param>
+    /// <returns>The <see cref="DenseTask"/> whose descriptor has the same definition.</returns>
+    /// <exception cref="NotSupportedException">The task is not one of the four PASCAL tasks; the message names it.</exception>
+    public static DenseTask ToPascalTask(this DenseTaskDescriptor task)
     {
-        DenseTask.SemanticSegmentation => "semseg",
-        DenseTask.HumanParts => "human_parts",
-        DenseTask.Saliency => "sal",
-        DenseTask.SurfaceNormals => "normals",
-        _ => throw new ArgumentOutOfRangeException(nameof(task), task, null),
-    };
+        ArgumentNullException.ThrowIfNull(task);
+        for (int i = 0; i < All.Count; i++)
+            if (DenseTaskDescriptor.Pascal[i].SameDefinition(task)) return All[i];
+        throw new NotSupportedException(
+            $"Task '{task.Name}' ({task.Kind}, {task.OutputChannels} channel(s)) has no PASCAL label layout: the batch pipeline reads the four PASCAL tasks' labels (semseg, human_parts, sal, normals) only.");
+    }
+
+    /// <summary>The reference implementation's name of a task (<c>semseg</c>, <c>human_parts</c>, <c>sal</c>, <c>normals</c>), used in configs and state-dict keys.</summary>
+    public static string ReferenceName(this DenseTask task) => task.ToDescriptor().Name;
+
+    /// <summary>The descriptor's <see cref="DenseTaskDescriptor.Name"/> (kept so that code written for the enum compiles unchanged).</summary>
+    /// <param name="task">The descriptor.</param>
+    /// <returns>The name.</returns>
+    public static string ReferenceName(this DenseTaskDescriptor task) => (task ?? throw new ArgumentNullException(nameof(task))).Name;
 
     /// <summary>Parses a task name: the reference names (<c>semseg</c>, <c>human_parts</c>, <c>sal</c>, <c>normals</c>) or the enum names, case-insensitive.</summary>
     /// <param name="name">The name.</param>
@@ -66,62 +89,29 @@ public static class DenseTasks
     }
 
     /// <summary>Channels of the network's raw output for the task: 21, 7, 1, 3.</summary>
-    public static int OutputChannels(this DenseTask task) => task switch
-    {
-        DenseTask.SemanticSegmentation => 21,
-        DenseTask.HumanParts => 7,
-        DenseTask.Saliency => 1,
-        DenseTask.SurfaceNormals => 3,
-        _ => throw new ArgumentOutOfRangeException(nameof(task), task, null),
-    };
+    public static int OutputChannels(this DenseTask task) => task.ToDescriptor().OutputChannels;
 
     /// <summary>Whether the task predicts a class per pixel (semseg, human parts).</summary>
-    public static bool IsClassification(this DenseTask task) => task is DenseTask.SemanticSegmentation or DenseTask.HumanParts;
+    public static bool IsClassification(this DenseTask task) => task.ToDescriptor().IsClassification;
 
     /// <summary>The reference's loss weight: semseg 1, human parts 2, saliency 5, normals 10.</summary>
-    public static float DefaultLossWeight(this DenseTask task) => task switch
-    {
-        DenseTask.SemanticSegmentation => 1f,
-        DenseTask.HumanParts => 2f,
-        DenseTask.Saliency => 5f,
-        DenseTask.SurfaceNormals => 10f,
-        _ => throw new ArgumentOutOfRangeException(nameof(task), task, null),
-    };
+    public static float DefaultLossWeight(this DenseTask task) => task.ToDescriptor().DefaultLossWeight;
 
     /// <summary>
     /// The label column the PASCAL-Context loader produces for the task (<c>SemsegLabel</c>, <c>HumanPartsLabel</c>,
     /// <c>SaliencyLabel</c>, <c>NormalsLabel</c>).
     /// </summary>
-    public static string LabelColumnName(this DenseTask task) => task switch
-    {
-        DenseTask.SemanticSegmentation => "SemsegLabel",
-        DenseTask.HumanParts => "HumanPartsLabel",
-        DenseTask.Saliency => "SaliencyLabel",
-        DenseTask.SurfaceNormals => "NormalsLabel",
-        _ => throw new ArgumentOutOfRangeException(nameof(task), task, null),
-    };
+    public static string LabelColumnName(this DenseTask task) => task.ToDescriptor().LabelColumnName;
 
     /// <summary>
     /// The main prediction column of the MTLoRA transformer for the task: the class map (<c>SemsegPredictedLabel</c>,
     /// <c>HumanPartsPredictedLabel</c>), the saliency probability map (<c>SaliencyProbability</c>) or the unit normals
     /// (<c>NormalsPredicted</c>).
     /// </summary>
-    public static string PredictionColumnName(this DenseTask task) => task switch
-    {
-        DenseTask.SemanticSegmentation => "SemsegPredictedLabel",
-        DenseTask.HumanParts => "HumanPartsPredictedLabel",
-        DenseTask.Saliency => "SaliencyProbability",
-        DenseTask.SurfaceNormals => "NormalsPredicted",
-        _ => throw new ArgumentOutOfRangeException(nameof(task), task, null),
-    };
+    public static string PredictionColumnName(this DenseTask task) => task.ToDescriptor().PredictionColumnName;
 
     /// <summary>The per-class score column of a classification task (<c>SemsegScore</c>, <c>HumanPartsScore</c>); null for the others.</summary>
-    public static string? ScoreColumnName(this DenseTask task) => task switch
-    {
-        DenseTask.SemanticSegmentation => "SemsegScore",
-        DenseTask.HumanParts => "HumanPartsScore",
-        _ => null,
-    };
+    public static string? ScoreColumnName(this DenseTask task) => task.ToDescriptor().ScoreColumnName;
 }
 
 /// <summary>Column names shared by the PASCAL-Context loader, the MTLoRA estimator/transformer and the evaluator.</summary>

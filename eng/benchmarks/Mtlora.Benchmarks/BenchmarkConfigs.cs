@@ -16,14 +16,14 @@ internal static class BenchmarkConfigs
         // The tiny4 fixture's network (test/Fixtures/reference/tiny4/config.json), 128 px.
         "tiny" => new MtLoraNetworkOptions
         {
-            Tasks = DenseTasks.All.ToArray(),
+            Tasks = DenseTaskDescriptor.Pascal.ToArray(),
             EmbedDim = 16, Depths = [2, 2, 2, 2], NumHeads = [1, 2, 2, 4], WindowSize = 4, ImageSize = 128,
             SharedRank = 8, TaskRank = 4, LoraScale = 4, DecoderChannels = [8, 8, 16, 16],
         },
         // Half of Swin-T's width with 2-2-2-2 blocks at 224 px: the real window (7) and heads, CPU-sized.
         "small" => new MtLoraNetworkOptions
         {
-            Tasks = DenseTasks.All.ToArray(),
+            Tasks = DenseTaskDescriptor.Pascal.ToArray(),
             EmbedDim = 48, Depths = [2, 2, 2, 2], NumHeads = [3, 6, 12, 24], WindowSize = 7, ImageSize = 224,
             SharedRank = 16, TaskRank = 4, LoraScale = 4,
         },

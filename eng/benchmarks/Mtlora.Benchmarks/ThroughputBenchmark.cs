@@ -52,7 +52,7 @@ internal static class ThroughputBenchmark
                           $"shared rank {options.SharedRank}, task rank {options.TaskRank}; {counts.Total:N0} parameters, {counts.Trainable:N0} trainable; " +
                           $"device {device}, {settings.DType}, batch {settings.Batch}");
             var imageType = settings.IsBFloat16 ? ScalarType.BFloat16 : ScalarType.Float32;
-            using var batch = RandomBatch.Create(options.Tasks, settings.Batch, options.ImageSize, device, imageType, settings.Seed + 1);
+            using var batch = RandomBatch.Create(options.Tasks.Select(t => t.ToPascalTask()).ToArray(), settings.Batch, options.ImageSize, device, imageType, settings.Seed + 1);
 
             Action step;
             IDisposable? stepState;

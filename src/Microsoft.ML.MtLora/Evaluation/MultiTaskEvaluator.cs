@@ -21,7 +21,7 @@ internal static class MultiTaskEvaluator
         foreach (var task in tasks)
         {
             var label = CheckVector(schema, options.LabelColumn(task), task, "label", allowByte: task != DenseTask.SurfaceNormals);
-            var prediction = CheckVector(schema, options.PredictionColumn(task), task, "prediction", allowByte: task.IsClassification());
+            var prediction = CheckVector(schema, options.PredictionColumn(task), task, "prediction", allowByte: task.IsClassification);
             needed.Add(label);
             needed.Add(prediction);
             plans.Add(new TaskColumns(task, label, prediction));
@@ -67,7 +67,7 @@ internal static class MultiTaskEvaluator
                 }
                 catch (ArgumentException e)
                 {
-                    throw new InvalidOperationException($"{RowName()}, task {plan.Task.ReferenceName()}: {e.Message}", e);
+                    throw new InvalidOperationException($"{RowName()}, task {plan.Task.Name}: {e.Message}", e);
                 }
             }
             row++;
@@ -78,10 +78,10 @@ internal static class MultiTaskEvaluator
 
     private static void Validate(MultiTaskEvaluatorOptions options)
     {
-        foreach (var task in DenseTasks.All)
+        foreach (var task in DenseTaskDescriptor.Pascal)
         {
             if (string.IsNullOrWhiteSpace(options.LabelColumn(task)) || string.IsNullOrWhiteSpace(options.PredictionColumn(task)))
-                throw new ArgumentException($"The label and prediction column names of task {task.ReferenceName()} must not be empty.", nameof(options));
+                throw new ArgumentException($"The label and prediction column names of task {task.Name} must not be empty.", nameof(options));
         }
         if (options.SemsegClassCount is < 1 or >= DenseTasks.IgnoreLabel)
             throw new ArgumentOutOfRangeException(nameof(options), options.SemsegClassCount, $"{nameof(options.SemsegClassCount)} must be between 1 and 254.");
@@ -91,7 +91,7 @@ internal static class MultiTaskEvaluator
             throw new ArgumentException($"{nameof(options.Baselines)} must not be null; use {nameof(SingleTaskBaselines)}.{nameof(SingleTaskBaselines.None)} for no Δm.", nameof(options));
     }
 
-    private static IReadOnlyList<DenseTask> ResolveTasks(DataViewSchema schema, MultiTaskEvaluatorOptions options)
+    private static IReadOnlyList<DenseTaskDescriptor> ResolveTasks(DataViewSchema schema, MultiTaskEvaluatorOptions options)
     {
         if (options.Tasks is { } requested)
         {
@@ -102,36 +102,36 @@ internal static class MultiTaskEvaluator
                 foreach (var (name, role) in new[] { (options.LabelColumn(task), "label"), (options.PredictionColumn(task), "prediction") })
                 {
                     if (schema.GetColumnOrNull(name) is null)
-                        throw new ArgumentException($"The {role} column '{name}' of task {task.ReferenceName()} is not in the data. Columns: {string.Join(", ", schema.Select(c => c.Name))}.", nameof(options));
+                        throw new ArgumentException($"The {role} column '{name}' of task {task.Name} is not in the data. Columns: {string.Join(", ", schema.Select(c => c.Name))}.", nameof(options));
                 }
             }
-            return DenseTasks.All.Where(requested.Contains).ToArray();
+            return DenseTaskDescriptor.Pascal.Where(requested.Contains).ToArray();
         }
-        var present = DenseTasks.All
+        var present = DenseTaskDescriptor.Pascal
             .Where(t => schema.GetColumnOrNull(options.LabelColumn(t)) is not null && schema.GetColumnOrNull(options.PredictionColumn(t)) is not null)
             .ToArray();
         if (present.Length == 0)
         {
-            var expected = string.Join("; ", DenseTasks.All.Select(t => $"{t.ReferenceName()}: '{options.LabelColumn(t)}' and '{options.PredictionColumn(t)}'"));
+            var expected = string.Join("; ", DenseTaskDescriptor.Pascal.Select(t => $"{t.Name}: '{options.LabelColumn(t)}' and '{options.PredictionColumn(t)}'"));
             throw new ArgumentException($"No task has both its label and prediction columns in the data ({expected}). Columns: {string.Join(", ", schema.Select(c => c.Name))}.", "data");
         }
-        foreach (var task in DenseTasks.All.Except(present))
+        foreach (var task in DenseTaskDescriptor.Pascal.Except(present))
         {
             // A prediction without its label is almost always a renamed or forgotten label column: say so.
             if (schema.GetColumnOrNull(options.PredictionColumn(task)) is not null)
-                throw new ArgumentException($"The data has the prediction column '{options.PredictionColumn(task)}' of task {task.ReferenceName()} but not its label column '{options.LabelColumn(task)}'. Set the label column name, or list the tasks to evaluate.", "data");
+                throw new ArgumentException($"The data has the prediction column '{options.PredictionColumn(task)}' of task {task.Name} but not its label column '{options.LabelColumn(task)}'. Set the label column name, or list the tasks to evaluate.", "data");
         }
         return present;
     }
 
-    private static DataViewSchema.Column CheckVector(DataViewSchema schema, string name, DenseTask task, string role, bool allowByte)
+    private static DataViewSchema.Column CheckVector(DataViewSchema schema, string name, DenseTaskDescriptor task, string role, bool allowByte)
     {
         var column = schema.GetColumnOrNull(name)
-            ?? throw new ArgumentException($"The {role} column '{name}' of task {task.ReferenceName()} is not in the data.", "data");
+            ?? throw new ArgumentException($"The {role} column '{name}' of task {task.Name} is not in the data.", "data");
         bool ok = column.Type is VectorDataViewType vector &&
             (vector.ItemType == NumberDataViewType.Single || (allowByte && vector.ItemType == NumberDataViewType.Byte));
         if (!ok)
-            throw new ArgumentException($"The {role} column '{name}' of task {task.ReferenceName()} has type {column.Type}; expected a vector of {(allowByte ? "Byte or Single" : "Single")}.", "data");
+            throw new ArgumentException($"The {role} column '{name}' of task {task.Name} has type {column.Type}; expected a vector of {(allowByte ? "Byte or Single" : "Single")}.", "data");
         return column;
     }
 
@@ -144,12 +144,12 @@ internal static class MultiTaskEvaluator
     }
 
     /// <summary>The label and prediction columns of one task and their getters on the current cursor.</summary>
-    private sealed class TaskColumns(DenseTask task, DataViewSchema.Column label, DataViewSchema.Column prediction)
+    private sealed class TaskColumns(DenseTaskDescriptor task, DataViewSchema.Column label, DataViewSchema.Column prediction)
     {
         private readonly VectorReader _label = new(label);
         private readonly VectorReader _prediction = new(prediction);
 
-        public DenseTask Task { get; } = task;
+        public DenseTaskDescriptor Task { get; } = task;
 
         public void Bind(DataViewRowCursor cursor)
         {
@@ -167,11 +167,11 @@ internal static class MultiTaskEvaluator
                 throw new ArgumentException($"the label column '{label.Name}' has {_label.Length} values but the image is {h}×{w}{(perPixel == 3 ? " (3 values per pixel)" : "")}, so {perPixel * pixels} were expected.");
             if (_prediction.Length != _label.Length)
                 throw new ArgumentException($"the prediction column '{prediction.Name}' has {_prediction.Length} values but the label column '{label.Name}' has {_label.Length}.");
-            switch (Task)
+            switch (Task.Name)
             {
-                case DenseTask.SemanticSegmentation: meter.SemanticSegmentation!.Update(_prediction.Bytes(prediction.Name), _label.Bytes(label.Name)); break;
-                case DenseTask.HumanParts: meter.HumanParts!.Update(_prediction.Bytes(prediction.Name), _label.Bytes(label.Name)); break;
-                case DenseTask.Saliency: meter.Saliency!.Update(_prediction.Floats(), _label.Bytes(label.Name)); break;
+                case "semseg": meter.SemanticSegmentation!.Update(_prediction.Bytes(prediction.Name), _label.Bytes(label.Name)); break;
+                case "human_parts": meter.HumanParts!.Update(_prediction.Bytes(prediction.Name), _label.Bytes(label.Name)); break;
+                case "sal": meter.Saliency!.Update(_prediction.Floats(), _label.Bytes(label.Name)); break;
                 default: meter.SurfaceNormals!.Update(_prediction.Floats(), _label.Floats()); break;
             }
         }

@@ -10,31 +10,31 @@ public sealed class MultiTaskEvaluatorOptions
     /// The tasks to evaluate. Null (the default): every task whose label and prediction columns are both in the data.
     /// A task listed here whose column is missing is an error.
     /// </summary>
-    public IList<DenseTask>? Tasks { get; set; }
+    public IList<DenseTaskDescriptor>? Tasks { get; set; }
 
     /// <summary>Semantic segmentation labels: a vector of Byte (or Single) class ids, H·W, 255 = ignore. Default <c>SemsegLabel</c>.</summary>
-    public string SemsegLabelColumnName { get; set; } = DenseTask.SemanticSegmentation.LabelColumnName();
+    public string SemsegLabelColumnName { get; set; } = DenseTaskDescriptor.PascalSemanticSegmentation.LabelColumnName;
 
     /// <summary>Semantic segmentation predictions: a vector of Byte (or Single) class ids, H·W. Default <c>SemsegPredictedLabel</c>.</summary>
-    public string SemsegPredictedLabelColumnName { get; set; } = DenseTask.SemanticSegmentation.PredictionColumnName();
+    public string SemsegPredictedLabelColumnName { get; set; } = DenseTaskDescriptor.PascalSemanticSegmentation.PredictionColumnName;
 
     /// <summary>Human parts labels: a vector of Byte (or Single) class ids, H·W, 255 = ignore. Default <c>HumanPartsLabel</c>.</summary>
-    public string HumanPartsLabelColumnName { get; set; } = DenseTask.HumanParts.LabelColumnName();
+    public string HumanPartsLabelColumnName { get; set; } = DenseTaskDescriptor.PascalHumanParts.LabelColumnName;
 
     /// <summary>Human parts predictions: a vector of Byte (or Single) class ids, H·W. Default <c>HumanPartsPredictedLabel</c>.</summary>
-    public string HumanPartsPredictedLabelColumnName { get; set; } = DenseTask.HumanParts.PredictionColumnName();
+    public string HumanPartsPredictedLabelColumnName { get; set; } = DenseTaskDescriptor.PascalHumanParts.PredictionColumnName;
 
     /// <summary>Saliency labels: a vector of Byte (or Single), H·W, 0 or 1 (255 = ignore). Default <c>SaliencyLabel</c>.</summary>
-    public string SaliencyLabelColumnName { get; set; } = DenseTask.Saliency.LabelColumnName();
+    public string SaliencyLabelColumnName { get; set; } = DenseTaskDescriptor.PascalSaliency.LabelColumnName;
 
     /// <summary>Saliency predictions: a vector of Single probabilities in [0, 1], H·W. Default <c>SaliencyProbability</c>.</summary>
-    public string SaliencyProbabilityColumnName { get; set; } = DenseTask.Saliency.PredictionColumnName();
+    public string SaliencyProbabilityColumnName { get; set; } = DenseTaskDescriptor.PascalSaliency.PredictionColumnName;
 
     /// <summary>Normals labels: a vector of Single, 3·H·W (CHW), 255 in the first plane = invalid pixel. Default <c>NormalsLabel</c>.</summary>
-    public string NormalsLabelColumnName { get; set; } = DenseTask.SurfaceNormals.LabelColumnName();
+    public string NormalsLabelColumnName { get; set; } = DenseTaskDescriptor.PascalSurfaceNormals.LabelColumnName;
 
     /// <summary>Normals predictions: a vector of Single, 3·H·W (CHW), normalised before scoring. Default <c>NormalsPredicted</c>.</summary>
-    public string NormalsPredictedColumnName { get; set; } = DenseTask.SurfaceNormals.PredictionColumnName();
+    public string NormalsPredictedColumnName { get; set; } = DenseTaskDescriptor.PascalSurfaceNormals.PredictionColumnName;
 
     /// <summary>An Int32 column with each row's height; when present with <see cref="WidthColumnName"/>, every map's size is checked against it. Default <c>Height</c>.</summary>
     public string HeightColumnName { get; set; } = MtLoraColumnNames.Height;
@@ -46,27 +46,27 @@ public sealed class MultiTaskEvaluatorOptions
     public string IdColumnName { get; set; } = MtLoraColumnNames.Id;
 
     /// <summary>The number of semantic segmentation classes (21: background and the 20 VOC classes).</summary>
-    public int SemsegClassCount { get; set; } = DenseTask.SemanticSegmentation.OutputChannels();
+    public int SemsegClassCount { get; set; } = DenseTaskDescriptor.PascalSemanticSegmentation.OutputChannels;
 
     /// <summary>The number of human part classes (7: background and six parts).</summary>
-    public int HumanPartsClassCount { get; set; } = DenseTask.HumanParts.OutputChannels();
+    public int HumanPartsClassCount { get; set; } = DenseTaskDescriptor.PascalHumanParts.OutputChannels;
 
     /// <summary>The single-task baselines of Δm. Default <see cref="SingleTaskBaselines.Paper"/>; <see cref="SingleTaskBaselines.None"/> for no Δm.</summary>
     public SingleTaskBaselines Baselines { get; set; } = SingleTaskBaselines.Paper;
 
-    internal string LabelColumn(DenseTask task) => task switch
+    internal string LabelColumn(DenseTaskDescriptor task) => task.Name switch
     {
-        DenseTask.SemanticSegmentation => SemsegLabelColumnName,
-        DenseTask.HumanParts => HumanPartsLabelColumnName,
-        DenseTask.Saliency => SaliencyLabelColumnName,
+        "semseg" => SemsegLabelColumnName,
+        "human_parts" => HumanPartsLabelColumnName,
+        "sal" => SaliencyLabelColumnName,
         _ => NormalsLabelColumnName,
     };
 
-    internal string PredictionColumn(DenseTask task) => task switch
+    internal string PredictionColumn(DenseTaskDescriptor task) => task.Name switch
     {
-        DenseTask.SemanticSegmentation => SemsegPredictedLabelColumnName,
-        DenseTask.HumanParts => HumanPartsPredictedLabelColumnName,
-        DenseTask.Saliency => SaliencyProbabilityColumnName,
+        "semseg" => SemsegPredictedLabelColumnName,
+        "human_parts" => HumanPartsPredictedLabelColumnName,
+        "sal" => SaliencyProbabilityColumnName,
         _ => NormalsPredictedColumnName,
     };
 }

@@ -17,11 +17,18 @@ public sealed class MultiTaskMeter
     /// <summary>Creates meters for the given tasks (21 semantic classes, 7 human-part classes).</summary>
     /// <param name="tasks">The tasks to evaluate (at least one, no repeats).</param>
     public MultiTaskMeter(IEnumerable<DenseTask> tasks)
-        : this(tasks, DenseTask.SemanticSegmentation.OutputChannels(), DenseTask.HumanParts.OutputChannels())
+        : this((tasks ?? throw new ArgumentNullException(nameof(tasks))).Select(t => t.ToDescriptor()))
     {
     }
 
-    internal MultiTaskMeter(IEnumerable<DenseTask> tasks, int semsegClasses, int humanPartsClasses)
+    /// <summary>Creates a meter for the tasks, with PASCAL-Context's class counts (21 and 7).</summary>
+    /// <param name="tasks">The tasks to evaluate.</param>
+    public MultiTaskMeter(IEnumerable<DenseTaskDescriptor> tasks)
+        : this(tasks, DenseTaskDescriptor.PascalSemanticSegmentation.OutputChannels, DenseTaskDescriptor.PascalHumanParts.OutputChannels)
+    {
+    }
+
+    internal MultiTaskMeter(IEnumerable<DenseTaskDescriptor> tasks, int semsegClasses, int humanPartsClasses)
     {
         ArgumentNullException.ThrowIfNull(tasks);
         var list = tasks.ToList();
@@ -29,56 +36,57 @@ public sealed class MultiTaskMeter
         if (list.Distinct().Count() != list.Count) throw new ArgumentException("A task is listed twice.", nameof(tasks));
         foreach (var task in list)
         {
-            switch (task)
+            switch (task.Name)
             {
-                case DenseTask.SemanticSegmentation: _semseg = new SegmentationMeter(semsegClasses); break;
-                case DenseTask.HumanParts: _humanParts = new SegmentationMeter(humanPartsClasses); break;
-                case DenseTask.Saliency: _saliency = new SaliencyMeter(); break;
-                case DenseTask.SurfaceNormals: _normals = new NormalsMeter(); break;
-                default: throw new ArgumentOutOfRangeException(nameof(tasks), task, "Unknown task.");
+                // NYUD's 40-class semseg shares the name: its own class count, not PASCAL's.
+                case "semseg": _semseg = new SegmentationMeter(task.SameDefinition(DenseTaskDescriptor.PascalSemanticSegmentation) ? semsegClasses : task.OutputChannels); break;
+                case "human_parts": _humanParts = new SegmentationMeter(humanPartsClasses); break;
+                case "sal": _saliency = new SaliencyMeter(); break;
+                case "normals": _normals = new NormalsMeter(); break;
+                default: throw new ArgumentOutOfRangeException(nameof(tasks), task, $"Task '{task.Name}' cannot be evaluated here: this meter scores semseg, human_parts, sal and normals.");
             }
         }
-        Tasks = DenseTasks.All.Where(list.Contains).ToArray();
+        Tasks = DenseTaskDescriptor.Pascal.Where(list.Contains).ToArray();
     }
 
     /// <summary>The tasks evaluated, in the reference's order.</summary>
-    public IReadOnlyList<DenseTask> Tasks { get; }
+    public IReadOnlyList<DenseTaskDescriptor> Tasks { get; }
 
     /// <summary>Adds a batch of one task's raw outputs and targets.</summary>
     /// <param name="task">The task.</param>
     /// <param name="output">Raw outputs (B, C, H, W): logits for the class maps and saliency, unnormalised vectors for normals.</param>
     /// <param name="target">Targets (B, 1, H, W), or (B, 3, H, W) for normals, with 255 = ignore.</param>
     /// <exception cref="ArgumentException">The task is not evaluated by this meter, or the shapes or labels are wrong (the message names the task).</exception>
-    public void Update(DenseTask task, Tensor output, Tensor target)
+    public void Update(DenseTaskDescriptor task, Tensor output, Tensor target)
     {
         try
         {
-            switch (task)
+            switch (task.Name)
             {
-                case DenseTask.SemanticSegmentation when _semseg is not null: _semseg.Update(output, target); break;
-                case DenseTask.HumanParts when _humanParts is not null: _humanParts.Update(output, target); break;
-                case DenseTask.Saliency when _saliency is not null: _saliency.Update(output, target); break;
-                case DenseTask.SurfaceNormals when _normals is not null: _normals.Update(output, target); break;
-                default: throw new ArgumentException($"This meter does not evaluate task {task.ReferenceName()}; it evaluates {string.Join(", ", Tasks.Select(t => t.ReferenceName()))}.", nameof(task));
+                case "semseg" when _semseg is not null: _semseg.Update(output, target); break;
+                case "human_parts" when _humanParts is not null: _humanParts.Update(output, target); break;
+                case "sal" when _saliency is not null: _saliency.Update(output, target); break;
+                case "normals" when _normals is not null: _normals.Update(output, target); break;
+                default: throw new ArgumentException($"This meter does not evaluate task {task.Name}; it evaluates {string.Join(", ", Tasks.Select(t => t.Name))}.", nameof(task));
             }
         }
         catch (ArgumentException e) when (e.ParamName is "logits" or "output" or "target")
         {
-            throw new ArgumentException($"Task {task.ReferenceName()}: {e.Message}", e.ParamName, e);
+            throw new ArgumentException($"Task {task.Name}: {e.Message}", e.ParamName, e);
         }
     }
 
     /// <summary>Adds a batch of every evaluated task.</summary>
     /// <param name="outputs">Raw outputs by task; must hold every task of <see cref="Tasks"/>.</param>
     /// <param name="targets">Targets by task; must hold every task of <see cref="Tasks"/>.</param>
-    public void Update(IReadOnlyDictionary<DenseTask, Tensor> outputs, IReadOnlyDictionary<DenseTask, Tensor> targets)
+    public void Update(IReadOnlyDictionary<DenseTaskDescriptor, Tensor> outputs, IReadOnlyDictionary<DenseTaskDescriptor, Tensor> targets)
     {
         ArgumentNullException.ThrowIfNull(outputs);
         ArgumentNullException.ThrowIfNull(targets);
         foreach (var task in Tasks)
         {
-            if (!outputs.TryGetValue(task, out var output)) throw new ArgumentException($"No output for task {task.ReferenceName()}.", nameof(outputs));
-            if (!targets.TryGetValue(task, out var target)) throw new ArgumentException($"No target for task {task.ReferenceName()}.", nameof(targets));
+            if (!outputs.TryGetValue(task, out var output)) throw new ArgumentException($"No output for task {task.Name}.", nameof(outputs));
+            if (!targets.TryGetValue(task, out var target)) throw new ArgumentException($"No target for task {task.Name}.", nameof(targets));
             Update(task, output, target);
         }
     }
@@ -112,14 +120,14 @@ public sealed class MultiTaskMeter
     {
         foreach (var task in Tasks)
         {
-            long images = task switch
+            long images = task.Name switch
             {
-                DenseTask.SemanticSegmentation => _semseg!.ImageCount,
-                DenseTask.HumanParts => _humanParts!.ImageCount,
-                DenseTask.Saliency => _saliency!.ImageCount,
+                "semseg" => _semseg!.ImageCount,
+                "human_parts" => _humanParts!.ImageCount,
+                "sal" => _saliency!.ImageCount,
                 _ => _normals!.ImageCount,
             };
-            if (images == 0) throw new InvalidOperationException($"Task {task.ReferenceName()} has received no data to evaluate.");
+            if (images == 0) throw new InvalidOperationException($"Task {task.Name} has received no data to evaluate.");
         }
         if (_normals is { PixelCount: 0 })
             throw new InvalidOperationException("Task normals has no valid pixel to evaluate: every label pixel is 255.");

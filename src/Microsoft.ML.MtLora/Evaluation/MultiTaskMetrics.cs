@@ -23,7 +23,7 @@ public sealed class MultiTaskMetrics
         Saliency = saliency;
         SurfaceNormals = surfaceNormals;
         Baselines = baselines;
-        Tasks = DenseTasks.All.Where(HasTask).ToArray();
+        Tasks = DenseTaskDescriptor.Pascal.Where(HasTask).ToArray();
         DeltaM = Evaluation.DeltaM.Compute(Tasks.Select(t => KeyValuePair.Create(t, GetPaperMetric(t))), baselines);
     }
 
@@ -40,7 +40,7 @@ public sealed class MultiTaskMetrics
     public NormalsMetrics? SurfaceNormals { get; }
 
     /// <summary>The evaluated tasks, in the reference's order.</summary>
-    public IReadOnlyList<DenseTask> Tasks { get; }
+    public IReadOnlyList<DenseTaskDescriptor> Tasks { get; }
 
     /// <summary>The single-task baselines Δm was computed against.</summary>
     public SingleTaskBaselines Baselines { get; }
@@ -57,21 +57,21 @@ public sealed class MultiTaskMetrics
     /// <param name="task">An evaluated task.</param>
     /// <returns>The metric.</returns>
     /// <exception cref="ArgumentException">The task was not evaluated.</exception>
-    public double GetPaperMetric(DenseTask task) => task switch
+    public double GetPaperMetric(DenseTaskDescriptor task) => task.Name switch
     {
-        DenseTask.SemanticSegmentation when SemanticSegmentation is not null => SemanticSegmentation.MeanIoU * 100,
-        DenseTask.HumanParts when HumanParts is not null => HumanParts.MeanIoU * 100,
-        DenseTask.Saliency when Saliency is not null => Saliency.MeanIoU * 100,
-        DenseTask.SurfaceNormals when SurfaceNormals is not null => SurfaceNormals.Mean,
-        _ => throw new ArgumentException($"Task {task.ReferenceName()} was not evaluated.", nameof(task)),
+        "semseg" when SemanticSegmentation is not null => SemanticSegmentation.MeanIoU * 100,
+        "human_parts" when HumanParts is not null => HumanParts.MeanIoU * 100,
+        "sal" when Saliency is not null => Saliency.MeanIoU * 100,
+        "normals" when SurfaceNormals is not null => SurfaceNormals.Mean,
+        _ => throw new ArgumentException($"Task {task.Name} was not evaluated.", nameof(task)),
     };
 
-    private bool HasTask(DenseTask task) => task switch
+    private bool HasTask(DenseTaskDescriptor task) => task.Name switch
     {
-        DenseTask.SemanticSegmentation => SemanticSegmentation is not null,
-        DenseTask.HumanParts => HumanParts is not null,
-        DenseTask.Saliency => Saliency is not null,
-        DenseTask.SurfaceNormals => SurfaceNormals is not null,
+        "semseg" => SemanticSegmentation is not null,
+        "human_parts" => HumanParts is not null,
+        "sal" => Saliency is not null,
+        "normals" => SurfaceNormals is not null,
         _ => false,
     };
 
@@ -85,17 +85,17 @@ public sealed class MultiTaskMetrics
         {
             double value = GetPaperMetric(task);
             bool hasBaseline = Baselines.TryGetValue(task, out double baseline);
-            string details = task switch
+            string details = task.Name switch
             {
-                DenseTask.SemanticSegmentation => string.Format(ci, "pixel acc {0:F2} %", SemanticSegmentation!.PixelAccuracy * 100),
-                DenseTask.HumanParts => string.Format(ci, "pixel acc {0:F2} %", HumanParts!.PixelAccuracy * 100),
-                DenseTask.Saliency => string.Format(ci, "maxF {0:F2} %, best threshold {1:F2}", Saliency!.MaxF * 100, Saliency.BestThreshold),
+                "semseg" => string.Format(ci, "pixel acc {0:F2} %", SemanticSegmentation!.PixelAccuracy * 100),
+                "human_parts" => string.Format(ci, "pixel acc {0:F2} %", HumanParts!.PixelAccuracy * 100),
+                "sal" => string.Format(ci, "maxF {0:F2} %, best threshold {1:F2}", Saliency!.MaxF * 100, Saliency.BestThreshold),
                 _ => string.Format(ci, "median {0:F2}°, RMSE {1:F2}°, <11.25° {2:F2} %, <22.5° {3:F2} %, <30° {4:F2} %",
                     SurfaceNormals!.Median, SurfaceNormals.Rmse, SurfaceNormals.Within11_25 * 100, SurfaceNormals.Within22_5 * 100, SurfaceNormals.Within30 * 100),
             };
             rows.Add(
             [
-                task.ReferenceName(),
+                task.Name,
                 task == DenseTask.SurfaceNormals ? "mean angle (°)" : "mIoU (%)",
                 value.ToString("F2", ci),
                 hasBaseline ? baseline.ToString("F2", ci) : "-",
@@ -126,17 +126,17 @@ public sealed class MultiTaskMetrics
     /// <returns>A new data frame.</returns>
     public DataFrame ToDataFrame()
     {
-        double? Seg(DenseTask t, Func<SegmentationMetrics, double> f) =>
+        double? Seg(DenseTaskDescriptor t, Func<SegmentationMetrics, double> f) =>
             t == DenseTask.SemanticSegmentation ? f(SemanticSegmentation!) : t == DenseTask.HumanParts ? f(HumanParts!) : null;
-        double? Sal(DenseTask t, Func<SaliencyMetrics, double> f) => t == DenseTask.Saliency ? f(Saliency!) : null;
-        double? Nrm(DenseTask t, Func<NormalsMetrics, double> f) => t == DenseTask.SurfaceNormals ? f(SurfaceNormals!) : null;
-        double? MeanIoU(DenseTask t) => Seg(t, m => m.MeanIoU) ?? Sal(t, m => m.MeanIoU);
-        double? Baseline(DenseTask t) => Baselines.TryGetValue(t, out double b) ? b : null;
-        double? Gain(DenseTask t) => Baseline(t) is double b ? Evaluation.DeltaM.RelativeGain(t, GetPaperMetric(t), b) : null;
+        double? Sal(DenseTaskDescriptor t, Func<SaliencyMetrics, double> f) => t == DenseTask.Saliency ? f(Saliency!) : null;
+        double? Nrm(DenseTaskDescriptor t, Func<NormalsMetrics, double> f) => t == DenseTask.SurfaceNormals ? f(SurfaceNormals!) : null;
+        double? MeanIoU(DenseTaskDescriptor t) => Seg(t, m => m.MeanIoU) ?? Sal(t, m => m.MeanIoU);
+        double? Baseline(DenseTaskDescriptor t) => Baselines.TryGetValue(t, out double b) ? b : null;
+        double? Gain(DenseTaskDescriptor t) => Baseline(t) is double b ? Evaluation.DeltaM.RelativeGain(t, GetPaperMetric(t), b) : null;
 
-        DoubleDataFrameColumn Column(string name, Func<DenseTask, double?> f) => new(name, Tasks.Select(f));
+        DoubleDataFrameColumn Column(string name, Func<DenseTaskDescriptor, double?> f) => new(name, Tasks.Select(f));
         return new DataFrame(
-            new StringDataFrameColumn("Task", Tasks.Select(t => t.ReferenceName())),
+            new StringDataFrameColumn("Task", Tasks.Select(t => t.Name)),
             Column("MeanIoU", MeanIoU),
             Column("PixelAccuracy", t => Seg(t, m => m.PixelAccuracy)),
             Column("MaxF", t => Sal(t, m => m.MaxF)),
@@ -206,11 +206,11 @@ public sealed class MultiTaskMetrics
         var json = new JsonObject();
         foreach (var task in Tasks)
         {
-            json[task.ReferenceName()] = task switch
+            json[task.Name] = task.Name switch
             {
-                DenseTask.SemanticSegmentation => SegmentationJson(SemanticSegmentation!),
-                DenseTask.HumanParts => SegmentationJson(HumanParts!),
-                DenseTask.Saliency => new JsonObject
+                "semseg" => SegmentationJson(SemanticSegmentation!),
+                "human_parts" => SegmentationJson(HumanParts!),
+                "sal" => new JsonObject
                 {
                     ["mIoU"] = Saliency!.MeanIoU,
                     ["maxF"] = Saliency.MaxF,
@@ -237,7 +237,7 @@ public sealed class MultiTaskMetrics
             json["delta_m"] = dm;
             var baselines = new JsonObject();
             foreach (var task in Tasks)
-                if (Baselines.TryGetValue(task, out double b)) baselines[task.ReferenceName()] = b;
+                if (Baselines.TryGetValue(task, out double b)) baselines[task.Name] = b;
             json["baselines"] = baselines;
         }
         return json;

@@ -29,11 +29,11 @@ public sealed class SegmentationMeter
     /// <summary>Creates an empty meter for a classification task, with its number of classes (21 or 7).</summary>
     /// <param name="task"><see cref="DenseTask.SemanticSegmentation"/> or <see cref="DenseTask.HumanParts"/>.</param>
     /// <returns>The meter.</returns>
-    public static SegmentationMeter For(DenseTask task)
+    public static SegmentationMeter For(DenseTaskDescriptor task)
     {
-        if (!task.IsClassification())
-            throw new ArgumentException($"Task {task.ReferenceName()} is not a per-pixel classification task.", nameof(task));
-        return new SegmentationMeter(task.OutputChannels());
+        if (!task.IsClassification)
+            throw new ArgumentException($"Task {task.Name} is not a per-pixel classification task.", nameof(task));
+        return new SegmentationMeter(task.OutputChannels);
     }
 
     /// <summary>The number of classes.</summary>

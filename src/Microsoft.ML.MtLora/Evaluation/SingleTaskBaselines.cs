@@ -9,19 +9,19 @@ namespace Microsoft.ML.MtLora.Evaluation;
 /// <remarks>Baselines are data: use <see cref="Paper"/>, or your own single-task runs through the constructor or <see cref="Parse"/>.</remarks>
 public sealed class SingleTaskBaselines
 {
-    private readonly Dictionary<DenseTask, double> _values;
+    private readonly Dictionary<DenseTaskDescriptor, double> _values;
 
     /// <summary>Creates a set of baselines.</summary>
     /// <param name="values">The baseline of each task (any subset of tasks), in the paper's units.</param>
     /// <exception cref="ArgumentException">A value is not a positive finite number.</exception>
-    public SingleTaskBaselines(IEnumerable<KeyValuePair<DenseTask, double>> values)
+    public SingleTaskBaselines(IEnumerable<KeyValuePair<DenseTaskDescriptor, double>> values)
     {
         ArgumentNullException.ThrowIfNull(values);
         _values = [];
         foreach (var (task, value) in values)
         {
             if (!double.IsFinite(value) || value <= 0)
-                throw new ArgumentException($"The single-task baseline of {task.ReferenceName()} must be a positive number, but is {value.ToString(CultureInfo.InvariantCulture)}.", nameof(values));
+                throw new ArgumentException($"The single-task baseline of {task.Name} must be a positive number, but is {value.ToString(CultureInfo.InvariantCulture)}.", nameof(values));
             _values[task] = value;
         }
     }
@@ -30,7 +30,7 @@ public sealed class SingleTaskBaselines
     /// The paper's single-task full fine-tuning results (MTLoRA, Table 1, Swin-T on PASCAL-Context):
     /// semantic segmentation 67.21, human parts 61.93, saliency 62.35 (mIoU, %), normals 17.97 (mean angle, °).
     /// </summary>
-    public static SingleTaskBaselines Paper { get; } = new(new Dictionary<DenseTask, double>
+    public static SingleTaskBaselines Paper { get; } = new(new Dictionary<DenseTaskDescriptor, double>
     {
         [DenseTask.SemanticSegmentation] = 67.21,
         [DenseTask.HumanParts] = 61.93,
@@ -42,13 +42,13 @@ public sealed class SingleTaskBaselines
     public static SingleTaskBaselines None { get; } = new([]);
 
     /// <summary>The tasks that have a baseline, in the reference's task order.</summary>
-    public IReadOnlyList<DenseTask> Tasks => DenseTasks.All.Where(_values.ContainsKey).ToArray();
+    public IReadOnlyList<DenseTaskDescriptor> Tasks => DenseTaskDescriptor.Pascal.Where(_values.ContainsKey).ToArray();
 
     /// <summary>Gets the baseline of a task.</summary>
     /// <param name="task">The task.</param>
     /// <param name="value">Its baseline in the paper's units, when present.</param>
     /// <returns>Whether the task has a baseline.</returns>
-    public bool TryGetValue(DenseTask task, out double value) => _values.TryGetValue(task, out value);
+    public bool TryGetValue(DenseTaskDescriptor task, out double value) => _values.TryGetValue(task, out value);
 
     /// <summary>
     /// Parses <c>task=value</c> pairs separated by commas, e.g. <c>semseg=67.21,human_parts=61.93,sal=62.35,normals=17.97</c>
@@ -64,7 +64,7 @@ public sealed class SingleTaskBaselines
         var trimmed = text.Trim();
         if (trimmed.Equals("paper", StringComparison.OrdinalIgnoreCase)) return Paper;
         if (trimmed.Equals("none", StringComparison.OrdinalIgnoreCase) || trimmed.Length == 0) return None;
-        var values = new Dictionary<DenseTask, double>();
+        var values = new Dictionary<DenseTaskDescriptor, double>();
         foreach (var part in trimmed.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries))
         {
             int eq = part.IndexOf('=');
@@ -84,5 +84,5 @@ public sealed class SingleTaskBaselines
     /// <summary>The baselines as <c>task=value</c> pairs, in the form <see cref="Parse"/> reads.</summary>
     /// <returns>The text, empty for <see cref="None"/>.</returns>
     public override string ToString() =>
-        string.Join(",", Tasks.Select(t => $"{t.ReferenceName()}={_values[t].ToString("R", CultureInfo.InvariantCulture)}"));
+        string.Join(",", Tasks.Select(t => $"{t.Name}={_values[t].ToString("R", CultureInfo.InvariantCulture)}"));
 }

@@ -35,7 +35,7 @@ internal sealed class DensePredictor
     private readonly nn.Module<Tensor, Dictionary<string, Tensor>> _network;
     private readonly object _gate;
 
-    public DensePredictor(nn.Module<Tensor, Dictionary<string, Tensor>> network, object gate, IReadOnlyList<DenseTask> tasks,
+    public DensePredictor(nn.Module<Tensor, Dictionary<string, Tensor>> network, object gate, IReadOnlyList<DenseTaskDescriptor> tasks,
         ImagePreprocessing preprocessing, Device device)
     {
         _network = network;
@@ -45,7 +45,7 @@ internal sealed class DensePredictor
         Device = device;
     }
 
-    public IReadOnlyList<DenseTask> Tasks { get; }
+    public IReadOnlyList<DenseTaskDescriptor> Tasks { get; }
 
     public ImagePreprocessing Preprocessing { get; }
 
@@ -108,8 +108,8 @@ internal sealed class DensePredictor
         foreach (var task in Tasks)
         {
             if (!NeedsTask(task, columns)) continue;
-            if (!outputs.TryGetValue(task.ReferenceName(), out var raw))
-                throw new InvalidOperationException($"The network produced no output for task '{task.ReferenceName()}'.");
+            if (!outputs.TryGetValue(task.Name, out var raw))
+                throw new InvalidOperationException($"The network produced no output for task '{task.Name}'.");
             raw = raw.to(ScalarType.Float32);                                                    // (B, C, S, S)
             for (int i = 0; i < result.Length; i++)
             {
@@ -126,25 +126,28 @@ internal sealed class DensePredictor
     }
 
     /// <summary>Whether any output column of <paramref name="task"/> is wanted.</summary>
-    public static bool NeedsTask(DenseTask task, IReadOnlySet<string> columns) =>
-        columns.Contains(task.PredictionColumnName()) || (task.ScoreColumnName() is { } s && columns.Contains(s));
+    public static bool NeedsTask(DenseTaskDescriptor task, IReadOnlySet<string> columns) =>
+        columns.Contains(task.PredictionColumnName) || (task.ScoreColumnName is { } s && columns.Contains(s));
 
-    private static void Fill(DenseTask task, Tensor logits, DensePrediction p, IReadOnlySet<string> columns)
+    private static void Fill(DenseTaskDescriptor task, Tensor logits, DensePrediction p, IReadOnlySet<string> columns)
     {
-        switch (task)
+        switch (task.Kind)
         {
-            case DenseTask.SemanticSegmentation or DenseTask.HumanParts:
-                if (columns.Contains(task.PredictionColumnName()))
-                    p.Columns[task.PredictionColumnName()] = ToBytes(logits.argmax(0).to(ScalarType.Byte)); // (H, W) class ids
-                if (task.ScoreColumnName() is { } score && columns.Contains(score))
+            case DenseTaskKind.Segmentation:
+                if (columns.Contains(task.PredictionColumnName))
+                    p.Columns[task.PredictionColumnName] = ToBytes(logits.argmax(0).to(ScalarType.Byte)); // (H, W) class ids
+                if (task.ScoreColumnName is { } score && columns.Contains(score))
                     p.Columns[score] = ToFloats(logits.softmax(0));                                        // (C, H, W) probabilities
                 break;
-            case DenseTask.Saliency:
-                p.Columns[task.PredictionColumnName()] = ToFloats(logits.sigmoid().squeeze(0));            // (H, W)
+            case DenseTaskKind.BinaryMap:
+                p.Columns[task.PredictionColumnName] = ToFloats(logits.sigmoid().squeeze(0));            // (H, W)
                 break;
-            case DenseTask.SurfaceNormals:
+            case DenseTaskKind.Depth:
+                p.Columns[task.PredictionColumnName] = ToFloats(logits.squeeze(0));                      // (H, W) as predicted
+                break;
+            case DenseTaskKind.SurfaceNormals:
                 // F.normalize: v / max(||v||, 1e-12) per pixel, as the reference's evaluation does.
-                p.Columns[task.PredictionColumnName()] = ToFloats(nn.functional.normalize(logits, p: 2, dim: 0, eps: 1e-12)); // (3, H, W)
+                p.Columns[task.PredictionColumnName] = ToFloats(nn.functional.normalize(logits, p: 2, dim: 0, eps: 1e-12)); // (3, H, W)
                 break;
             default:
                 throw new ArgumentOutOfRangeException(nameof(task), task, null);

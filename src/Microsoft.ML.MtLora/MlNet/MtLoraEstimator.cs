@@ -79,15 +79,15 @@ public sealed class MtLoraEstimator : IEstimator<MtLoraTransformer>
         {
             var name = _options.LabelColumnName(task);
             if (!schema.TryFindColumn(name, out var label))
-                throw new ArgumentOutOfRangeException(nameof(schema), $"Label column '{name}' for task {task.ReferenceName()} was not found. Columns present: {Present()}.");
+                throw new ArgumentOutOfRangeException(nameof(schema), $"Label column '{name}' for task {task.Name} was not found. Columns present: {Present()}.");
             bool vector = label.Kind != SchemaShape.Column.VectorKind.Scalar;
-            bool ok = task == DenseTask.SurfaceNormals
+            bool ok = task.LabelItemType == NumberDataViewType.Single
                 ? vector && label.ItemType == NumberDataViewType.Single
                 : vector && (label.ItemType == NumberDataViewType.Byte || label.ItemType == NumberDataViewType.Single);
             if (!ok)
                 throw new ArgumentOutOfRangeException(nameof(schema),
-                    $"Label column '{name}' for task {task.ReferenceName()} has type {(vector ? "Vector<" + label.ItemType + ">" : label.ItemType.ToString())}; expected " +
-                    (task == DenseTask.SurfaceNormals ? "Vector<Single> (3·H·W, CHW)." : "Vector<Byte> (or Vector<Single>) of H·W values."));
+                    $"Label column '{name}' for task {task.Name} has type {(vector ? "Vector<" + label.ItemType + ">" : label.ItemType.ToString())}; expected " +
+                    (task.LabelChannels == 3 ? "Vector<Single> (3·H·W, CHW)." : task.LabelItemType == NumberDataViewType.Single ? "Vector<Single> of H·W values." : "Vector<Byte> (or Vector<Single>) of H·W values."));
         }
     }
 
@@ -109,7 +109,7 @@ public sealed class MtLoraEstimator : IEstimator<MtLoraTransformer>
         var device = TorchRuntime.ResolveDevice(o.Device, o.FallbackToCpu);
         int seed = o.Seed ?? ((IHostEnvironmentInternal)_mlContext).Seed ?? 0;
         var tasks = o.Network.Tasks.ToArray();
-        ch.Info(MessageSensitivity.None, "MTLoRA: tasks {0}, {1} px, device {2}, seed {3}.", string.Join(", ", tasks.Select(t => t.ReferenceName())), o.Network.ImageSize, device, seed);
+        ch.Info(MessageSensitivity.None, "MTLoRA: tasks {0}, {1} px, device {2}, seed {3}.", string.Join(", ", tasks.Select(t => t.Name)), o.Network.ImageSize, device, seed);
 
         var reader = new DenseBatchReader(input, new DenseBatchReaderOptions
         {
@@ -146,7 +146,8 @@ public sealed class MtLoraEstimator : IEstimator<MtLoraTransformer>
             WeightDecay = o.WeightDecay,
             ClipGradientNorm = o.GradientClipNorm,
             AccumulationSteps = o.AccumulationSteps,
-            LossWeights = tasks.ToDictionary(t => t.ReferenceName(), t => o.TaskLossWeights is { } w && w.TryGetValue(t, out var v) ? v : t.DefaultLossWeight()),
+            LossWeights = tasks.ToDictionary(t => t.Name, t => o.TaskLossWeights is { } w && w.TryGetValue(t, out var v) ? v : t.DefaultLossWeight),
+            Tasks = tasks,
             Device = device,
             UseBFloat16 = o.UseBFloat16,
             Seed = seed,
@@ -228,7 +229,7 @@ public sealed class MtLoraEstimator : IEstimator<MtLoraTransformer>
         foreach (var batch in reader.ReadEpoch(epoch, skip))
         {
             // The trainer takes the tensors over and disposes them after the step.
-            yield return new TrainingBatch(batch.Images, batch.Targets.ToDictionary(kv => kv.Key.ReferenceName(), kv => kv.Value));
+            yield return new TrainingBatch(batch.Images, batch.Targets.ToDictionary(kv => kv.Key.Name, kv => kv.Value));
         }
     }
 

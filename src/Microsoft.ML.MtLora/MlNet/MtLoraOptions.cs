@@ -29,16 +29,16 @@ public sealed class MtLoraOptions
     public string ImageColumnName = MtLoraColumnNames.Image;
 
     /// <summary>The semantic segmentation label column (Vector of Byte, H·W, 255 = ignore). Default <c>SemsegLabel</c>.</summary>
-    public string SemsegLabelColumnName = DenseTask.SemanticSegmentation.LabelColumnName();
+    public string SemsegLabelColumnName = DenseTaskDescriptor.PascalSemanticSegmentation.LabelColumnName;
 
     /// <summary>The human parts label column (Vector of Byte, H·W, 255 = ignore). Default <c>HumanPartsLabel</c>.</summary>
-    public string HumanPartsLabelColumnName = DenseTask.HumanParts.LabelColumnName();
+    public string HumanPartsLabelColumnName = DenseTaskDescriptor.PascalHumanParts.LabelColumnName;
 
     /// <summary>The saliency label column (Vector of Byte, H·W, 0/1). Default <c>SaliencyLabel</c>.</summary>
-    public string SaliencyLabelColumnName = DenseTask.Saliency.LabelColumnName();
+    public string SaliencyLabelColumnName = DenseTaskDescriptor.PascalSaliency.LabelColumnName;
 
     /// <summary>The surface normals label column (Vector of Single, 3·H·W CHW, 255 = invalid). Default <c>NormalsLabel</c>.</summary>
-    public string NormalsLabelColumnName = DenseTask.SurfaceNormals.LabelColumnName();
+    public string NormalsLabelColumnName = DenseTaskDescriptor.PascalSurfaceNormals.LabelColumnName;
 
     /// <summary>Training epochs (the schedule's length). Default 300, as the paper.</summary>
     public int Epochs = 300;
@@ -76,7 +76,7 @@ public sealed class MtLoraOptions
     public double? GradientClipNorm = 5.0;
 
     /// <summary>Loss weight per task. Default null: the reference's semseg 1, human parts 2, saliency 5, normals 10.</summary>
-    public IReadOnlyDictionary<DenseTask, float>? TaskLossWeights;
+    public IReadOnlyDictionary<DenseTaskDescriptor, float>? TaskLossWeights;
 
     /// <summary>The reference's training augmentation (random horizontal flip, then random scale 0.75–1.25 and rotation ±20°). Default true.</summary>
     public bool Augment = true;
@@ -162,13 +162,13 @@ public sealed class MtLoraOptions
     /// <summary>The label column of a task under these options.</summary>
     /// <param name="task">The task.</param>
     /// <returns>The column name.</returns>
-    public string LabelColumnName(DenseTask task) => task switch
+    public string LabelColumnName(DenseTaskDescriptor task) => task.Name switch
     {
-        DenseTask.SemanticSegmentation => SemsegLabelColumnName,
-        DenseTask.HumanParts => HumanPartsLabelColumnName,
-        DenseTask.Saliency => SaliencyLabelColumnName,
-        DenseTask.SurfaceNormals => NormalsLabelColumnName,
-        _ => throw new ArgumentOutOfRangeException(nameof(task), task, null),
+        "semseg" => SemsegLabelColumnName,
+        "human_parts" => HumanPartsLabelColumnName,
+        "sal" => SaliencyLabelColumnName,
+        "normals" => NormalsLabelColumnName,
+        _ => task.LabelColumnName,
     };
 
     /// <summary>The peak learning rate in effect: <see cref="LearningRate"/> or the reference's scaling for <see cref="BatchSize"/>.</summary>
@@ -202,7 +202,7 @@ public sealed class MtLoraOptions
         if (GradientClipNorm is { } clip && !(clip > 0)) throw Bad(nameof(GradientClipNorm), $"is {clip}; it must be positive (or null for no clipping).");
         if (TaskLossWeights is not null)
             foreach (var (task, w) in TaskLossWeights)
-                if (!(w >= 0 && float.IsFinite(w))) throw Bad(nameof(TaskLossWeights), $"the weight of {task.ReferenceName()} is {w}; weights must be ≥ 0.");
+                if (!(w >= 0 && float.IsFinite(w))) throw Bad(nameof(TaskLossWeights), $"the weight of {task.Name} is {w}; weights must be ≥ 0.");
         if (DataLoaderParallelism < 1) throw Bad(nameof(DataLoaderParallelism), $"is {DataLoaderParallelism}; it must be at least 1.");
         if (DataLoaderPrefetchBatches < 0) throw Bad(nameof(DataLoaderPrefetchBatches), $"is {DataLoaderPrefetchBatches}; it must be 0 or more.");
         if (ValidationEveryEpochs < 0) throw Bad(nameof(ValidationEveryEpochs), $"is {ValidationEveryEpochs}; it must be ≥ 0.");

@@ -123,7 +123,7 @@ public sealed partial class MtLoraTransformer : ITransformer, IDisposable
     }
 
     /// <summary>The tasks this model predicts, in the network's order.</summary>
-    public IReadOnlyList<DenseTask> Tasks { get; }
+    public IReadOnlyList<DenseTaskDescriptor> Tasks { get; }
 
     /// <summary>The name of the input image column (<c>MLImage</c>, any size).</summary>
     public string ImageColumnName { get; }
@@ -219,7 +219,7 @@ public sealed partial class MtLoraTransformer : ITransformer, IDisposable
 /// <summary>Column bookkeeping shared by the data view and the row mapper: input columns pass through, then the outputs.</summary>
 internal sealed class MtLoraBindings
 {
-    public MtLoraBindings(DataViewSchema inputSchema, string imageColumnName, IReadOnlyList<DenseTask> tasks)
+    public MtLoraBindings(DataViewSchema inputSchema, string imageColumnName, IReadOnlyList<DenseTaskDescriptor> tasks)
     {
         InputSchema = inputSchema;
         var image = inputSchema.GetColumnOrNull(imageColumnName)
@@ -241,27 +241,31 @@ internal sealed class MtLoraBindings
     /// The output columns for the tasks and the input image type: names, types (known-size vectors when the image size is
     /// known) and annotations. The one description behind both the transformer's schema and the estimator's promise.
     /// </summary>
-    public static IReadOnlyList<OutputColumn> DescribeOutputs(IReadOnlyList<DenseTask> tasks, ImageDataViewType imageType)
+    public static IReadOnlyList<OutputColumn> DescribeOutputs(IReadOnlyList<DenseTaskDescriptor> tasks, ImageDataViewType imageType)
     {
         int h = imageType.Height, w = imageType.Width;
         var outputs = new List<OutputColumn>();
         foreach (var task in tasks)
         {
-            int c = task.OutputChannels();
-            switch (task)
+            int c = task.OutputChannels;
+            switch (task.Kind)
             {
-                case DenseTask.SemanticSegmentation or DenseTask.HumanParts:
-                    outputs.Add(new(task.PredictionColumnName(), task, Vector(NumberDataViewType.Byte, 1, h, w),
+                case DenseTaskKind.Segmentation:
+                    outputs.Add(new(task.PredictionColumnName, task, Vector(NumberDataViewType.Byte, 1, h, w),
                         $"class ids 0..{c - 1} (argmax), row-major H x W = Height x Width of the input image"));
-                    outputs.Add(new(task.ScoreColumnName()!, task, Vector(NumberDataViewType.Single, c, h, w),
+                    outputs.Add(new(task.ScoreColumnName!, task, Vector(NumberDataViewType.Single, c, h, w),
                         $"softmax probabilities, C x H x W with C = {c}, H x W = Height x Width of the input image"));
                     break;
-                case DenseTask.Saliency:
-                    outputs.Add(new(task.PredictionColumnName(), task, Vector(NumberDataViewType.Single, 1, h, w),
-                        "saliency probability (sigmoid), row-major H x W = Height x Width of the input image"));
+                case DenseTaskKind.BinaryMap:
+                    outputs.Add(new(task.PredictionColumnName, task, Vector(NumberDataViewType.Single, 1, h, w),
+                        $"{(task == DenseTask.Saliency ? "saliency" : task.Name)} probability (sigmoid), row-major H x W = Height x Width of the input image"));
                     break;
-                case DenseTask.SurfaceNormals:
-                    outputs.Add(new(task.PredictionColumnName(), task, Vector(NumberDataViewType.Single, 3, h, w),
+                case DenseTaskKind.Depth:
+                    outputs.Add(new(task.PredictionColumnName, task, Vector(NumberDataViewType.Single, 1, h, w),
+                        $"{task.Name} value (the network's raw output), row-major H x W = Height x Width of the input image"));
+                    break;
+                case DenseTaskKind.SurfaceNormals:
+                    outputs.Add(new(task.PredictionColumnName, task, Vector(NumberDataViewType.Single, 3, h, w),
                         "unit surface normals, 3 x H x W (x, y, z planes), H x W = Height x Width of the input image"));
                     break;
             }
@@ -310,7 +314,7 @@ internal sealed class MtLoraBindings
             : new VectorDataViewType(item);
 
     /// <summary>One output column: name, task (null for Height/Width), type and a layout description.</summary>
-    internal sealed record OutputColumn(string Name, DenseTask? Task, DataViewType Type, string Layout)
+    internal sealed record OutputColumn(string Name, DenseTaskDescriptor? Task, DataViewType Type, string Layout)
     {
         /// <summary>The column's annotations: the text <see cref="MtLoraTransformer.LayoutAnnotationName"/>.</summary>
         public DataViewSchema.Annotations Annotations()
@@ -333,12 +337,7 @@ internal sealed class MtLoraBindings
             return g;
         }
         var vector = (VectorDataViewType)column.Type;
-        int channels = column.Task!.Value switch
-        {
-            DenseTask.SurfaceNormals => 3,
-            var t when column.Name == t.ScoreColumnName() => t.OutputChannels(),
-            _ => 1,
-        };
+        int channels = column.Name == column.Task!.ScoreColumnName ? column.Task.OutputChannels : column.Task.PredictionChannels;
         if (vector.ItemType == NumberDataViewType.Byte)
         {
             if (typeof(TValue) != typeof(VBuffer<byte>)) throw TypeMismatch<TValue>(column, "VBuffer<Byte>");

@@ -32,7 +32,7 @@ public sealed partial class MultiTaskTrainers
     /// <exception cref="ArgumentException">An argument is invalid; the message names it.</exception>
     public MtLoraEstimator MtLora(
         string? pretrainedWeightsPath = null,
-        IEnumerable<DenseTask>? tasks = null,
+        IEnumerable<DenseTaskDescriptor>? tasks = null,
         string imageColumnName = MtLoraColumnNames.Image,
         int epochs = 300,
         int batchSize = 32,

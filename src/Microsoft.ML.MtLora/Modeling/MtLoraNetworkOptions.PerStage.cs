@@ -16,9 +16,9 @@ public sealed partial class MtLoraNetworkOptions
 
     /// <summary>
     /// Task LoRA rank per task and stage (reference <c>MTLORA.R_PER_TASK[task]</c>), 4 entries per task. A task without an entry
-    /// takes <see cref="TaskRankPerStage"/>, else <see cref="TaskRank"/>. Default null.
+    /// takes <see cref="TaskRankPerStage"/>, else <see cref="TaskRank"/>. Keyed by <see cref="DenseTaskDescriptor.Name"/>. Default null.
     /// </summary>
-    public IReadOnlyDictionary<DenseTask, IReadOnlyList<int>>? TaskRankPerTask { get; set; }
+    public IReadOnlyDictionary<string, IReadOnlyList<int>>? TaskRankPerTask { get; set; }
 
     /// <summary>
     /// Shared LoRA scale per stage (reference <c>MTLORA.SHARED_SCALE</c>), 4 entries; also the task scale of a task without an
@@ -27,8 +27,8 @@ public sealed partial class MtLoraNetworkOptions
     /// </summary>
     public IReadOnlyList<double>? LoraScalePerStage { get; set; }
 
-    /// <summary>Task LoRA scale per task and stage (reference <c>MTLORA.SCALE_PER_TASK[task]</c>), 4 entries per task. Default null.</summary>
-    public IReadOnlyDictionary<DenseTask, IReadOnlyList<double>>? TaskScalePerTask { get; set; }
+    /// <summary>Task LoRA scale per task and stage (reference <c>MTLORA.SCALE_PER_TASK[task]</c>), 4 entries per task, keyed by <see cref="DenseTaskDescriptor.Name"/>. Default null.</summary>
+    public IReadOnlyDictionary<string, IReadOnlyList<double>>? TaskScalePerTask { get; set; }
 
     /// <summary>LoRA dropout per stage (reference <c>MTLORA.DROPOUT</c>), 4 entries. Default null: <see cref="LoraDropout"/> in every stage.</summary>
     public IReadOnlyList<double>? LoraDropoutPerStage { get; set; }
@@ -40,8 +40,8 @@ public sealed partial class MtLoraNetworkOptions
     /// <summary>A task's LoRA rank in a stage's last block.</summary>
     /// <param name="stage">Stage index, 0 to 3.</param>
     /// <param name="task">The task.</param>
-    public int TaskRankAt(int stage, DenseTask task) =>
-        TaskRankPerTask is not null && TaskRankPerTask.TryGetValue(task, out var l) ? l[stage]
+    public int TaskRankAt(int stage, DenseTaskDescriptor task) =>
+        TaskRankPerTask is not null && TaskRankPerTask.TryGetValue(task.Name, out var l) ? l[stage]
         : TaskRankPerStage is { } s ? s[stage] : TaskRank;
 
     /// <summary>The shared LoRA scale of a stage's adapters.</summary>
@@ -51,8 +51,8 @@ public sealed partial class MtLoraNetworkOptions
     /// <summary>A task's LoRA scale in a stage's last block (the shared scale unless <see cref="TaskScalePerTask"/> names the task).</summary>
     /// <param name="stage">Stage index, 0 to 3.</param>
     /// <param name="task">The task.</param>
-    public double TaskScaleAt(int stage, DenseTask task) =>
-        TaskScalePerTask is not null && TaskScalePerTask.TryGetValue(task, out var l) ? l[stage] : SharedScaleAt(stage);
+    public double TaskScaleAt(int stage, DenseTaskDescriptor task) =>
+        TaskScalePerTask is not null && TaskScalePerTask.TryGetValue(task.Name, out var l) ? l[stage] : SharedScaleAt(stage);
 
     /// <summary>The LoRA dropout of a stage's adapters.</summary>
     /// <param name="stage">Stage index, 0 to 3.</param>
@@ -77,10 +77,10 @@ public sealed partial class MtLoraNetworkOptions
         StageList(LoraDropoutPerStage, "lora_dropout", v => v >= 0 && v < 1, "a number in [0, 1)");
         if (TaskRankPerTask is not null)
             foreach (var (task, list) in TaskRankPerTask)
-                StageList(list, $"task_rank.{task.ReferenceName()}", v => v >= 0, "a rank of 0 or more");
+                StageList(list, $"task_rank.{task}", v => v >= 0, "a rank of 0 or more");
         if (TaskScalePerTask is not null)
             foreach (var (task, list) in TaskScalePerTask)
-                StageList(list, $"lora_scale.{task.ReferenceName()}", v => double.IsFinite(v), "a finite number");
+                StageList(list, $"lora_scale.{task}", v => double.IsFinite(v), "a finite number");
 
         long? sharedWidth = NarrowestLoraWidth(taskSitesOnly: false), taskWidth = NarrowestLoraWidth(taskSitesOnly: true);
         for (int i = 0; i < StageCount; i++)
@@ -96,7 +96,7 @@ public sealed partial class MtLoraNetworkOptions
             {
                 foreach (var t in Tasks)
                 {
-                    string key = TaskRankPerTask?.ContainsKey(t) == true ? $"task_rank.{t.ReferenceName()}[{i}]"
+                    string key = TaskRankPerTask?.ContainsKey(t.Name) == true ? $"task_rank.{t.Name}[{i}]"
                         : TaskRankPerStage is null ? "task_rank" : $"task_rank[{i}]";
                     Positive(TaskRankAt(i, t), key);
                     RankFits(TaskRankAt(i, t), key, taskWidth << i, i);

@@ -21,7 +21,7 @@ namespace Microsoft.ML.MtLora.Modeling;
 public sealed partial class MtLoraNetworkOptions
 {
     /// <summary>The tasks, in output order. Default: all four in the reference order (semseg, human_parts, sal, normals).</summary>
-    public IReadOnlyList<DenseTask> Tasks { get; set; } = DenseTasks.All.ToArray();
+    public IReadOnlyList<DenseTaskDescriptor> Tasks { get; set; } = DenseTaskDescriptor.Pascal.ToArray();
 
     /// <summary>Channels of the patch embedding (stage 0). Default 96 (Swin-T).</summary>
     public int EmbedDim { get; set; } = 96;
@@ -112,10 +112,7 @@ public sealed partial class MtLoraNetworkOptions
     public void Validate()
     {
         if (Tasks is null || Tasks.Count == 0) throw new ArgumentException("'tasks' must list at least one task (semseg, human_parts, sal, normals).");
-        var dup = Tasks.GroupBy(t => t).FirstOrDefault(g => g.Count() > 1);
-        if (dup is not null) throw new ArgumentException($"'tasks' lists '{dup.Key.ReferenceName()}' more than once.");
-        foreach (var t in Tasks)
-            if (!Enum.IsDefined(t)) throw new ArgumentException($"'tasks' holds an unknown task value {(int)t}.");
+        DenseTaskDescriptor.Validate(Tasks, "tasks");
         Positive(EmbedDim, "embed_dim");
         FourPositive(Depths, "depths");
         FourPositive(NumHeads, "num_heads");

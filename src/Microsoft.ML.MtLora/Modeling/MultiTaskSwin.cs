@@ -44,7 +44,7 @@ public sealed class MultiTaskSwin : nn.Module<Tensor, Dictionary<string, Tensor>
         ArgumentNullException.ThrowIfNull(options);
         options.Validate();
         Options = options.Clone();
-        _taskNames = Options.Tasks.Select(t => t.ReferenceName()).ToArray();
+        _taskNames = Options.Tasks.Select(t => t.Name).ToArray();
         _backbone = new SwinBackbone(Options, device);
         _downsampler = new NamedModules<TaskDownsampler>();
         foreach (var t in _taskNames) _downsampler.Add(t, new TaskDownsampler(_backbone.Stages, Options.DecoderChannels, device));

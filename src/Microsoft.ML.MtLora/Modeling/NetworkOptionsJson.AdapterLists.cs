@@ -20,7 +20,7 @@ internal static partial class NetworkOptionsJson
     {
         if (node is JsonObject obj)
         {
-            var perTask = new Dictionary<DenseTask, IReadOnlyList<int>>();
+            var perTask = new Dictionary<string, IReadOnlyList<int>>(StringComparer.Ordinal);
             foreach (var (name, value) in obj)
             {
                 var task = ReadTaskName(name, where, orShared: false);
@@ -36,7 +36,7 @@ internal static partial class NetworkOptionsJson
     {
         if (node is JsonObject obj)
         {
-            var perTask = new Dictionary<DenseTask, IReadOnlyList<double>>();
+            var perTask = new Dictionary<string, IReadOnlyList<double>>(StringComparer.Ordinal);
             foreach (var (name, value) in obj)
             {
                 if (name == SharedKey)
@@ -67,11 +67,22 @@ internal static partial class NetworkOptionsJson
         perStage(list);
     }
 
-    /// <summary>A per-task object must name every task the network has (as the reference's R_PER_TASK must).</summary>
+    /// <summary>
+    /// A per-task object must name every task the network has (as the reference's R_PER_TASK must), and only those; checked
+    /// after the whole file is read, since "tasks" may come after "task_rank" or "lora_scale".
+    /// </summary>
     private static void CheckTaskEntries(MtLoraNetworkOptions o, string source)
     {
+        var names = o.Tasks.Select(t => t.Name).ToHashSet(StringComparer.Ordinal);
+        foreach (var (key, keys) in new[] { ("task_rank", o.TaskRankPerTask?.Keys), ("lora_scale", o.TaskScalePerTask?.Keys) })
+        {
+            var unknown = keys?.FirstOrDefault(k => !names.Contains(k));
+            if (unknown is not null)
+                throw new FormatException($"config '{source}': '{key}' has the key '{unknown}', which is not a task of this network; expected one of " +
+                    $"{string.Join(", ", o.Tasks.Select(t => t.Name))}{(key == "lora_scale" ? $" or '{SharedKey}'" : "")}.");
+        }
         if (o.TaskRankPerTask is not { } perTask) return;
-        var missing = o.Tasks.Where(t => !perTask.ContainsKey(t)).Select(t => t.ReferenceName()).ToList();
+        var missing = o.Tasks.Where(t => !perTask.ContainsKey(t.Name)).Select(t => t.Name).ToList();
         if (missing.Count > 0)
             throw new FormatException($"config '{source}': 'task_rank' is an object without an entry for {string.Join(", ", missing.Select(m => $"'{m}'"))}; " +
                 "name every task of 'tasks' (a number or a list of 4, one per stage), or give one number or list for all tasks.");
@@ -80,10 +91,11 @@ internal static partial class NetworkOptionsJson
     // "config 'c.json': 'task_rank'" and "semseg" give "config 'c.json': 'task_rank.semseg'".
     private static string Nested(string where, string key) => $"{where[..^1]}.{key}'";
 
-    private static DenseTask ReadTaskName(string name, string where, bool orShared)
+    private static string ReadTaskName(string name, string where, bool orShared)
     {
-        if (DenseTasks.TryParse(name, out var task) && task.ReferenceName() == name) return task;
-        throw new FormatException($"{where} has the key '{name}', which is not a task; expected the task names semseg, human_parts, sal, normals{(orShared ? $" or '{SharedKey}'" : "")}.");
+        // Which names are tasks is checked once the whole file is read (CheckTaskEntries).
+        if (!string.IsNullOrWhiteSpace(name)) return name;
+        throw new FormatException($"{where} has an empty key; expected the name of one of the network's tasks{(orShared ? $" or '{SharedKey}'" : "")}.");
     }
 
     private static (T? Single, T[]? PerStage) ReadStageValues<T>(JsonNode? node, string where, Func<JsonNode?, string, T> read) where T : struct
@@ -108,7 +120,7 @@ internal static partial class NetworkOptionsJson
         if (perTask.Count == 0) return JsonValue.Create(o.TaskRank);
         if (perTask.All(p => p.Item2.SequenceEqual(perTask[0].Item2))) return Compact(perTask[0].Item2);
         var obj = new JsonObject();
-        foreach (var (t, values) in perTask) obj[t.ReferenceName()] = Compact(values);
+        foreach (var (t, values) in perTask) obj[t.Name] = Compact(values);
         return obj;
     }
 
@@ -118,7 +130,7 @@ internal static partial class NetworkOptionsJson
         var perTask = o.Tasks.Select(t => (t, StageIndices.Select(i => o.TaskScaleAt(i, t)).ToArray())).ToList();
         if (perTask.All(p => p.Item2.SequenceEqual(shared))) return Compact(shared);
         var obj = new JsonObject { [SharedKey] = Compact(shared) };
-        foreach (var (t, values) in perTask) obj[t.ReferenceName()] = Compact(values);
+        foreach (var (t, values) in perTask) obj[t.Name] = Compact(values);
         return obj;
     }
 

@@ -95,7 +95,7 @@ internal static partial class NetworkOptionsJson
 
     public static JsonObject ToNode(MtLoraNetworkOptions o) => new()
     {
-        ["tasks"] = new JsonArray(o.Tasks.Select(t => (JsonNode)JsonValue.Create(t.ReferenceName())).ToArray()),
+        ["tasks"] = new JsonArray(o.Tasks.Select(DenseTaskJson.Write).ToArray()),
         ["embed_dim"] = o.EmbedDim,
         ["depths"] = IntArray(o.Depths),
         ["num_heads"] = IntArray(o.NumHeads),
@@ -132,17 +132,13 @@ internal static partial class NetworkOptionsJson
         return obj.ToList();
     }
 
-    private static IReadOnlyList<DenseTask> ReadTasks(JsonNode? node, string where)
+    private static IReadOnlyList<DenseTaskDescriptor> ReadTasks(JsonNode? node, string where)
     {
         if (node is not JsonArray arr) throw new FormatException($"{where} must be an array of task names (semseg, human_parts, sal, normals).");
-        var tasks = new List<DenseTask>();
+        var tasks = new List<DenseTaskDescriptor>();
         foreach (var item in arr)
         {
-            if (item is not JsonValue v || !v.TryGetValue<string>(out var name))
-                throw new FormatException($"{where} must hold task names as strings.");
-            if (!DenseTasks.TryParse(name, out var task))
-                throw new FormatException($"{where} holds unknown task '{name}'; known: semseg, human_parts, sal, normals.");
-            tasks.Add(task);
+            tasks.Add(DenseTaskJson.Read(item, where));
         }
         return tasks;
     }

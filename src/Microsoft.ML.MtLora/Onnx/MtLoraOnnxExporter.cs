@@ -77,7 +77,7 @@ public static class MtLoraOnnxExporter
         var metadata = new MtLoraOnnxMetadata(network, preprocessing.Mean, preprocessing.Std, preprocessing.Interpolation, MtLoraOnnxMetadata.CurrentLibraryVersion());
         var graph = NetworkGraph.Build(network, stateDict);
         return graph.ToModel("mtlora", "Microsoft.ML.MtLora", metadata.LibraryVersion,
-            $"MTLoRA multi-task Swin ({string.Join(", ", metadata.Tasks.Select(t => t.ReferenceName()))}), evaluation mode, input {NetworkGraph.InputName} (N, 3, {network.ImageSize}, {network.ImageSize}).",
+            $"MTLoRA multi-task Swin ({string.Join(", ", metadata.Tasks.Select(t => t.Name))}), evaluation mode, input {NetworkGraph.InputName} (N, 3, {network.ImageSize}, {network.ImageSize}).",
             metadata.ToProperties());
     }
 }

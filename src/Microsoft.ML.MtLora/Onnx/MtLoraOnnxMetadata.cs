@@ -60,7 +60,7 @@ public sealed class MtLoraOnnxMetadata
     private readonly MtLoraNetworkOptions _network;
 
     /// <summary>The tasks, in the order of the graph outputs (each output is named by the task's reference name).</summary>
-    public IReadOnlyList<DenseTask> Tasks { get; }
+    public IReadOnlyList<DenseTaskDescriptor> Tasks { get; }
 
     /// <summary>The square input size S.</summary>
     public int ImageSize { get; }
@@ -87,11 +87,11 @@ public sealed class MtLoraOnnxMetadata
         var props = new List<KeyValuePair<string, string>>
         {
             new(FormatKey, FormatValue),
-            new(TasksKey, string.Join(",", Tasks.Select(t => t.ReferenceName()))),
-            new(OutputsKey, string.Join(",", Tasks.Select(t => $"{t.ReferenceName()}:{t.OutputChannels()}"))),
+            new(TasksKey, string.Join(",", Tasks.Select(t => t.Name))),
+            new(OutputsKey, string.Join(",", Tasks.Select(t => $"{t.Name}:{t.OutputChannels}"))),
         };
-        foreach (var t in Tasks.Where(t => t.IsClassification()))
-            props.Add(new(ClassesKeyPrefix + t.ReferenceName(), JsonSerializer.Serialize(ClassNames.For(t))));
+        foreach (var t in Tasks.Where(t => t.IsClassification))
+            props.Add(new(ClassesKeyPrefix + t.Name, JsonSerializer.Serialize(ClassNames.For(t))));
         props.Add(new(ImageSizeKey, ImageSize.ToString(CultureInfo.InvariantCulture)));
         props.Add(new(MeanKey, Floats(Mean)));
         props.Add(new(StdKey, Floats(Std)));
@@ -121,7 +121,7 @@ public sealed class MtLoraOnnxMetadata
 
         var network = MtLoraNetworkOptions.FromJson(Get(NetworkKey), $"{source} metadata '{NetworkKey}'");
         var tasks = Get(TasksKey);
-        if (tasks != string.Join(",", network.Tasks.Select(t => t.ReferenceName())))
+        if (tasks != string.Join(",", network.Tasks.Select(t => t.Name)))
             throw new InvalidDataException($"'{source}': metadata '{TasksKey}' ({tasks}) disagrees with the tasks of '{NetworkKey}'.");
         if (!int.TryParse(Get(ImageSizeKey), NumberStyles.Integer, CultureInfo.InvariantCulture, out int size) || size != network.ImageSize)
             throw new InvalidDataException($"'{source}': metadata '{ImageSizeKey}' ({Get(ImageSizeKey)}) disagrees with img_size {network.ImageSize} of '{NetworkKey}'.");
@@ -152,7 +152,7 @@ public sealed class MtLoraOnnxMetadata
     /// <summary>A JSON object of the metadata (as <c>mtlora export-onnx</c> prints it).</summary>
     public JsonObject ToJson() => new()
     {
-        ["tasks"] = new JsonArray(Tasks.Select(t => (JsonNode)t.ReferenceName()).ToArray()),
+        ["tasks"] = new JsonArray(Tasks.Select(t => (JsonNode)t.Name).ToArray()),
         ["image_size"] = ImageSize,
         ["mean"] = new JsonArray(Mean.Select(v => (JsonNode)v).ToArray()),
         ["std"] = new JsonArray(Std.Select(v => (JsonNode)v).ToArray()),

@@ -28,10 +28,10 @@ public sealed class MtLoraOnnxModel : IDisposable
     {
         Path = path;
         Metadata = metadata;
-        _network = new OnnxRuntimeNetwork(session, metadata.Tasks.Select(t => t.ReferenceName()).ToArray());
+        _network = new OnnxRuntimeNetwork(session, metadata.Tasks.Select(t => t.Name).ToArray());
         var preprocessing = new ImagePreprocessing(metadata.ImageSize, metadata.Mean.ToArray(), metadata.Std.ToArray(), metadata.Interpolation);
         _predictor = new DensePredictor(_network, _gate, metadata.Tasks, preprocessing, CPU);
-        _columns = metadata.Tasks.SelectMany(t => new[] { t.PredictionColumnName(), t.ScoreColumnName() }).OfType<string>().ToHashSet(StringComparer.Ordinal);
+        _columns = metadata.Tasks.SelectMany(t => new[] { t.PredictionColumnName, t.ScoreColumnName }).OfType<string>().ToHashSet(StringComparer.Ordinal);
     }
 
     /// <summary>The file the model was loaded from.</summary>
@@ -41,7 +41,7 @@ public sealed class MtLoraOnnxModel : IDisposable
     public MtLoraOnnxMetadata Metadata { get; }
 
     /// <summary>The tasks, in output order.</summary>
-    public IReadOnlyList<DenseTask> Tasks => Metadata.Tasks;
+    public IReadOnlyList<DenseTaskDescriptor> Tasks => Metadata.Tasks;
 
     /// <summary>Loads a model.onnx written by <see cref="MtLoraOnnxExporter"/> (or <c>mtlora export-onnx</c>).</summary>
     /// <param name="path">The model file.</param>
@@ -74,7 +74,7 @@ public sealed class MtLoraOnnxModel : IDisposable
             var metadata = MtLoraOnnxMetadata.FromProperties(session.ModelMetadata.CustomMetadataMap, path);
             if (!session.InputMetadata.ContainsKey(NetworkGraph.InputName))
                 throw new InvalidDataException($"'{path}' has no input '{NetworkGraph.InputName}' (inputs: {string.Join(", ", session.InputMetadata.Keys)}).");
-            var missing = metadata.Tasks.Select(t => t.ReferenceName()).Where(t => !session.OutputMetadata.ContainsKey(t)).ToList();
+            var missing = metadata.Tasks.Select(t => t.Name).Where(t => !session.OutputMetadata.ContainsKey(t)).ToList();
             if (missing.Count > 0)
                 throw new InvalidDataException($"'{path}' lacks the output(s) {string.Join(", ", missing)} that its metadata lists.");
             return new MtLoraOnnxModel(System.IO.Path.GetFullPath(path), session, metadata);
@@ -149,7 +149,7 @@ public sealed class MtLoraOnnxPrediction
 
     /// <summary>The class map of a classification task (H·W class ids, row-major).</summary>
     /// <param name="task">Semantic segmentation or human parts.</param>
-    public byte[] ClassMap(DenseTask task) => (byte[])Get(task.PredictionColumnName());
+    public byte[] ClassMap(DenseTaskDescriptor task) => (byte[])Get(task.PredictionColumnName);
 
     /// <summary>The float values of a column (scores, saliency probabilities, normals).</summary>
     /// <param name="column">The column name, e.g. <c>SaliencyProbability</c>.</param>

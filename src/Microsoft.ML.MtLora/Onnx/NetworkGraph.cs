@@ -48,7 +48,7 @@ internal sealed class NetworkGraph
     {
         _o = options;
         _w = weights;
-        _tasks = options.Tasks.Select(t => t.ReferenceName()).ToArray();
+        _tasks = options.Tasks.Select(t => t.Name).ToArray();
         _sqrt2 = _g.Scalar("gelu_sqrt2", MathF.Sqrt(2f));
         _one = _g.Scalar("gelu_one", 1f);
         _half = _g.Scalar("gelu_half", 0.5f);
@@ -349,7 +349,7 @@ internal sealed class NetworkGraph
     // ---- decoders ----
 
     /// <summary>Per-task downsampler (1×1 projections of the stage outputs) and HRNet head (§0, reference models/swin_mtl.py, seg_hrnet.py).</summary>
-    private void Decoder(DenseTask task, string name, IReadOnlyList<StageGeometry> stages, string[] tokens)
+    private void Decoder(DenseTaskDescriptor task, string name, IReadOnlyList<StageGeometry> stages, string[] tokens)
     {
         var channels = _o.DecoderChannels;
         int r0 = stages[0].OutputResolution;
@@ -368,7 +368,7 @@ internal sealed class NetworkGraph
         }
 
         string head = $"decoders.decoders.{name}.last_layer";
-        int sum = channels.Sum(), mid = 4 * sum, outputs = task.OutputChannels();
+        int sum = channels.Sum(), mid = 4 * sum, outputs = task.OutputChannels;
         var cat = _g.Node("Concat", head, maps, Attr("axis", 1L));                                             // (N, Σch, r0, r0)
         var (w0, b0) = FoldBatchNorm(head, mid, sum);
         var h = _g.Node("Conv", $"{head}.0", [cat, _g.Float($"{head}.0.weight_bn", w0, mid, sum, 1, 1), _g.Float($"{head}.0.bias_bn", b0, mid)],

@@ -274,8 +274,8 @@ internal sealed class MultiTaskTrainer : IDisposable
             var outputs = _model.forward(x);
             if (ProfileRegions.Current is not null) outputs = outputs.ToDictionary(kv => kv.Key, kv => ProfileRegions.Enter("losses", kv.Value));
             // The labels are checked, and the valid pixels counted, on the batch's CPU copy: no device read.
-            var counts = cpuTargets.Values.All(t => t.device_type == DeviceType.CPU) ? TaskLosses.CheckLabels(outputs, cpuTargets) : null;
-            var losses = TaskLosses.Compute(outputs, targets, _settings.LossWeights, counts);
+            var counts = cpuTargets.Values.All(t => t.device_type == DeviceType.CPU) ? TaskLosses.CheckLabels(outputs, cpuTargets, _settings.Tasks) : null;
+            var losses = TaskLosses.Compute(outputs, targets, _settings.LossWeights, counts, _settings.Tasks);
             if (i == 0) names.AddRange(losses.PerTask.Keys);
             labelled.Add(names.Where(n => !losses.TasksWithoutLabels.Contains(n)).ToHashSet(StringComparer.Ordinal));
             withLabels.UnionWith(labelled[^1]);

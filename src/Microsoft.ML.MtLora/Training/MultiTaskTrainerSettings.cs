@@ -55,6 +55,9 @@ internal sealed record MultiTaskTrainerSettings
     /// <summary>Loss weights by task name; missing tasks take the reference's 1/2/5/10.</summary>
     public IReadOnlyDictionary<string, float>? LossWeights { get; init; }
 
+    /// <summary>The descriptors of the network's tasks (their kinds choose the losses); null: the outputs are PASCAL tasks, by name.</summary>
+    public IReadOnlyList<DenseTaskDescriptor>? Tasks { get; init; }
+
     /// <summary>The device to train on (CPU by default). The model is moved there.</summary>
     public Device? Device { get; init; }
 

@@ -35,7 +35,7 @@ public static class TaskLosses
     /// <param name="targets">The targets by the same names: <c>(B, 1, H, W)</c> class ids as floats (255 = ignore) for
     /// semseg and human_parts, <c>(B, 1, H, W)</c> 0/1 for sal, <c>(B, 3, H, W)</c> unit vectors (255 = ignore) for normals.</param>
     /// <param name="weights">Loss weights by task name; tasks not listed (or a <see langword="null"/> dictionary) take
-    /// <see cref="DenseTasks.DefaultLossWeight(DenseTask)"/> (1, 2, 5, 10).</param>
+    /// <see cref="DenseTaskDescriptor.DefaultLossWeight"/> (1, 2, 5, 10).</param>
     /// <returns>The per-task losses (scalar tensors) and the weighted total. The caller owns the tensors.</returns>
     /// <exception cref="ArgumentException">A task name is unknown, a target is missing, shapes disagree, or a class label
     /// is outside 0..C−1 (other than 255); the message names the task.</exception>
@@ -53,20 +53,64 @@ public static class TaskLosses
     }
 
     /// <summary>
+    /// Computes each task's loss and the weighted total for any tasks: the loss follows each descriptor's
+    /// <see cref="DenseTaskDescriptor.Kind"/> (segmentation NLL, balanced BCE with the task's positive weight, normals L1,
+    /// depth L1 over the pixels whose label is not the ignore value), the weight its <see cref="DenseTaskDescriptor.DefaultLossWeight"/>
+    /// unless <paramref name="weights"/> names it.
+    /// </summary>
+    /// <param name="outputs">The network outputs by task name, each <c>(B, C, H, W)</c>.</param>
+    /// <param name="targets">The targets by the same names: <c>(B, 1, H, W)</c> (class ids as floats, 0/1 maps, depths) or
+    /// <c>(B, 3, H, W)</c> for normals.</param>
+    /// <param name="weights">Loss weights by task name, or null.</param>
+    /// <param name="tasks">The descriptors of the tasks named in <paramref name="outputs"/>.</param>
+    /// <returns>The per-task losses and the weighted total. The caller owns the tensors.</returns>
+    /// <exception cref="ArgumentException">An output names no task of <paramref name="tasks"/>, a target is missing, shapes
+    /// disagree, or a class label is outside 0..C−1 (other than 255); the message names the task.</exception>
+    public static TaskLossResult Compute(
+        IReadOnlyDictionary<string, Tensor> outputs,
+        IReadOnlyDictionary<string, Tensor> targets,
+        IReadOnlyDictionary<string, float>? weights,
+        IReadOnlyList<DenseTaskDescriptor> tasks)
+    {
+        ArgumentNullException.ThrowIfNull(outputs);
+        ArgumentNullException.ThrowIfNull(targets);
+        ArgumentNullException.ThrowIfNull(tasks);
+        return Compute(outputs, targets, weights, CheckLabels(outputs, targets, tasks), tasks);
+    }
+
+    /// <summary>The descriptor of a task name: from <paramref name="tasks"/> when given, else a PASCAL built-in.</summary>
+    private static bool TryResolve(string name, IReadOnlyList<DenseTaskDescriptor>? tasks, out DenseTaskDescriptor task)
+    {
+        if (tasks is null)
+        {
+            bool known = DenseTasks.TryParse(name, out var pascal);
+            task = known ? pascal.ToDescriptor() : null!;
+            return known;
+        }
+        task = tasks.FirstOrDefault(t => t.Name == name)!;
+        return task is not null;
+    }
+
+    private static string Known(IReadOnlyList<DenseTaskDescriptor>? tasks) =>
+        string.Join(", ", (tasks ?? DenseTaskDescriptor.Pascal).Select(t => t.Name));
+
+    /// <summary>
     /// Checks the classification targets against the outputs' class counts and counts their valid (not 255) pixels; a
     /// host-side read of the targets, meant for the CPU copy of a batch.
     /// </summary>
     /// <param name="outputs">The network outputs (only their shapes are used, so they may live on any device).</param>
     /// <param name="targets">The targets, by task name (normally on the CPU).</param>
+    /// <param name="tasks">The tasks' descriptors; null: the PASCAL built-ins, by name.</param>
     /// <returns>The valid pixel count of each classification task present in <paramref name="outputs"/>.</returns>
     /// <exception cref="ArgumentException">A target is missing, or holds a class id outside 0..C−1 other than 255; the message
     /// names the task.</exception>
-    internal static IReadOnlyDictionary<string, long> CheckLabels(IReadOnlyDictionary<string, Tensor> outputs, IReadOnlyDictionary<string, Tensor> targets)
+    internal static IReadOnlyDictionary<string, long> CheckLabels(IReadOnlyDictionary<string, Tensor> outputs, IReadOnlyDictionary<string, Tensor> targets,
+        IReadOnlyList<DenseTaskDescriptor>? tasks = null)
     {
         var counts = new Dictionary<string, long>();
         foreach (var (name, output) in outputs)
         {
-            if (!DenseTasks.TryParse(name, out var task) || !task.IsClassification() || output.dim() != 4) continue;
+            if (!TryResolve(name, tasks, out var task) || !task.IsClassification || output.dim() != 4) continue;
             if (!targets.TryGetValue(name, out var target))
                 throw new ArgumentException($"No target was given for task '{name}'. Targets present: {string.Join(", ", targets.Keys)}.", nameof(targets));
             if (target.dim() != 4) continue;   // Compute reports the shape
@@ -95,15 +139,16 @@ public static class TaskLosses
         IReadOnlyDictionary<string, Tensor> outputs,
         IReadOnlyDictionary<string, Tensor> targets,
         IReadOnlyDictionary<string, float>? weights,
-        IReadOnlyDictionary<string, long>? validPixels)
+        IReadOnlyDictionary<string, long>? validPixels,
+        IReadOnlyList<DenseTaskDescriptor>? tasks = null)
     {
         if (outputs.Count == 0) throw new ArgumentException("No task outputs were given.", nameof(outputs));
         if (weights != null)
         {
             foreach (var (name, w) in weights)
             {
-                if (!DenseTasks.TryParse(name, out _))
-                    throw new ArgumentException($"Loss weight given for unknown task '{name}'. Known tasks: semseg, human_parts, sal, normals.", nameof(weights));
+                if (!TryResolve(name, tasks, out _))
+                    throw new ArgumentException($"Loss weight given for unknown task '{name}'. Known tasks: {Known(tasks)}.", nameof(weights));
                 if (!float.IsFinite(w) || w < 0)
                     throw new ArgumentException($"Loss weight of task '{name}' is {w}; it must be a finite number ≥ 0.", nameof(weights));
             }
@@ -116,30 +161,33 @@ public static class TaskLosses
         Tensor? total = null;
         foreach (var (name, output) in outputs)
         {
-            if (!DenseTasks.TryParse(name, out var task))
-                throw new ArgumentException($"Output '{name}' is not a known task. Known tasks: semseg, human_parts, sal, normals.", nameof(outputs));
+            if (!TryResolve(name, tasks, out var task))
+                throw new ArgumentException($"Output '{name}' is not a known task. Known tasks: {Known(tasks)}.", nameof(outputs));
             if (!targets.TryGetValue(name, out var target))
                 throw new ArgumentException($"No target was given for task '{name}'. Targets present: {string.Join(", ", targets.Keys)}.", nameof(targets));
             CheckShapes(task, name, output, target);
 
             Tensor loss;
-            switch (task)
+            switch (task.Kind)
             {
-                case DenseTask.SemanticSegmentation:
-                case DenseTask.HumanParts:
+                case DenseTaskKind.Segmentation:
                     long? valid = validPixels is not null && validPixels.TryGetValue(name, out var v) ? v : null;
                     loss = ClassificationLoss(output, target, valid);
                     if (valid == 0) withoutLabels.Add(name);
                     break;
-                case DenseTask.Saliency:
-                    loss = BalancedBinaryCrossEntropy(output, target);
+                case DenseTaskKind.BinaryMap:
+                    loss = BalancedBinaryCrossEntropy(output, target, task.PositiveWeight);
+                    break;
+                case DenseTaskKind.Depth:
+                    loss = DepthL1(output, target, task.IgnoreValue ?? DenseTaskDescriptor.DefaultIgnoreLabel);
                     break;
                 default:
                     loss = NormalsL1(output, target);
                     break;
             }
 
-            float weight = weights != null && TryGetWeight(weights, task, out var w2) ? w2 : task.DefaultLossWeight();
+            float weight = weights?.FirstOrDefault(kv => TryResolve(kv.Key, tasks, out var t) && t == task) is { Key: not null } given
+                ? given.Value : task.DefaultLossWeight;
             appliedWeights[name] = weight;
             perTask[name] = loss;
             using var weightScalar = weight.ToScalar();
@@ -175,11 +223,15 @@ public static class TaskLosses
         return sum.div(counted).MoveToOuterDisposeScope();
     }
 
-    /// <summary>Saliency: balanced BCE with logits, normalised by the number of elements.</summary>
+    /// <summary>Saliency, edges: balanced BCE with logits, normalised by the number of elements
+    /// (<c>mtl_loss_schemes.py::BalancedCrossEntropyLoss</c>, <c>size_average=True</c>).</summary>
     /// <param name="logits">(B, 1, H, W) logits.</param>
     /// <param name="target">(B, 1, H, W) values; ≥ 0.5 is positive.</param>
-    internal static Tensor BalancedBinaryCrossEntropy(Tensor logits, Tensor target)
+    /// <param name="positiveWeight">The weight w of the positives' sum (the negatives' is 1 − w): fixed (edges 0.95), or
+    /// null for the share of negatives in the batch tensor (saliency).</param>
+    internal static Tensor BalancedBinaryCrossEntropy(Tensor logits, Tensor target, float? positiveWeight = null)
     {
+        if (positiveWeight is { } fixedWeight) return FixedWeightBinaryCrossEntropy(logits, target, fixedWeight);
         using var scope = torch.NewDisposeScope();
         var x = logits.to(ScalarType.Float32);
         var y = target.ge(TorchScalars.Half).to(ScalarType.Float32);                      // (B, 1, H, W)
@@ -192,6 +244,40 @@ public static class TaskLosses
         var neg = (perPixel * notY).sum();
         var loss = (w * pos).add(w.neg().add(TorchScalars.OneF, TorchScalars.One) * neg, TorchScalars.One).div(numel);
         return loss.MoveToOuterDisposeScope();
+    }
+
+    private static Tensor FixedWeightBinaryCrossEntropy(Tensor logits, Tensor target, float positiveWeight)
+    {
+        using var scope = torch.NewDisposeScope();
+        var x = logits.to(ScalarType.Float32);
+        var y = target.ge(TorchScalars.Half).to(ScalarType.Float32);                      // (B, 1, H, W)
+        using var numel = ((double)y.numel()).ToScalar();
+        using var wPos = ((double)positiveWeight).ToScalar();
+        using var wNeg = (1.0 - positiveWeight).ToScalar();
+        var notY = y.neg().add_(TorchScalars.OneF, TorchScalars.One);                                        // 1 − y
+        var perPixel = torch.nn.functional.binary_cross_entropy_with_logits(x, y, reduction: nn.Reduction.None);
+        var pos = (perPixel * y).sum().mul(wPos);
+        var neg = (perPixel * notY).sum().mul(wNeg);
+        return pos.add(neg, TorchScalars.One).div(numel).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Depth: L1 over the pixels whose label is not <paramref name="ignoreValue"/>, mean over them
+    /// (<c>mtl_loss_schemes.py::DepthLoss</c>: <c>L1Loss(masked_select(out, label != 255), masked_select(label, ...))</c>).</summary>
+    /// <param name="prediction">(B, 1, H, W) predicted depths.</param>
+    /// <param name="target">(B, 1, H, W) depths, <paramref name="ignoreValue"/> = invalid.</param>
+    /// <param name="ignoreValue">The invalid-pixel label (255 as the reference).</param>
+    /// <remarks>One deviation: a batch without any valid pixel gives 0 with a zero gradient (the reference's mean of an empty
+    /// selection is NaN). The count stays on the device: no host synchronisation.</remarks>
+    internal static Tensor DepthL1(Tensor prediction, Tensor target, float ignoreValue)
+    {
+        using var scope = torch.NewDisposeScope();
+        var p = prediction.to(ScalarType.Float32);
+        var t = target.to(ScalarType.Float32);
+        using var ignore = ignoreValue.ToScalar();
+        var invalid = t.eq(ignore);                                                       // (B, 1, H, W)
+        var sum = (p - t).abs().masked_fill(invalid, TorchScalars.ZeroF).sum();
+        var count = invalid.logical_not().sum().to(ScalarType.Float32).clamp_min(TorchScalars.OneF);
+        return (sum / count).MoveToOuterDisposeScope();
     }
 
     /// <summary>Normals: L1 between the per-pixel L2-normalised prediction and the label over the valid elements.</summary>
@@ -214,32 +300,18 @@ public static class TaskLosses
         return (sum / denominator).MoveToOuterDisposeScope();
     }
 
-    private static bool TryGetWeight(IReadOnlyDictionary<string, float> weights, DenseTask task, out float weight)
+    private static void CheckShapes(DenseTaskDescriptor task, string name, Tensor output, Tensor target)
     {
-        foreach (var (name, w) in weights)
-        {
-            if (DenseTasks.TryParse(name, out var t) && t == task)
-            {
-                weight = w;
-                return true;
-            }
-        }
-        weight = 0;
-        return false;
-    }
-
-    private static void CheckShapes(DenseTask task, string name, Tensor output, Tensor target)
-    {
-        long expectedTargetChannels = task == DenseTask.SurfaceNormals ? 3 : 1;
+        long expectedTargetChannels = task.LabelChannels;
         if (output.dim() != 4)
             throw new ArgumentException($"Output of task '{name}' must be (B, C, H, W); it has shape [{string.Join(", ", output.shape)}].");
         if (target.dim() != 4 || target.shape[1] != expectedTargetChannels)
             throw new ArgumentException($"Target of task '{name}' must be (B, {expectedTargetChannels}, H, W); it has shape [{string.Join(", ", target.shape)}].");
         if (output.shape[0] != target.shape[0] || output.shape[2] != target.shape[2] || output.shape[3] != target.shape[3])
             throw new ArgumentException($"Task '{name}': output [{string.Join(", ", output.shape)}] and target [{string.Join(", ", target.shape)}] disagree in batch size or spatial size.");
-        if (task != DenseTask.HumanParts && task != DenseTask.SemanticSegmentation && output.shape[1] != task.OutputChannels())
-            throw new ArgumentException($"Output of task '{name}' must have {task.OutputChannels()} channel(s); it has {output.shape[1]}.");
-        if (task.IsClassification() && output.shape[1] < 2)
+        if (!task.IsClassification && output.shape[1] != task.OutputChannels)
+            throw new ArgumentException($"Output of task '{name}' must have {task.OutputChannels} channel(s); it has {output.shape[1]}.");
+        if (task.IsClassification && output.shape[1] < 2)
             throw new ArgumentException($"Output of task '{name}' must have at least 2 class channels; it has {output.shape[1]}.");
         if (output.device_type != target.device_type)
             throw new ArgumentException($"Task '{name}': output is on {output.device} but target is on {target.device}.");

@@ -25,6 +25,19 @@ public static class ClassNames
         _ => throw new ArgumentException($"Task '{task.ReferenceName()}' has no classes; only semseg and human_parts do.", nameof(task)),
     };
 
+    /// <summary>The class names of a segmentation task: PASCAL's for its two built-ins, <c>class 0</c>.. <c>class K−1</c> otherwise.</summary>
+    /// <param name="task">A task of kind <see cref="DenseTaskKind.Segmentation"/>.</param>
+    /// <returns>The names, indexed by label.</returns>
+    /// <exception cref="ArgumentException">The task does not predict classes.</exception>
+    public static IReadOnlyList<string> For(DenseTaskDescriptor task)
+    {
+        ArgumentNullException.ThrowIfNull(task);
+        if (ReferenceEquals(task, DenseTaskDescriptor.PascalSemanticSegmentation)) return SemanticSegmentation;
+        if (ReferenceEquals(task, DenseTaskDescriptor.PascalHumanParts)) return HumanParts;
+        if (!task.IsClassification) throw new ArgumentException($"Task '{task.Name}' has no classes; it is a {task.Kind} task.", nameof(task));
+        return Enumerable.Range(0, task.OutputChannels).Select(i => $"class {i}").ToArray();
+    }
+
     /// <summary>The display name of a label: the class name, <c>ignore</c> for 255, or <c>label N</c> outside the task's classes.</summary>
     internal static string Display(IReadOnlyList<string> names, int label) =>
         label == DenseTasks.IgnoreLabel ? "ignore" : label < names.Count ? names[label] : $"label {label}";

@@ -36,7 +36,7 @@ public class DeltaMTests
         double dm = DeltaM.Compute(Row(68.38, 10, 10, 16.76), baselines)!.Value;
         Assert.Equal((1.7408123791 + 6.7334446300) / 2, dm, 6);
         Assert.Null(DeltaM.Compute(Row(1, 2, 3, 4), SingleTaskBaselines.None));
-        Assert.Null(DeltaM.Compute([new(DenseTask.HumanParts, 50)], baselines));
+        Assert.Null(DeltaM.Compute([new KeyValuePair<DenseTask, double>(DenseTask.HumanParts, 50)], baselines));
     }
 
     [Fact]

@@ -95,7 +95,7 @@ public class MultiTaskEvaluatorTests
         foreach (var task in DenseTasks.All) meter.Update(task, fx.Out(task), fx.Target(task));
         var whole = meter.GetMetrics();
 
-        Assert.Equal(DenseTasks.All, streamed.Tasks);
+        Assert.Equal(DenseTasks.All.Select(t => t.ToDescriptor()), streamed.Tasks);
         Assert.Equal(whole.SemanticSegmentation!.PerClassIoU, streamed.SemanticSegmentation!.PerClassIoU);
         Assert.Equal(whole.HumanParts!.PerClassIoU, streamed.HumanParts!.PerClassIoU);
         Assert.Equal(whole.HumanParts.PixelAccuracy, streamed.HumanParts.PixelAccuracy);

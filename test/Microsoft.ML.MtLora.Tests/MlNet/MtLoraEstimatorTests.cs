@@ -273,7 +273,7 @@ public class MtLoraEstimatorTests
         Assert.Equal(448, o.Network.ImageSize);
         Assert.Equal(64, o.Network.SharedRank);
         Assert.Equal(4, o.Network.TaskRank);
-        Assert.Equal(DenseTasks.All, o.Network.Tasks);
+        Assert.Equal(DenseTasks.All.Select(t => t.ToDescriptor()), o.Network.Tasks);
         Assert.Equal("Image", o.ImageColumnName);
         Assert.Equal("SemsegLabel", o.LabelColumnName(DenseTask.SemanticSegmentation));
         Assert.Equal("NormalsLabel", o.LabelColumnName(DenseTask.SurfaceNormals));
@@ -353,7 +353,7 @@ public class MtLoraPascalWorkflowTests
 
         var scored = model.Transform(val);
         var metrics = ml.MultiTask().Evaluate(scored);
-        Assert.Equal(DenseTasks.All, metrics.Tasks);
+        Assert.Equal(DenseTasks.All.Select(t => t.ToDescriptor()), metrics.Tasks);
         Assert.InRange(metrics.SemanticSegmentation!.MeanIoU, 0, 1);
         Assert.NotNull(metrics.DeltaM);
 

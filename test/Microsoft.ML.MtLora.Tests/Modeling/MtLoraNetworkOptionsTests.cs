@@ -8,7 +8,7 @@ public class MtLoraNetworkOptionsTests
     public void DefaultsAreThePaperSetting()
     {
         var o = new MtLoraNetworkOptions();
-        Assert.Equal(DenseTasks.All, o.Tasks);
+        Assert.Equal(DenseTasks.All.Select(t => t.ToDescriptor()), o.Tasks);
         Assert.Equal(96, o.EmbedDim);
         Assert.Equal([2, 2, 6, 2], o.Depths);
         Assert.Equal([3, 6, 12, 24], o.NumHeads);

@@ -168,7 +168,7 @@ public class MultiTaskSwinTests
         {
             decoder += outDims.Zip(o.DecoderChannels, (a, b) => (long)a * b).Sum();
             long sum = o.DecoderChannels.Sum(), mid = 4 * sum;
-            decoder += sum * mid + mid + 2 * mid + mid * t.OutputChannels() + t.OutputChannels();
+            decoder += sum * mid + mid + 2 * mid + mid * t.OutputChannels + t.OutputChannels;
         }
         var counts = model.CountParameters();
         Assert.Equal(lora, counts.Lora);

@@ -80,10 +80,10 @@ public class PerStageAdapterTests
     {
         var o = Tiny4.Options();
         o.SharedRankPerStage = [2, 3, 4, 5];
-        o.TaskRankPerTask = new Dictionary<DenseTask, IReadOnlyList<int>> { [DenseTask.Saliency] = [1, 2, 3, 4] };
+        o.TaskRankPerTask = new Dictionary<string, IReadOnlyList<int>> { [DenseTask.Saliency.ReferenceName()] = [1, 2, 3, 4] };
         o.TaskRank = 2;
         o.LoraScalePerStage = [1.5, 2.5, 3.5, 4.5];
-        o.TaskScalePerTask = new Dictionary<DenseTask, IReadOnlyList<double>> { [DenseTask.SemanticSegmentation] = [8, 8, 9, 9] };
+        o.TaskScalePerTask = new Dictionary<string, IReadOnlyList<double>> { [DenseTask.SemanticSegmentation.ReferenceName()] = [8, 8, 9, 9] };
         o.LoraDropoutPerStage = [0.0, 0.1, 0.2, 0.3];
         using var scope = NewDisposeScope();
         using var model = new MultiTaskSwin(o, META);
@@ -162,7 +162,7 @@ public class PerStageAdapterTests
     [InlineData("""{"shared_rank": [8, 16, 32]}""", "'shared_rank' must be a number or a list of 4 numbers, one per stage; got 3 values")]
     [InlineData("""{"task_rank": {"semseg": 4, "human_parts": 4, "sal": 4}}""", "'task_rank' is an object without an entry for 'normals'")]
     [InlineData("""{"task_rank": {"semseg": 4, "human_parts": 4, "sal": 4, "normals": 4, "depth": 4}}""", "'task_rank' has the key 'depth', which is not a task")]
-    [InlineData("""{"lora_scale": {"shared": 4, "edges": 2}}""", "'lora_scale' has the key 'edges', which is not a task; expected the task names semseg, human_parts, sal, normals or 'shared'")]
+    [InlineData("""{"lora_scale": {"shared": 4, "edges": 2}}""", "'lora_scale' has the key 'edges', which is not a task of this network; expected one of semseg, human_parts, sal, normals or 'shared'")]
     [InlineData("""{"shared_rank": [8, 0, 32, 64]}""", "'shared_rank[1]' must be positive, got 0")]
     [InlineData("""{"task_rank": {"semseg": [4, 4, 4, 800], "human_parts": 4, "sal": 4, "normals": 4}}""", "'task_rank.semseg[3]' 800 is larger than the narrowest layer it adapts (768 features in stage 3)")]
     [InlineData("""{"lora_dropout": [0, 0.1, 1.5, 0]}""", "'lora_dropout'[2] must be a number in [0, 1), got 1.5")]

@@ -57,8 +57,8 @@ public class OnnxExportTests
     {
         o.SharedRankPerStage = [2, 4, 6, 8];
         o.LoraScalePerStage = [1, 2, 3, 4];
-        o.TaskRankPerTask = new Dictionary<DenseTask, IReadOnlyList<int>> { [DenseTask.HumanParts] = [1, 2, 3, 4] };
-        o.TaskScalePerTask = new Dictionary<DenseTask, IReadOnlyList<double>> { [DenseTask.SurfaceNormals] = [0.5, 1, 1.5, 2] };
+        o.TaskRankPerTask = new Dictionary<string, IReadOnlyList<int>> { [DenseTask.HumanParts.ReferenceName()] = [1, 2, 3, 4] };
+        o.TaskScalePerTask = new Dictionary<string, IReadOnlyList<double>> { [DenseTask.SurfaceNormals.ReferenceName()] = [0.5, 1, 1.5, 2] };
     }
 
     /// <summary>A network with every tensor random (B = 0 and identity BatchNorm statistics would hide paths), in evaluation mode.</summary>
@@ -131,7 +131,7 @@ public class OnnxExportTests
 
         // The metadata as ONNX Runtime reads it.
         var metadata = MtLoraOnnxMetadata.FromProperties(OnnxRunner.Metadata(bytes), "tiny4.onnx");
-        Assert.Equal(DenseTasks.All, metadata.Tasks);
+        Assert.Equal(DenseTasks.All.Select(t => t.ToDescriptor()), metadata.Tasks);
         Assert.Equal(128, metadata.ImageSize);
         Assert.Equal([0.485f, 0.456f, 0.406f], metadata.Mean);
         Assert.Equal([0.229f, 0.224f, 0.225f], metadata.Std);

@@ -8,8 +8,8 @@ namespace Microsoft.ML.MtLora.Data.Preprocessing;
 /// </summary>
 public sealed class DenseBatch : IDisposable
 {
-    internal DenseBatch(int epoch, int index, Tensor images, IReadOnlyDictionary<DenseTask, Tensor> targets,
-        IReadOnlyList<IReadOnlyDictionary<DenseTask, Tensor>>? originalTargets, IReadOnlyList<string> ids,
+    internal DenseBatch(int epoch, int index, Tensor images, IReadOnlyDictionary<DenseTaskDescriptor, Tensor> targets,
+        IReadOnlyList<IReadOnlyDictionary<DenseTaskDescriptor, Tensor>>? originalTargets, IReadOnlyList<string> ids,
         IReadOnlyList<(int Height, int Width)> originalSizes)
     {
         Epoch = epoch;
@@ -38,13 +38,13 @@ public sealed class DenseBatch : IDisposable
     /// (B, 1, S, S) in {0, 1}; normals (B, 3, S, S) unit vectors with 255 in all channels = ignore. Empty when the labels
     /// are kept at their original resolution (see <see cref="OriginalTargets"/>).
     /// </summary>
-    public IReadOnlyDictionary<DenseTask, Tensor> Targets { get; }
+    public IReadOnlyDictionary<DenseTaskDescriptor, Tensor> Targets { get; }
 
     /// <summary>
     /// With <see cref="DenseBatchReaderOptions.KeepOriginalLabelResolution"/>: per sample, the targets at the image's
     /// original size, (1, H, W) or (3, H, W) with the same encodings as <see cref="Targets"/>; otherwise null.
     /// </summary>
-    public IReadOnlyList<IReadOnlyDictionary<DenseTask, Tensor>>? OriginalTargets { get; }
+    public IReadOnlyList<IReadOnlyDictionary<DenseTaskDescriptor, Tensor>>? OriginalTargets { get; }
 
     /// <summary>The sample ids (or row numbers as text when the data has no id column), in batch order.</summary>
     public IReadOnlyList<string> Ids { get; }

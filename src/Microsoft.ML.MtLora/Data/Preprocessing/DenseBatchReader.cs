@@ -47,7 +47,7 @@ public sealed class DenseBatchReader
     private readonly DenseBatchReaderOptions _options;
     private readonly DataViewSchema.Column _image;
     private readonly DataViewSchema.Column? _id, _height, _width;
-    private readonly Dictionary<DenseTask, DataViewSchema.Column> _labels = [];
+    private readonly Dictionary<DenseTaskDescriptor, DataViewSchema.Column> _labels = [];
     private readonly SampleTransform _transform;
     private readonly LabelCache _labelCache = new(LabelCache.DefaultCapacity);
 
@@ -79,26 +79,31 @@ public sealed class DenseBatchReader
         _width = Optional(schema, _options.WidthColumnName, NumberDataViewType.Int32);
         if (_height.HasValue != _width.HasValue) { _height = null; _width = null; }
 
-        var tasks = _options.Tasks ?? DenseTasks.All.Where(t => schema.GetColumnOrNull(_options.LabelColumn(t)) is not null).ToArray();
+        var tasks = _options.Tasks ?? DenseTaskDescriptor.Pascal.Where(t => schema.GetColumnOrNull(_options.LabelColumn(t)) is not null).ToArray();
         foreach (var task in tasks.Distinct())
         {
             var name = _options.LabelColumn(task);
             var column = schema.GetColumnOrNull(name)
-                ?? throw new ArgumentException($"The data has no label column '{name}' for task {task.ReferenceName()}; columns: {string.Join(", ", schema.Select(c => c.Name))}.", nameof(data));
+                ?? throw new ArgumentException($"The data has no label column '{name}' for task {task.Name}; columns: {string.Join(", ", schema.Select(c => c.Name))}.", nameof(data));
             var item = (column.Type as VectorDataViewType)?.ItemType;
-            bool ok = task == DenseTask.SurfaceNormals
+            bool ok = task.LabelItemType == NumberDataViewType.Single
                 ? item == NumberDataViewType.Single
                 : item == NumberDataViewType.Byte || item == NumberDataViewType.Single;
             if (!ok)
-                throw new ArgumentException($"Label column '{name}' has type {column.Type}; expected {(task == DenseTask.SurfaceNormals ? "Vector<Single> (3·H·W, CHW)" : "Vector<Byte> or Vector<Single> (H·W)")}.", nameof(data));
+                throw new ArgumentException($"Label column '{name}' has type {column.Type}; expected {(task.LabelChannels == 3 ? "Vector<Single> (3·H·W, CHW)" : task.LabelItemType == NumberDataViewType.Single ? "Vector<Single> (H·W)" : "Vector<Byte> or Vector<Single> (H·W)")}.", nameof(data));
             _labels[task] = column;
         }
-        Tasks = DenseTasks.All.Where(_labels.ContainsKey).ToArray();
+        foreach (var task in _labels.Keys)
+        {
+            try { task.ToPascalTask(); }
+            catch (NotSupportedException e) { throw new ArgumentException(e.Message, nameof(options), e); }
+        }
+        Tasks = DenseTaskDescriptor.Pascal.Where(_labels.ContainsKey).ToArray();
         _transform = new SampleTransform(_options.ImageSize, _options.Geometry);
     }
 
     /// <summary>The tasks the batches carry targets for, in the reference's order.</summary>
-    public IReadOnlyList<DenseTask> Tasks { get; }
+    public IReadOnlyList<DenseTaskDescriptor> Tasks { get; }
 
     /// <summary>The number of rows, when the data knows it.</summary>
     public long? RowCount => _data.GetRowCount();
@@ -152,8 +157,8 @@ public sealed class DenseBatchReader
             : null;
         // The PASCAL-Context view itself: workers decode its files directly. With SkipBadSamples its cursor decides which
         // rows exist (it decodes while it moves), so it is read like any other data.
-        if (_data is PascalContextDataView pascal && !pascal.SkipsBadSamples) return new PascalSampleSource(pascal, Tasks, order, _labelCache);
-        return new CursorSampleSource(_data, _image, _id, _height, _width, Tasks.Select(t => (t, _labels[t])).ToArray(), order);
+        if (_data is PascalContextDataView pascal && !pascal.SkipsBadSamples) return new PascalSampleSource(pascal, Tasks.Select(t => t.ToPascalTask()).ToArray(), order, _labelCache);
+        return new CursorSampleSource(_data, _image, _id, _height, _width, Tasks.Select(t => (t.ToPascalTask(), _labels[t])).ToArray(), order);
     }
 
     /// <summary>One sample k of the epoch into its slice of a batch's tensors (on a worker, or inline). No TorchSharp calls.</summary>
@@ -197,11 +202,11 @@ public sealed class DenseBatchReader
         long t = Timings is null ? 0 : LoaderTimings.Now();
         using var scope = NewDisposeScope();
         var images = buffers.TakeImages(count).MoveToOuterDisposeScope();                 // (B, 3, S, S)
-        var targets = new Dictionary<DenseTask, Tensor>();
-        List<IReadOnlyDictionary<DenseTask, Tensor>>? original = null;
+        var targets = new Dictionary<DenseTaskDescriptor, Tensor>();
+        List<IReadOnlyDictionary<DenseTaskDescriptor, Tensor>>? original = null;
         if (_options.KeepOriginalLabelResolution)
         {
-            original = new List<IReadOnlyDictionary<DenseTask, Tensor>>(count);
+            original = new List<IReadOnlyDictionary<DenseTaskDescriptor, Tensor>>(count);
             for (int i = 0; i < count; i++)
             {
                 var (h, w) = buffers.Sizes[i];
@@ -264,17 +269,17 @@ public sealed class DenseBatchReader
         {
             Ids = new string[batchSize];
             Sizes = new (int, int)[batchSize];
-            Original = new Dictionary<DenseTask, Array>?[batchSize];
+            Original = new Dictionary<DenseTaskDescriptor, Array>?[batchSize];
         }
 
         public string[] Ids { get; }
 
         public (int Height, int Width)[] Sizes { get; }
 
-        public Dictionary<DenseTask, Array>?[] Original { get; }
+        public Dictionary<DenseTaskDescriptor, Array>?[] Original { get; }
 
         /// <summary>Makes the tensors for <paramref name="count"/> samples (on the consuming thread).</summary>
-        public void Allocate(int count, int size, IReadOnlyList<DenseTask> tasks, bool keepOriginal)
+        public void Allocate(int count, int size, IReadOnlyList<DenseTaskDescriptor> tasks, bool keepOriginal)
         {
             using var scope = NewDisposeScope();
             _images = torch.empty([count, 3, size, size], ScalarType.Float32).DetachFromDisposeScope(); // (B, 3, S, S)
@@ -289,7 +294,7 @@ public sealed class DenseBatchReader
                 }
                 else
                 {
-                    int slot = SourceSample.Slot(task);
+                    int slot = SourceSample.Slot(task.ToPascalTask());
                     _classMaps[slot] = torch.empty([count, 1, size, size], ScalarType.Float32).DetachFromDisposeScope(); // (B, 1, S, S)
                     _classPtr[slot] = (nint)Pointer(_classMaps[slot]!);
                 }
@@ -309,8 +314,8 @@ public sealed class DenseBatchReader
         /// <summary>The image tensor, registered on the caller's dispose scope (its first <paramref name="count"/> samples).</summary>
         public Tensor TakeImages(int count) => Take(ref _images, count);
 
-        public Tensor TakeTarget(DenseTask task, int count) =>
-            task == DenseTask.SurfaceNormals ? Take(ref _normals, count) : Take(ref _classMaps[SourceSample.Slot(task)], count);
+        public Tensor TakeTarget(DenseTaskDescriptor task, int count) =>
+            task == DenseTask.SurfaceNormals ? Take(ref _normals, count) : Take(ref _classMaps[SourceSample.Slot(task.ToPascalTask())], count);
 
         private static Tensor Take(ref Tensor? stored, int count)
         {

@@ -32,7 +32,7 @@ public sealed class DenseBatchReaderOptions
     public const int DefaultPrefetchBatches = 2;
 
     /// <summary>The tasks to produce targets for; null for every task whose label column is in the data.</summary>
-    public IReadOnlyList<DenseTask>? Tasks { get; set; }
+    public IReadOnlyList<DenseTaskDescriptor>? Tasks { get; set; }
 
     /// <summary>Samples per batch (reference: 32). Default 32.</summary>
     public int BatchSize { get; set; } = 32;
@@ -98,11 +98,11 @@ public sealed class DenseBatchReaderOptions
     public string WidthColumnName { get; set; } = MtLoraColumnNames.Width;
 
     /// <summary>Label column names by task, overriding <see cref="DenseTasks.LabelColumnName"/>.</summary>
-    public IReadOnlyDictionary<DenseTask, string>? LabelColumnNames { get; set; }
+    public IReadOnlyDictionary<DenseTaskDescriptor, string>? LabelColumnNames { get; set; }
 
     /// <summary>The reference's training loader: augmentation, shuffling, drop-last, batch 32 at 448.</summary>
     public static DenseBatchReaderOptions ForTraining(int seed = 0) => new() { Augment = true, Shuffle = true, DropLast = true, Seed = seed };
 
-    internal string LabelColumn(DenseTask task) =>
-        LabelColumnNames is not null && LabelColumnNames.TryGetValue(task, out var name) ? name : task.LabelColumnName();
+    internal string LabelColumn(DenseTaskDescriptor task) =>
+        LabelColumnNames is not null && LabelColumnNames.TryGetValue(task, out var name) ? name : task.LabelColumnName;
 }

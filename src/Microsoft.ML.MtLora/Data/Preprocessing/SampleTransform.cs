@@ -157,10 +157,10 @@ internal sealed class SampleTransform
     /// Evaluation at the original resolution: the sample's labels with only the ignore rules applied, as per-task arrays
     /// (class maps W·H bytes, normals 3·W·H floats CHW with 255 = ignore).
     /// </summary>
-    public static Dictionary<DenseTask, Array> OriginalLabels(SourceSample sample, IReadOnlyList<DenseTask> tasks)
+    public static Dictionary<DenseTaskDescriptor, Array> OriginalLabels(SourceSample sample, IReadOnlyList<DenseTaskDescriptor> tasks)
     {
         int n = sample.Width * sample.Height;
-        var result = new Dictionary<DenseTask, Array>();
+        var result = new Dictionary<DenseTaskDescriptor, Array>();
         foreach (var task in tasks)
         {
             if (task == DenseTask.SurfaceNormals)
@@ -168,7 +168,7 @@ internal sealed class SampleTransform
                 result[task] = ToPlanarWithIgnore(sample.Normals.AsSpan(0, 4 * n));
                 continue;
             }
-            int slot = SourceSample.Slot(task);
+            int slot = SourceSample.Slot(task.ToPascalTask());
             var map = new byte[n];
             if (slot == 1 && sample.NoHumanParts) Array.Fill(map, DenseTasks.IgnoreLabel);
             else sample.ClassMaps[slot].AsSpan(0, n).CopyTo(map);

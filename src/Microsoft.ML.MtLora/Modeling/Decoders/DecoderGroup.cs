@@ -11,11 +11,11 @@ internal sealed class DecoderGroup : nn.Module
     private readonly NamedModules<HrnetHead> _decoders;
     private readonly int _imageSize;
 
-    public DecoderGroup(IReadOnlyList<DenseTask> tasks, IReadOnlyList<int> channels, int imageSize, Device? device) : base(nameof(DecoderGroup))
+    public DecoderGroup(IReadOnlyList<DenseTaskDescriptor> tasks, IReadOnlyList<int> channels, int imageSize, Device? device) : base(nameof(DecoderGroup))
     {
         _imageSize = imageSize;
         _decoders = new NamedModules<HrnetHead>();
-        foreach (var t in tasks) _decoders.Add(t.ReferenceName(), new HrnetHead(channels, t.OutputChannels(), device));
+        foreach (var t in tasks) _decoders.Add(t.Name, new HrnetHead(channels, t.OutputChannels, device));
         register_module("decoders", _decoders);
     }
 

@@ -23,7 +23,7 @@ internal static class TaskLinear
             SwinInit.TruncNormalLinear(plain);
             return plain;
         }
-        var tasks = taskLora ? o.Tasks.Select(t => new TaskAdapter(t.ReferenceName(), o.TaskRankAt(stage, t), o.TaskScaleAt(stage, t))).ToArray() : null;
+        var tasks = taskLora ? o.Tasks.Select(t => new TaskAdapter(t.Name, o.TaskRankAt(stage, t), o.TaskScaleAt(stage, t))).ToArray() : null;
         return new MtLoraLinear(inFeatures, outFeatures, hasBias, o.SharedRankAt(stage), o.SharedScaleAt(stage), tasks, o.LoraDropoutAt(stage), device);
     }
 

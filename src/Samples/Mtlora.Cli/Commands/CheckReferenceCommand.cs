@@ -133,8 +133,8 @@ internal static class CheckReferenceCommand
             }
             result["loss_total"] = (double)losses.Total.item<float>();
         }
-        var meter = new MultiTaskMeter(withTargets.Select(DenseTasks.Parse));
-        meter.Update(withTargets.ToDictionary(DenseTasks.Parse, t => outs[t]), withTargets.ToDictionary(DenseTasks.Parse, t => targets[t]));
+        var meter = new MultiTaskMeter(withTargets.Select(t => DenseTasks.Parse(t).ToDescriptor()));
+        meter.Update(withTargets.ToDictionary(t => DenseTasks.Parse(t).ToDescriptor(), t => outs[t]), withTargets.ToDictionary(t => DenseTasks.Parse(t).ToDescriptor(), t => targets[t]));
         result["metrics"] = meter.GetMetrics().ToJson();
     }
 }

@@ -82,7 +82,7 @@ public static class EvaluateCommand
             var loaded = CliCommon.LoadModel(ml, modelPath, out _, stderr);
             try
             {
-                var tasks = CliCommon.FindMtLora(loaded)?.Tasks ?? DenseTasks.All;
+                var tasks = (CliCommon.FindMtLora(loaded)?.Tasks ?? DenseTaskDescriptor.Pascal).Select(t => t.ToPascalTask()).ToArray();
                 var view = ml.Data.LoadPascalContext(dataRoot, split, tasks);
                 var metrics = CliCommon.EvaluateWithProgress(ml, loaded, view, baselines, stderr, $"evaluating {split} images");
                 CliCommon.WriteLabelNotes(view, stderr);
@@ -144,7 +144,7 @@ public static class EvaluateCommand
             if (tasks.Count == 0)
                 throw new InvalidDataException($"'{path}' holds no out.<task>/target.<task> pair (tasks: semseg, human_parts, sal, normals). Keys: {string.Join(", ", tensors.Keys)}.");
 
-            var meter = new MultiTaskMeter(tasks);
+            var meter = new MultiTaskMeter(tasks.Select(t => t.ToDescriptor()));
             foreach (var task in tasks)
             {
                 var output = tensors[$"out.{task.ReferenceName()}"];

@@ -22,7 +22,7 @@ internal sealed class OnnxPredictEngine : IImagePredictor
 
     private OnnxPredictEngine(MtLoraOnnxModel model) => _model = model;
 
-    public IReadOnlyList<DenseTask> Tasks => _model.Tasks;
+    public IReadOnlyList<DenseTask> Tasks => _model.Tasks.Select(t => t.ToPascalTask()).ToArray();
 
     /// <summary>Loads the model, with a clear message for a missing file or an ONNX model that is not an exported MTLoRA model.</summary>
     public static OnnxPredictEngine Load(string? path)

@@ -237,7 +237,7 @@ internal sealed class ModelZipPredictor : IImagePredictor
     private ModelZipPredictor(ITransformer model, MtLoraTransformer mtlora)
     {
         _model = model;
-        Tasks = mtlora.Tasks;
+        Tasks = mtlora.Tasks.Select(t => t.ToPascalTask()).ToArray();
         _input = new ImageInputRow(mtlora.ImageColumnName);
         var mapper = model.GetRowToRowMapper(_input.Schema);
         var schema = mapper.OutputSchema;

@@ -79,7 +79,7 @@ public static class TradeOffCommand
                     long trainable;
                     // The meta device builds every shape without storage: the count costs nothing whatever the model's size.
                     using (var meta = new MultiTaskSwin(transformer.NetworkOptions, torch.META)) trainable = meta.CountParameters().Trainable;
-                    var view = ml.Data.LoadPascalContext(dataRoot, split, transformer.Tasks);
+                    var view = ml.Data.LoadPascalContext(dataRoot, split, transformer.Tasks.Select(t => t.ToPascalTask()));
                     var metrics = CliCommon.EvaluateWithProgress(ml, loaded, view, baselines, stderr,
                         $"[{i + 1}/{modelPaths.Count}] evaluating {label} on {split}");
                     double deltaM = metrics.DeltaM

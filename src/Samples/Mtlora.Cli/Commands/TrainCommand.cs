@@ -162,7 +162,7 @@ internal static class TrainCommand
         // then the command-line overrides.
         var network = s.Config is not null ? LoadConfig(s.Config) : small ? SmallNetwork() : new MtLoraNetworkOptions();
         if (preset is not null) network = BackbonePresetConfig.Apply(preset, network, s.Config);
-        if (s.Tasks is not null) network.Tasks = CliCommon.ParseTasks(s.Tasks, "--tasks");
+        if (s.Tasks is not null) network.Tasks = CliCommon.ParseTasks(s.Tasks, "--tasks").Select(t => t.ToDescriptor()).ToArray();
         if (s.Mode is not null) ApplyMode(network, s.Mode);
         if (s.SharedRank is { } sr) (network.SharedRank, network.SharedRankPerStage) = (sr, null);
         if (s.TaskRank is { } tr) (network.TaskRank, network.TaskRankPerStage, network.TaskRankPerTask) = (tr, null, null);
@@ -204,8 +204,8 @@ internal static class TrainCommand
         // Data.
         string root = s.Data ?? EnsureSynthetic(s, stderr);
         var ml = new MLContext(seed: s.Seed);
-        var train = ml.Data.LoadPascalContext(root, "train", network.Tasks);
-        var val = ml.Data.LoadPascalContext(root, "val", network.Tasks);
+        var train = ml.Data.LoadPascalContext(root, "train", network.Tasks.Select(t => t.ToPascalTask()));
+        var val = ml.Data.LoadPascalContext(root, "val", network.Tasks.Select(t => t.ToPascalTask()));
         long trainCount = train.GetRowCount() ?? 0, valCount = val.GetRowCount() ?? 0;
         TrainOptionChecks.BatchFitsData(options.BatchSize, trainCount);
         if (s.ValEvery > 0)
@@ -432,15 +432,15 @@ internal static class TrainCommand
     private static string Summary(MultiTaskMetrics m) =>
         string.Join(", ", m.Tasks.Select(t => string.Create(CultureInfo.InvariantCulture, $"{t.ReferenceName()} {MainMetric(m, t)}")));
 
-    internal static string MainMetric(MultiTaskMetrics m, DenseTask t) => t switch
+    internal static string MainMetric(MultiTaskMetrics m, DenseTaskDescriptor t) => t.Kind switch
     {
-        DenseTask.SurfaceNormals => string.Create(CultureInfo.InvariantCulture, $"{m.GetPaperMetric(t):0.00}°"),
+        DenseTaskKind.SurfaceNormals => string.Create(CultureInfo.InvariantCulture, $"{m.GetPaperMetric(t):0.00}°"),
         _ => string.Create(CultureInfo.InvariantCulture, $"{m.GetPaperMetric(t):0.00}"),
     };
 
-    internal static string MetricName(DenseTask t) => t switch
+    internal static string MetricName(DenseTaskDescriptor t) => t.Kind switch
     {
-        DenseTask.SurfaceNormals => "mean angle error (lower is better)",
+        DenseTaskKind.SurfaceNormals => "mean angle error (lower is better)",
         _ => "mIoU %",
     };
 
@@ -527,7 +527,7 @@ internal static class TrainCommand
             return json;
         }
 
-        private static string Relative(DenseTask t, double before, double after) => t == DenseTask.SurfaceNormals
+        private static string Relative(DenseTaskDescriptor t, double before, double after) => t.Kind == DenseTaskKind.SurfaceNormals
             ? string.Create(CultureInfo.InvariantCulture, $"{before - after:+0.00;-0.00;0.00}° better")
             : before > 0 ? string.Create(CultureInfo.InvariantCulture, $"x{after / before:0.0}") : "from 0";
     }

@@ -30,7 +30,7 @@ public class DenseBatchReaderTests
         using var ds = MakeDataset(3);
         var view = Ml.Data.LoadPascalContext(ds.Root, "train");
         var reader = new DenseBatchReader(view, new DenseBatchReaderOptions { BatchSize = 2, ImageSize = 8 });
-        Assert.Equal(DenseTasks.All, reader.Tasks);
+        Assert.Equal(DenseTasks.All.Select(t => t.ToDescriptor()), reader.Tasks);
         Assert.Equal(2, reader.BatchesPerEpoch);
         var batches = reader.ReadEpoch(0).ToList();
         try

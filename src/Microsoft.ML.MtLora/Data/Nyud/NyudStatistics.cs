@@ -1,0 +1,65 @@
+using Microsoft.ML.MtLora.Data.Formats;
+
+namespace Microsoft.ML.MtLora.Data.Nyud;
+
+/// <summary>
+/// What the reference's NYUD_MT loader would load for one split, counted: samples, and per task the pixels it scores (the
+/// segmentation's non-ignored pixels after the 0 → 255 shift, the depth pixels that are not 255 as <c>DepthMeter</c> masks
+/// them, with their range and mean, the normals' pixels and the edge map's positives).
+/// </summary>
+/// <param name="Split">The split.</param>
+/// <param name="Samples">The ids the split list names (each with its five files).</param>
+/// <param name="SemsegValidPixels">Segmentation pixels labelled 1..40 in the files (0..39 after the shift).</param>
+/// <param name="SemsegIgnoredPixels">Segmentation pixels labelled 0 (unlabelled → ignore).</param>
+/// <param name="DepthValidPixels">Depth pixels whose value is not 255.</param>
+/// <param name="DepthZeroPixels">Depth pixels equal to 0 (missing measurements in raw NYUD depth).</param>
+/// <param name="DepthMin">The smallest valid depth (metres), NaN when there is none.</param>
+/// <param name="DepthMax">The largest valid depth (metres), NaN when there is none.</param>
+/// <param name="DepthMean">The mean valid depth (metres), NaN when there is none.</param>
+/// <param name="NormalsPixels">Pixels of the normal maps.</param>
+/// <param name="EdgePositivePixels">Edge pixels (value ≥ 0.5).</param>
+/// <param name="EdgePixels">Pixels of the edge maps.</param>
+public sealed record NyudStatistics(
+    string Split, int Samples, long SemsegValidPixels, long SemsegIgnoredPixels,
+    long DepthValidPixels, long DepthZeroPixels, double DepthMin, double DepthMax, double DepthMean,
+    long NormalsPixels, long EdgePositivePixels, long EdgePixels)
+{
+    /// <summary>Reads every label file of a split and counts (the labels are decoded and checked as for training).</summary>
+    /// <param name="root">The NYUD_MT folder.</param>
+    /// <param name="split">The split (<c>train</c> or <c>val</c>).</param>
+    /// <returns>The counts.</returns>
+    /// <exception cref="FileNotFoundException">The split list or a listed file is missing.</exception>
+    /// <exception cref="InvalidDataException">A label file is malformed; the message names it.</exception>
+    public static NyudStatistics Compute(string root, string split)
+    {
+        var ids = NyudLayout.ReadSplit(root, split);
+        long semValid = 0, semIgnored = 0, depthValid = 0, depthZero = 0, normals = 0, edgePos = 0, edges = 0;
+        double min = double.PositiveInfinity, max = double.NegativeInfinity, sum = 0;
+        foreach (var id in ids)
+        {
+            var png = IndexedPng.Read(Path.Combine(root, "segmentation", id + ".png"));
+            int w = png.Width, h = png.Height;
+            foreach (byte c in NyudLayout.ReadSemseg(root, id, w, h))
+            {
+                if (c == DenseTasks.IgnoreLabel) semIgnored++;
+                else semValid++;
+            }
+            foreach (float d in NyudLayout.ReadDepth(root, id, w, h))
+            {
+                if (d == 0) depthZero++;
+                if (d == DenseTaskDescriptor.DefaultIgnoreLabel) continue;
+                depthValid++;
+                sum += d;
+                min = Math.Min(min, d);
+                max = Math.Max(max, d);
+            }
+            normals += NyudLayout.ReadNormals(root, id, w, h).Length / 3;
+            var edge = NyudLayout.ReadEdge(root, id, w, h);
+            edges += edge.Length;
+            edgePos += edge.Count(v => v != 0);
+        }
+        bool any = depthValid > 0;
+        return new NyudStatistics(split, ids.Count, semValid, semIgnored, depthValid, depthZero,
+            any ? min : double.NaN, any ? max : double.NaN, any ? sum / depthValid : double.NaN, normals, edgePos, edges);
+    }
+}
