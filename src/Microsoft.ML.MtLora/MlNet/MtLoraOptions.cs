@@ -110,8 +110,32 @@ public sealed class MtLoraOptions
     /// </summary>
     public IDataView? ValidationSet;
 
-    /// <summary>Evaluate <see cref="ValidationSet"/> every this many epochs (0: only at the end). Default 0.</summary>
-    public int ValidationEveryEpochs;
+    /// <summary>
+    /// Evaluate <see cref="ValidationSet"/> every this many epochs, and at the end (0: only at the end). Default 5, the
+    /// reference's EVAL_FREQ. The live network is validated in evaluation mode, without a copy of its weights.
+    /// </summary>
+    public int ValidationEveryEpochs = 5;
+
+    /// <summary>
+    /// How the validation scores (<see cref="EvaluationProtocol"/>). Default <see cref="EvaluationProtocol.Reference"/>: the
+    /// protocol of the paper's numbers and of the Δm baselines.
+    /// </summary>
+    public EvaluationProtocol ValidationProtocol = EvaluationProtocol.Reference;
+
+    /// <summary>
+    /// The task whose metric picks the best validation (its paper metric: mIoU, or the normals' mean angle, lower is better).
+    /// Default null: Δm.
+    /// </summary>
+    public DenseTask? BestEpochTask;
+
+    /// <summary>Which weights <c>Fit</c> returns: <see cref="MtLoraKeep.Last"/> (default) or <see cref="MtLoraKeep.Best"/> (needs <see cref="ValidationSet"/>).</summary>
+    public MtLoraKeep Keep = MtLoraKeep.Last;
+
+    /// <summary>
+    /// What a NaN or infinite loss does. Default <see cref="NonFiniteLossPolicy.Stop"/> (float32: the loss of a healthy run is
+    /// finite); <see cref="NonFiniteLossPolicy.SkipStep"/> skips such steps and counts them in <see cref="MtLoraTransformer.TrainingReport"/>.
+    /// </summary>
+    public NonFiniteLossPolicy NonFiniteLoss = NonFiniteLossPolicy.Stop;
 
     /// <summary>Receives each validation result. Default null.</summary>
     public IProgress<MtLoraValidationReport>? ValidationProgress;
@@ -206,7 +230,12 @@ public sealed class MtLoraOptions
         if (DataLoaderParallelism < 1) throw Bad(nameof(DataLoaderParallelism), $"is {DataLoaderParallelism}; it must be at least 1.");
         if (DataLoaderPrefetchBatches < 0) throw Bad(nameof(DataLoaderPrefetchBatches), $"is {DataLoaderPrefetchBatches}; it must be 0 or more.");
         if (ValidationEveryEpochs < 0) throw Bad(nameof(ValidationEveryEpochs), $"is {ValidationEveryEpochs}; it must be ≥ 0.");
-        if (ValidationEveryEpochs > 0 && ValidationSet is null) throw Bad(nameof(ValidationEveryEpochs), $"is {ValidationEveryEpochs} but no ValidationSet is set.");
+        if (!Enum.IsDefined(ValidationProtocol)) throw Bad(nameof(ValidationProtocol), $"is {(int)ValidationProtocol}; expected Reference or Native.");
+        if (!Enum.IsDefined(Keep)) throw Bad(nameof(Keep), $"is {(int)Keep}; expected Last or Best.");
+        if (Keep == MtLoraKeep.Best && ValidationSet is null) throw Bad(nameof(Keep), "is Best, but no ValidationSet is set: the best epoch is chosen on the validation set (set one, or keep Last).");
+        if (BestEpochTask is { } best && !Network.Tasks.Contains(best))
+            throw Bad(nameof(BestEpochTask), $"is {best.ReferenceName()}, which is not one of the trained tasks ({string.Join(", ", Network.Tasks.Select(t => t.ReferenceName()))}).");
+        if (!Enum.IsDefined(NonFiniteLoss)) throw Bad(nameof(NonFiniteLoss), $"is {(int)NonFiniteLoss}; expected Stop or SkipStep.");
         if (CheckpointEverySteps < 0) throw Bad(nameof(CheckpointEverySteps), $"is {CheckpointEverySteps}; it must be ≥ 0.");
         if (CheckpointEverySteps > 0 && string.IsNullOrWhiteSpace(CheckpointDirectory)) throw Bad(nameof(CheckpointEverySteps), $"is {CheckpointEverySteps} but no CheckpointDirectory is set.");
         if (KeepCheckpoints < 1) throw Bad(nameof(KeepCheckpoints), $"is {KeepCheckpoints}; it must be at least 1.");

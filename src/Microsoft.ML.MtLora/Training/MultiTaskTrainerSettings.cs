@@ -97,6 +97,23 @@ internal sealed record MultiTaskTrainerSettings
     /// </summary>
     public Action<string>? Warning { get; init; }
 
+    /// <summary>
+    /// Called in evaluation mode (the live network, no copy) after every <see cref="ValidateEveryEpochs"/>-th completed epoch
+    /// and once at the end of the run; receives (epochs completed, global step) and returns a score where higher is better
+    /// (null or NaN: not comparable). The trainer keeps the best-scoring weights (<see cref="KeepBest"/>, <c>best/</c> under
+    /// <see cref="CheckpointDirectory"/>). Null: no validation.
+    /// </summary>
+    public Func<int, long, double?>? Validation { get; init; }
+
+    /// <summary>Validate every this many epochs (the reference's EVAL_FREQ, 5), and at the end; 0: only at the end.</summary>
+    public int ValidateEveryEpochs { get; init; } = 5;
+
+    /// <summary>Keep a copy of the best-scoring weights in memory (<see cref="MultiTaskTrainer.TakeBestState"/>).</summary>
+    public bool KeepBest { get; init; }
+
+    /// <summary>What a NaN or infinite loss does (<see cref="NonFiniteLossPolicy.Stop"/>).</summary>
+    public NonFiniteLossPolicy NonFiniteLoss { get; init; } = NonFiniteLossPolicy.Stop;
+
     /// <summary>Checks the values and says which one is wrong.</summary>
     /// <exception cref="ArgumentOutOfRangeException">A value is out of range; the message names the setting.</exception>
     public void Validate()
@@ -114,6 +131,8 @@ internal sealed record MultiTaskTrainerSettings
         if (CheckpointEverySteps < 0) throw new ArgumentOutOfRangeException(nameof(CheckpointEverySteps), CheckpointEverySteps, "CheckpointEverySteps must be ≥ 0.");
         if (KeepCheckpoints < 1) throw new ArgumentOutOfRangeException(nameof(KeepCheckpoints), KeepCheckpoints, "KeepCheckpoints must be ≥ 1.");
         if (ProgressEverySteps < 1) throw new ArgumentOutOfRangeException(nameof(ProgressEverySteps), ProgressEverySteps, "ProgressEverySteps must be ≥ 1.");
+        if (ValidateEveryEpochs < 0) throw new ArgumentOutOfRangeException(nameof(ValidateEveryEpochs), ValidateEveryEpochs, "ValidateEveryEpochs must be ≥ 0.");
+        if (!Enum.IsDefined(NonFiniteLoss)) throw new ArgumentOutOfRangeException(nameof(NonFiniteLoss), NonFiniteLoss, "NonFiniteLoss must be Stop or SkipStep.");
         if (CheckpointEverySteps > 0 && CheckpointDirectory is null)
             throw new ArgumentException($"CheckpointEverySteps is {CheckpointEverySteps} but no CheckpointDirectory is set.", nameof(CheckpointDirectory));
     }
