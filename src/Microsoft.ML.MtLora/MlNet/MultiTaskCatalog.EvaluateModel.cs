@@ -13,7 +13,7 @@ public sealed partial class MultiTaskCatalog
     /// says which.
     /// </summary>
     /// <param name="model">An <see cref="MtLoraTransformer"/>, or a chain ending in one (e.g. a model.zip that starts with <c>LoadImages</c>): the
-    /// transformers before it are applied to <paramref name="data"/> first.</param>
+    /// transformers before it are applied to <paramref name="data"/> first, except an image loader when the data already holds the decoded images.</param>
     /// <param name="data">The data the model reads (e.g. <c>LoadPascalContext(root, "val")</c>) with the label columns.</param>
     /// <param name="options">Protocol, label column names (the prediction column names are not used), tasks and Δm baselines. Default: all the model's tasks, the default columns, the paper's baselines.</param>
     /// <returns>The metrics of every evaluated task, and Δm.</returns>
@@ -26,7 +26,8 @@ public sealed partial class MultiTaskCatalog
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(data);
         ArgumentNullException.ThrowIfNull(options);
-        var (mtlora, before) = FindMtLora(model);
+        var (mtlora, _) = FindMtLora(model);
+        var (_, before) = FindMtLora(ForDecodedImages(model, mtlora, data.Schema));
         foreach (var t in before) data = t.Transform(data);
         var tasks = options.Tasks?.ToArray() ?? mtlora.Tasks.ToArray();
         foreach (var task in tasks)

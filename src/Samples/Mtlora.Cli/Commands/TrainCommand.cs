@@ -295,7 +295,9 @@ internal static class TrainCommand
         using (model)
         {
             // The model first: nothing written after it (evaluation, log, curves) can cost it.
-            var saved = SaveModel(ml, model, val.Schema, outPath, s.CheckpointDir, out var saveProblem);
+            // Saved for image files (LoadImages from ImagePath, then the model), so model.zip describes its own input.
+            var (forFiles, fileSchema) = ml.MultiTask().WithImageFileInput(model);
+            var saved = SaveModel(ml, forFiles, fileSchema, outPath, s.CheckpointDir, out var saveProblem);
             var after = Evaluate(ml, model, val, valCount, before is null ? baselines : SingleTaskBaselines.None, stderr, "evaluating the trained model", protocol);
             CliCommon.WriteLabelNotes(train, stderr);
             CliCommon.WriteLabelNotes(val, stderr);
