@@ -33,6 +33,7 @@ internal static class MultiTaskEvaluator
         var id = OptionalColumn(schema, options.IdColumnName, TextDataViewType.Instance);
         if (id is not null) needed.Add(id.Value);
 
+        var protocol = options.Protocol ?? EvaluationProtocol.Native;
         var meter = new MultiTaskMeter(tasks, options.SemsegClassCount, options.HumanPartsClassCount);
         using var cursor = data.GetRowCursor(needed);
         foreach (var plan in plans) plan.Bind(cursor);
@@ -63,7 +64,7 @@ internal static class MultiTaskEvaluator
             {
                 try
                 {
-                    plan.Update(meter, checkSize ? (long)h * w : -1, h, w);
+                    plan.Update(meter, checkSize ? (long)h * w : -1, h, w, protocol, options.ImageSize);
                 }
                 catch (ArgumentException e)
                 {
@@ -73,7 +74,9 @@ internal static class MultiTaskEvaluator
             row++;
         }
         if (row == 0) throw new ArgumentException("The data view to evaluate has no rows.", nameof(data));
-        return meter.GetMetrics(options.Baselines);
+        var metrics = meter.GetMetrics(options.Baselines);
+        metrics.Protocol = protocol;
+        return metrics;
     }
 
     private static void Validate(MultiTaskEvaluatorOptions options)
@@ -89,6 +92,10 @@ internal static class MultiTaskEvaluator
             throw new ArgumentOutOfRangeException(nameof(options), options.HumanPartsClassCount, $"{nameof(options.HumanPartsClassCount)} must be between 1 and 254.");
         if (options.Baselines is null)
             throw new ArgumentException($"{nameof(options.Baselines)} must not be null; use {nameof(SingleTaskBaselines)}.{nameof(SingleTaskBaselines.None)} for no Δm.", nameof(options));
+        if (options.Protocol is { } p && !Enum.IsDefined(p))
+            throw new ArgumentOutOfRangeException(nameof(options), p, $"{nameof(options.Protocol)} is {(int)p}; expected {nameof(EvaluationProtocol.Reference)} or {nameof(EvaluationProtocol.Native)}.");
+        if (options.ImageSize < 1)
+            throw new ArgumentOutOfRangeException(nameof(options), options.ImageSize, $"{nameof(options.ImageSize)} is {options.ImageSize}; expected the network's input size (e.g. 448).");
     }
 
     private static IReadOnlyList<DenseTaskDescriptor> ResolveTasks(DataViewSchema schema, MultiTaskEvaluatorOptions options)
@@ -157,23 +164,47 @@ internal static class MultiTaskEvaluator
             _prediction.Bind(cursor);
         }
 
-        /// <summary>Reads the row and feeds the task's meter; <paramref name="pixels"/> is H·W when known, else −1.</summary>
-        public void Update(MultiTaskMeter meter, long pixels, int h, int w)
+        /// <summary>
+        /// Reads the row and feeds the task's meter; <paramref name="pixels"/> is H·W when known, else −1. Under
+        /// <see cref="EvaluationProtocol.Reference"/> the label is first resized to <paramref name="size"/>² (<see cref="ProtocolLabels"/>);
+        /// under <see cref="EvaluationProtocol.Native"/> normals labels are renormalised.
+        /// </summary>
+        public void Update(MultiTaskMeter meter, long pixels, int h, int w, EvaluationProtocol protocol, int size)
         {
             _label.Read();
             _prediction.Read();
             long perPixel = Task == DenseTask.SurfaceNormals ? 3 : 1;
             if (pixels >= 0 && _label.Length != perPixel * pixels)
                 throw new ArgumentException($"the label column '{label.Name}' has {_label.Length} values but the image is {h}×{w}{(perPixel == 3 ? " (3 values per pixel)" : "")}, so {perPixel * pixels} were expected.");
-            if (_prediction.Length != _label.Length)
+            bool reference = protocol == EvaluationProtocol.Reference;
+            long area = (long)size * size;
+            if (reference && _prediction.Length != perPixel * area)
+                throw new ArgumentException($"the prediction column '{prediction.Name}' has {_prediction.Length} values; the Reference protocol scores predictions at the network's input size {size}×{size} ({perPixel * area} values). " +
+                    "Score the model with Evaluate(model, data, options), which runs it at that size, or set Protocol = Native.");
+            if (!reference && _prediction.Length != _label.Length)
                 throw new ArgumentException($"the prediction column '{prediction.Name}' has {_prediction.Length} values but the label column '{label.Name}' has {_label.Length}.");
+            if (reference && _label.Length != perPixel * area && pixels < 0)
+                throw new ArgumentException($"the label column '{label.Name}' has {_label.Length} values, not {size}×{size}; the Reference protocol resizes it from the image's size, so the view needs the Int32 size columns (MultiTaskEvaluatorOptions.HeightColumnName/WidthColumnName).");
+            // Labels already at S×S go through the same FixedResize, which is then the identity (AddIgnoreRegions and the renormalisation still apply).
+            int lw = pixels < 0 ? size : w, lh = pixels < 0 ? size : h;
             switch (Task.Name)
             {
-                case "semseg": meter.SemanticSegmentation!.Update(_prediction.Bytes(prediction.Name), _label.Bytes(label.Name)); break;
-                case "human_parts": meter.HumanParts!.Update(_prediction.Bytes(prediction.Name), _label.Bytes(label.Name)); break;
-                case "sal": meter.Saliency!.Update(_prediction.Floats(), _label.Bytes(label.Name)); break;
-                default: meter.SurfaceNormals!.Update(_prediction.Floats(), _label.Floats()); break;
+                case "semseg": meter.SemanticSegmentation!.Update(_prediction.Bytes(prediction.Name), ClassMap(reference, lw, lh, size)); break;
+                case "human_parts": meter.HumanParts!.Update(_prediction.Bytes(prediction.Name), ClassMap(reference, lw, lh, size)); break;
+                case "sal": meter.Saliency!.Update(_prediction.Floats(), ClassMap(reference, lw, lh, size)); break;
+                default: meter.SurfaceNormals!.Update(_prediction.Floats(), Normals(reference, lw, lh, size)); break;
             }
+        }
+
+        private ReadOnlySpan<byte> ClassMap(bool reference, int w, int h, int size) =>
+            reference ? ProtocolLabels.ResizeClassMap(_label.Bytes(label.Name), w, h, size, humanParts: Task.Name == "human_parts") : _label.Bytes(label.Name);
+
+        private ReadOnlySpan<float> Normals(bool reference, int w, int h, int size)
+        {
+            if (reference) return ProtocolLabels.ResizeNormals(_label.Floats(), w, h, size);
+            var copy = _label.Floats().ToArray();
+            ProtocolLabels.RenormalizeNormals(copy);
+            return copy;
         }
     }
 

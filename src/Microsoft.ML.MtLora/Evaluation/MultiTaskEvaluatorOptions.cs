@@ -54,6 +54,21 @@ public sealed class MultiTaskEvaluatorOptions
     /// <summary>The single-task baselines of Δm. Default <see cref="SingleTaskBaselines.Paper"/>; <see cref="SingleTaskBaselines.None"/> for no Δm.</summary>
     public SingleTaskBaselines Baselines { get; set; } = SingleTaskBaselines.Paper;
 
+    /// <summary>
+    /// The protocol (<see cref="EvaluationProtocol"/>). Default null: <see cref="EvaluationProtocol.Reference"/> where the
+    /// evaluator runs the model itself (<c>Evaluate(model, data, options)</c>), and <see cref="EvaluationProtocol.Native"/> for
+    /// an already scored view, whose predictions the MTLoRA transformer gives at each image's own size. A scored view under
+    /// <see cref="EvaluationProtocol.Reference"/> needs predictions of <see cref="ImageSize"/>×<see cref="ImageSize"/>; its labels
+    /// are resized from each row's <see cref="HeightColumnName"/>×<see cref="WidthColumnName"/> as the reference does.
+    /// </summary>
+    public EvaluationProtocol? Protocol { get; set; }
+
+    /// <summary>
+    /// The network's input size S, the size the labels are resized to under <see cref="EvaluationProtocol.Reference"/> on a
+    /// scored view (<c>Evaluate(model, data, options)</c> takes the model's own). Default 448, the paper's.
+    /// </summary>
+    public int ImageSize { get; set; } = Data.Preprocessing.DenseImagePreprocessing.DefaultImageSize;
+
     internal string LabelColumn(DenseTaskDescriptor task) => task.Name switch
     {
         "semseg" => SemsegLabelColumnName,

@@ -27,6 +27,12 @@ public sealed class MultiTaskMetrics
         DeltaM = Evaluation.DeltaM.Compute(Tasks.Select(t => KeyValuePair.Create(t, GetPaperMetric(t))), baselines);
     }
 
+    /// <summary>
+    /// The protocol the labels were scored under (<see cref="EvaluationProtocol"/>), or null when the caller's own labels and
+    /// predictions were scored as given (e.g. <c>mtlora evaluate --predictions</c>).
+    /// </summary>
+    public EvaluationProtocol? Protocol { get; internal set; }
+
     /// <summary>Semantic segmentation metrics (21 classes), or null when the task was not evaluated.</summary>
     public SegmentationMetrics? SemanticSegmentation { get; }
 
@@ -107,6 +113,7 @@ public sealed class MultiTaskMetrics
         var sb = new StringBuilder();
         foreach (var row in rows)
             sb.AppendLine(string.Join("  ", row.Select((cell, c) => c == row.Length - 1 ? cell : cell.PadRight(widths[c]))).TrimEnd());
+        if (Protocol is { } protocol) sb.AppendLine($"Protocol: {protocol.Name()}");
         sb.Append(DeltaM is double dm
             ? string.Format(ci, "Δm = {0:+0.00;-0.00;0.00} % over {1} task(s) with a baseline", dm, Tasks.Count(t => Baselines.TryGetValue(t, out _)))
             : "Δm: no evaluated task has a single-task baseline");
@@ -159,7 +166,8 @@ public sealed class MultiTaskMetrics
     /// <c>sal</c> {<c>mIoU</c>, <c>maxF</c> (fractions), <c>best_threshold</c>, <c>maxF_threshold</c>, <c>max_f_beta</c>
     /// (β² = 0.3, computed correctly)}, <c>normals</c> {<c>mean</c>, <c>median</c>, <c>rmse</c> (the reference's,
     /// equal to the mean), <c>rmse_true</c> (degrees), <c>11.25</c>, <c>22.5</c>, <c>30</c> (percent of valid pixels,
-    /// as the reference reports them)}; then <c>delta_m</c> (percent) and <c>baselines</c> when Δm applies. JSON has no NaN or
+    /// as the reference reports them)}; then <c>delta_m</c> (percent) and <c>baselines</c> when Δm applies; first <c>protocol</c>
+    /// (<c>reference</c> or <c>native</c>) when <see cref="Protocol"/> is set. JSON has no NaN or
     /// infinity: a metric that is not a finite number (a network that outputs NaN) is written as <c>null</c>, and
     /// <c>non_finite</c> maps its path (e.g. <c>normals.mean</c>) to <c>"NaN"</c>, <c>"Infinity"</c> or <c>"-Infinity"</c>.
     /// </summary>
@@ -204,6 +212,7 @@ public sealed class MultiTaskMetrics
     private JsonObject ToJsonWithNonFinite()
     {
         var json = new JsonObject();
+        if (Protocol is { } protocol) json["protocol"] = protocol.Name();
         foreach (var task in Tasks)
         {
             json[task.Name] = task.Name switch

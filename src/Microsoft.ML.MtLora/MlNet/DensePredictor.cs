@@ -125,6 +125,19 @@ internal sealed class DensePredictor
         return result;
     }
 
+    /// <summary>The network's raw outputs by reference task name for a pre-processed batch (B, 3, S, S) float32 CPU (evaluation).</summary>
+    public Dictionary<string, Tensor> Forward(Tensor inputs)
+    {
+        var batch = inputs.to(Modeling.Precision.InputType(_network), Device);                   // (B, 3, S, S), float32 or bfloat16
+        lock (_gate)
+        {
+            ObjectDisposedException.ThrowIf(NetworkDisposed, typeof(MtLoraTransformer));
+            using var noGrad = no_grad();
+            _forwardPasses++;
+            return _network.forward(batch);
+        }
+    }
+
     /// <summary>Whether any output column of <paramref name="task"/> is wanted.</summary>
     public static bool NeedsTask(DenseTaskDescriptor task, IReadOnlySet<string> columns) =>
         columns.Contains(task.PredictionColumnName) || (task.ScoreColumnName is { } s && columns.Contains(s));

@@ -140,8 +140,8 @@ public sealed class MtLoraEstimator : IEstimator<MtLoraTransformer>
             Epochs = o.Epochs,
             MaxSteps = o.MaxSteps,
             BaseLearningRate = o.EffectiveLearningRate,
-            WarmupLearningRate = LearningRateSchedule.ReferenceWarmupRatePer512 * o.BatchSize / 512,
-            MinLearningRate = LearningRateSchedule.ReferenceMinRatePer512 * o.BatchSize / 512,
+            WarmupLearningRate = TrainingRecipe.WarmupLearningRate(o.BatchSize),
+            MinLearningRate = TrainingRecipe.MinLearningRate(o.BatchSize),
             WarmupEpochs = o.WarmupEpochs,
             WeightDecay = o.WeightDecay,
             ClipGradientNorm = o.GradientClipNorm,
@@ -159,29 +159,53 @@ public sealed class MtLoraEstimator : IEstimator<MtLoraTransformer>
             Progress = new ChannelProgress(ch, o.Progress),
             CheckAlive = _host.CheckAlive,
             Warning = message => ch.Warning(MessageSensitivity.None, "MTLoRA: {0}", message),
+            ValidateEveryEpochs = o.ValidationEveryEpochs,
+            KeepBest = o.Keep == MtLoraKeep.Best,
+            NonFiniteLoss = o.NonFiniteLoss,
         };
-        bool firstCall = true;
-        var source = new DelegateBatchSource(checked((int)batchesPerEpoch), (epoch, skip) => Batches(ch, reader, network, device, epoch, skip, batchesPerEpoch, ref firstCall));
+        var validations = new List<MtLoraValidationReport>();
+        if (o.ValidationSet is not null)
+            settings = settings with { Validation = (epoch, step) => ValidateLive(ch, network, device, epoch, step, validations) };
+        var source = new DelegateBatchSource(checked((int)batchesPerEpoch), (epoch, skip) => Batches(reader, epoch, skip));
         TrainingResult result;
-        using (var trainer = new MultiTaskTrainer(network, source, settings))
-            result = trainer.Train(o.CancellationToken);
+        Dictionary<string, Tensor>? best = null;
+        try
+        {
+            using (var trainer = new MultiTaskTrainer(network, source, settings))
+            {
+                result = trainer.Train(o.CancellationToken);
+                best = trainer.TakeBestState();
+            }
+            if (o.Keep == MtLoraKeep.Best && best is not null) LoadInto(network, best);
+        }
+        finally
+        {
+            if (best is not null) foreach (var t in best.Values) t.Dispose();
+        }
         if (result.Cancelled)
             throw new OperationCanceledException(
                 $"MTLoRA training was cancelled after {result.GlobalStep} step(s)" +
                 (result.LastCheckpoint is { } c ? $"; continue with MtLoraOptions.ResumeFrom = '{c}'." : "."), o.CancellationToken);
         ch.Info(MessageSensitivity.None, "MTLoRA: trained {0} step(s) in {1:hh\\:mm\\:ss}, last loss {2:G5}.", result.GlobalStep, result.Elapsed, result.LastTotalLoss);
 
+        if (result.SkippedSteps > 0)
+            ch.Warning(MessageSensitivity.None, "MTLoRA: {0} step(s) skipped because their loss was not finite.", result.SkippedSteps);
+        var bestReport = validations.LastOrDefault(v => v.Step == result.BestStep && v.Epoch == result.BestEpoch);
         var model = Snapshot(network, device);
-        if (o.ValidationSet is not null)
-        {
-            try { Validate(ch, model, result.Epoch, result.GlobalStep); }
-            catch
-            {
-                model.Dispose();
-                throw;
-            }
-        }
+        model.TrainingReport = new MtLoraTrainingReport(result.GlobalStep, result.SkippedSteps, o.ValidationSet is null ? null : o.ValidationProtocol,
+            bestReport, validations.LastOrDefault(), o.Keep == MtLoraKeep.Best && bestReport is not null ? MtLoraKeep.Best : MtLoraKeep.Last);
+        if (bestReport is not null)
+            ch.Info(MessageSensitivity.None, "MTLoRA: best validation after epoch {0} (step {1}); returning the {2} weights.", bestReport.Epoch, bestReport.Step,
+                model.TrainingReport.Kept == MtLoraKeep.Best ? "best" : "last");
         return model;
+    }
+
+    /// <summary>Copies kept weights (trainable parameters and buffers) into the network.</summary>
+    private static void LoadInto(MultiTaskSwin network, Dictionary<string, Tensor> state)
+    {
+        using var noGrad = torch.no_grad();
+        foreach (var (name, target) in network.state_dict())
+            if (state.TryGetValue(name, out var source)) target.copy_(source);
     }
 
     private static void LoadPretrained(IChannel ch, MultiTaskSwin network, string path)
@@ -203,29 +227,9 @@ public sealed class MtLoraEstimator : IEstimator<MtLoraTransformer>
         }
     }
 
-    // The trainer's batches, by reference task name. The trainer stops reading an epoch after its last batch, so a
-    // validation that is due after epoch e runs when epoch e + 1 asks for its first batch (the one after the end of the
-    // run is done by Fit). Not on the first call of a run: a resumed run does not repeat the validation of its epoch.
-    private IEnumerable<TrainingBatch> Batches(IChannel ch, DenseBatchReader reader, MultiTaskSwin network, Device device, int epoch, int skip, long batchesPerEpoch, ref bool firstCall)
+    // The trainer's batches, by reference task name.
+    private static IEnumerable<TrainingBatch> Batches(DenseBatchReader reader, int epoch, int skip)
     {
-        bool validate = !firstCall && skip == 0 && epoch > 0 && _options.ValidationSet is not null && _options.ValidationEveryEpochs > 0
-            && epoch % _options.ValidationEveryEpochs == 0;
-        firstCall = false;
-        return BatchesCore(ch, reader, network, device, epoch, skip, batchesPerEpoch, validate);
-    }
-
-    private IEnumerable<TrainingBatch> BatchesCore(IChannel ch, DenseBatchReader reader, MultiTaskSwin network, Device device, int epoch, int skip, long batchesPerEpoch, bool validate)
-    {
-        if (validate)
-        {
-            // Its own dispose scope: the trainer reads batches inside the step's scope, and the validation's tensors
-            // (a whole inference network) must neither leak into it nor be freed by it.
-            bool wasTraining = network.training;
-            using (var scope = torch.NewDisposeScope())
-            using (var model = Snapshot(network, device))
-                Validate(ch, model, epoch, epoch * batchesPerEpoch);
-            network.train(wasTraining);
-        }
         foreach (var batch in reader.ReadEpoch(epoch, skip))
         {
             // The trainer takes the tensors over and disposes them after the step.
@@ -255,20 +259,31 @@ public sealed class MtLoraEstimator : IEstimator<MtLoraTransformer>
         }
     }
 
-    private void Validate(IChannel ch, MtLoraTransformer model, int epoch, long step)
+    /// <summary>
+    /// The trainer's validation (it has put the network in evaluation mode): the live network on the validation set under
+    /// <see cref="MtLoraOptions.ValidationProtocol"/>; returns the score that picks the best epoch (higher is better).
+    /// </summary>
+    private double? ValidateLive(IChannel ch, MultiTaskSwin network, Device device, int epoch, long step, List<MtLoraValidationReport> validations)
     {
         var o = _options;
-        var scored = model.Transform(o.ValidationSet!);
-        var metrics = _mlContext.MultiTask().Evaluate(scored, new Evaluation.MultiTaskEvaluatorOptions
+        var tasks = o.Network.Tasks.ToArray();
+        var inputType = Modeling.Precision.InputType(network);
+        var metrics = Evaluation.NetworkEvaluation.Evaluate(images => network.forward(images.to(inputType, device)), o.ValidationSet!, new Evaluation.NetworkEvaluationSettings
         {
-            Tasks = model.Tasks.ToArray(),
-            SemsegLabelColumnName = o.SemsegLabelColumnName,
-            HumanPartsLabelColumnName = o.HumanPartsLabelColumnName,
-            SaliencyLabelColumnName = o.SaliencyLabelColumnName,
-            NormalsLabelColumnName = o.NormalsLabelColumnName,
+            Tasks = tasks,
+            ImageSize = o.Network.ImageSize,
+            Protocol = o.ValidationProtocol,
+            BatchSize = o.InferenceBatchSize,
+            ImageColumnName = o.ImageColumnName,
+            LabelColumnNames = tasks.ToDictionary(t => t, o.LabelColumnName),
+            DegreeOfParallelism = o.DataLoaderParallelism,
+            PrefetchBatches = o.DataLoaderPrefetchBatches,
         });
         ch.Info(MessageSensitivity.None, "MTLoRA validation after epoch {0} (step {1}):{2}{3}", epoch, step, Environment.NewLine, metrics.ToTable());
-        o.ValidationProgress?.Report(new MtLoraValidationReport(epoch, step, metrics));
+        var report = new MtLoraValidationReport(epoch, step, metrics);
+        validations.Add(report);
+        o.ValidationProgress?.Report(report);
+        return o.BestEpochTask is { } task ? Evaluation.DeltaM.Sign(task) * metrics.GetPaperMetric(task) : metrics.DeltaM;
     }
 
     private static long CountRows(IDataView data)

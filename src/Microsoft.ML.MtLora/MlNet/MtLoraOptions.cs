@@ -5,7 +5,7 @@ using Microsoft.ML.MtLora.Training;
 namespace Microsoft.ML.MtLora;
 
 /// <summary>
-/// Everything the MTLoRA trainer needs (<c>mlContext.MultiTask().Trainers.MtLora(options)</c>). The defaults are the
+/// Everything the MTLoRA trainer needs (<c>mlContext.MultiTask().Trainers.MtLora(options)</c>). The defaults (<see cref="TrainingRecipe.Paper"/>, <see cref="PaperMainSetting"/>) are the
 /// paper's main setting and the reference's training recipe: Swin-T at 448 px, shared rank 64 and task rank 4, the
 /// four PASCAL-Context tasks with loss weights 1/2/5/10, AdamW with weight decay 0.05, 300 epochs with 20 of warmup,
 /// batch 32 with the reference's linearly scaled learning rate, gradient clipping at 5, the reference augmentation.
@@ -41,13 +41,13 @@ public sealed class MtLoraOptions
     public string NormalsLabelColumnName = DenseTaskDescriptor.PascalSurfaceNormals.LabelColumnName;
 
     /// <summary>Training epochs (the schedule's length). Default 300, as the paper.</summary>
-    public int Epochs = 300;
+    public int Epochs = TrainingRecipe.Paper.Epochs;
 
     /// <summary>Stop after this many optimizer steps (the schedule still spans <see cref="Epochs"/>). Default null: no limit.</summary>
     public long? MaxSteps;
 
     /// <summary>Images per optimizer step. Default 32, as the paper.</summary>
-    public int BatchSize = 32;
+    public int BatchSize = TrainingRecipe.Paper.BatchSize;
 
     /// <summary>
     /// Peak learning rate, in (0, <see cref="MaxLearningRate"/>]. Default null: the reference's linear scaling, 5e-4 × <see cref="BatchSize"/> / 512 (3.125e-5 at
@@ -59,10 +59,10 @@ public sealed class MtLoraOptions
     public const double MaxLearningRate = 1.0;
 
     /// <summary>Epochs of linear warmup. Default 20.</summary>
-    public int WarmupEpochs = 20;
+    public int WarmupEpochs = TrainingRecipe.Paper.WarmupEpochs;
 
     /// <summary>AdamW weight decay, with the reference's parameter groups. Default 0.05.</summary>
-    public double WeightDecay = 0.05;
+    public double WeightDecay = TrainingRecipe.Paper.WeightDecay;
 
     /// <summary>
     /// Gradient accumulation (the reference's <c>TRAIN.ACCUMULATION_STEPS</c>): each batch of <see cref="BatchSize"/> images
@@ -73,7 +73,7 @@ public sealed class MtLoraOptions
     public int AccumulationSteps = 1;
 
     /// <summary>Global L2 gradient-norm clip. Default 5; null for none.</summary>
-    public double? GradientClipNorm = 5.0;
+    public double? GradientClipNorm = TrainingRecipe.Paper.GradientClipNorm;
 
     /// <summary>Loss weight per task. Default null: the reference's semseg 1, human parts 2, saliency 5, normals 10.</summary>
     public IReadOnlyDictionary<DenseTaskDescriptor, float>? TaskLossWeights;
@@ -110,8 +110,32 @@ public sealed class MtLoraOptions
     /// </summary>
     public IDataView? ValidationSet;
 
-    /// <summary>Evaluate <see cref="ValidationSet"/> every this many epochs (0: only at the end). Default 0.</summary>
-    public int ValidationEveryEpochs;
+    /// <summary>
+    /// Evaluate <see cref="ValidationSet"/> every this many epochs, and at the end (0: only at the end). Default 5, the
+    /// reference's EVAL_FREQ. The live network is validated in evaluation mode, without a copy of its weights.
+    /// </summary>
+    public int ValidationEveryEpochs = TrainingRecipe.Paper.ValidationEveryEpochs;
+
+    /// <summary>
+    /// How the validation scores (<see cref="EvaluationProtocol"/>). Default <see cref="EvaluationProtocol.Reference"/>: the
+    /// protocol of the paper's numbers and of the Δm baselines.
+    /// </summary>
+    public EvaluationProtocol ValidationProtocol = EvaluationProtocol.Reference;
+
+    /// <summary>
+    /// The task whose metric picks the best validation (its paper metric: mIoU, or the normals' mean angle, lower is better).
+    /// Default null: Δm.
+    /// </summary>
+    public DenseTaskDescriptor? BestEpochTask;
+
+    /// <summary>Which weights <c>Fit</c> returns: <see cref="MtLoraKeep.Last"/> (default) or <see cref="MtLoraKeep.Best"/> (needs <see cref="ValidationSet"/>).</summary>
+    public MtLoraKeep Keep = MtLoraKeep.Last;
+
+    /// <summary>
+    /// What a NaN or infinite loss does. Default <see cref="NonFiniteLossPolicy.Stop"/> (float32: the loss of a healthy run is
+    /// finite); <see cref="NonFiniteLossPolicy.SkipStep"/> skips such steps and counts them in <see cref="MtLoraTransformer.TrainingReport"/>.
+    /// </summary>
+    public NonFiniteLossPolicy NonFiniteLoss = NonFiniteLossPolicy.Stop;
 
     /// <summary>Receives each validation result. Default null.</summary>
     public IProgress<MtLoraValidationReport>? ValidationProgress;
@@ -159,6 +183,18 @@ public sealed class MtLoraOptions
     /// <summary>Stops training between steps; <c>Fit</c> then throws <see cref="OperationCanceledException"/> (after writing a checkpoint when a folder is set).</summary>
     public CancellationToken CancellationToken;
 
+    /// <summary>
+    /// The paper's main setting as options: Swin-T at 448 px, shared rank 64 and task rank 4, the four PASCAL-Context tasks,
+    /// and <see cref="TrainingRecipe.Paper"/> (what a new <see cref="MtLoraOptions"/> holds; named here so that code says so).
+    /// </summary>
+    /// <param name="pretrainedWeightsPath">The Microsoft Swin-T ImageNet checkpoint to start from (swin_tiny_patch4_window7_224.pth), or null.</param>
+    /// <returns>New options.</returns>
+    public static MtLoraOptions PaperMainSetting(string? pretrainedWeightsPath = null) => new()
+    {
+        Network = new MtLoraNetworkOptions(),
+        PretrainedWeightsPath = pretrainedWeightsPath,
+    };
+
     /// <summary>The label column of a task under these options.</summary>
     /// <param name="task">The task.</param>
     /// <returns>The column name.</returns>
@@ -172,7 +208,7 @@ public sealed class MtLoraOptions
     };
 
     /// <summary>The peak learning rate in effect: <see cref="LearningRate"/> or the reference's scaling for <see cref="BatchSize"/>.</summary>
-    public double EffectiveLearningRate => LearningRate ?? LearningRateSchedule.ReferenceBaseRatePer512 * BatchSize / 512;
+    public double EffectiveLearningRate => LearningRate ?? TrainingRecipe.PeakLearningRate(BatchSize);
 
     /// <summary>Checks every option and says which one is wrong.</summary>
     /// <exception cref="ArgumentException">An option is missing, out of range or inconsistent; the message names it (<c>MtLoraOptions.X</c>).</exception>
@@ -189,34 +225,39 @@ public sealed class MtLoraOptions
             if (string.IsNullOrWhiteSpace(value)) throw Bad(name, "a column name is required.");
         if (PretrainedWeightsPath is not null && !File.Exists(PretrainedWeightsPath))
             throw Bad(nameof(PretrainedWeightsPath), $"file '{PretrainedWeightsPath}' does not exist (expected a Swin .pth/.safetensors checkpoint or an MTLoRA checkpoint).");
-        if (Epochs < 1) throw Bad(nameof(Epochs), $"is {Epochs}; it must be at least 1.");
-        if (MaxSteps is < 1) throw Bad(nameof(MaxSteps), $"is {MaxSteps}; it must be at least 1 when set.");
+        if (TrainingRecipe.CheckEpochs(Epochs) is { } epochs) throw Bad(nameof(Epochs), $"is {Epochs}; {epochs}");
+        if (TrainingRecipe.CheckMaxSteps(MaxSteps) is { } maxSteps) throw Bad(nameof(MaxSteps), $"is {MaxSteps}; {maxSteps}");
         if (BatchSize < 1) throw Bad(nameof(BatchSize), $"is {BatchSize}; it must be at least 1.");
-        if (AccumulationSteps < 1) throw Bad(nameof(AccumulationSteps), $"is {AccumulationSteps}; it must be at least 1.");
+        if (TrainingRecipe.CheckAccumulationSteps(AccumulationSteps) is { } accumulation) throw Bad(nameof(AccumulationSteps), $"is {AccumulationSteps}; {accumulation}");
         if (BatchSize % AccumulationSteps != 0)
             throw Bad(nameof(AccumulationSteps), $"is {AccumulationSteps}; it must divide BatchSize ({BatchSize}) into equal micro-batches.");
         if (LearningRate is { } lr && !(lr > 0 && lr <= MaxLearningRate))
             throw Bad(nameof(LearningRate), $"is {lr}; it must be in (0, {MaxLearningRate}]: AdamW moves every weight by about the learning rate per step, so a larger one destroys the pretrained weights at once (the paper's is 3.1e-5 at batch 32).");
-        if (WarmupEpochs < 0 || WarmupEpochs >= Epochs) throw Bad(nameof(WarmupEpochs), $"is {WarmupEpochs}; it must be in 0..{Epochs - 1} (shorter than Epochs = {Epochs}).");
-        if (!(WeightDecay >= 0 && double.IsFinite(WeightDecay))) throw Bad(nameof(WeightDecay), $"is {WeightDecay}; it must be ≥ 0.");
+        if (TrainingRecipe.CheckWarmupEpochs(WarmupEpochs, Epochs) is { } warmup) throw Bad(nameof(WarmupEpochs), $"is {WarmupEpochs}; {warmup}");
+        if (TrainingRecipe.CheckWeightDecay(WeightDecay) is { } decay) throw Bad(nameof(WeightDecay), $"is {WeightDecay}; {decay}");
         if (GradientClipNorm is { } clip && !(clip > 0)) throw Bad(nameof(GradientClipNorm), $"is {clip}; it must be positive (or null for no clipping).");
         if (TaskLossWeights is not null)
             foreach (var (task, w) in TaskLossWeights)
                 if (!(w >= 0 && float.IsFinite(w))) throw Bad(nameof(TaskLossWeights), $"the weight of {task.Name} is {w}; weights must be ≥ 0.");
         if (DataLoaderParallelism < 1) throw Bad(nameof(DataLoaderParallelism), $"is {DataLoaderParallelism}; it must be at least 1.");
         if (DataLoaderPrefetchBatches < 0) throw Bad(nameof(DataLoaderPrefetchBatches), $"is {DataLoaderPrefetchBatches}; it must be 0 or more.");
-        if (ValidationEveryEpochs < 0) throw Bad(nameof(ValidationEveryEpochs), $"is {ValidationEveryEpochs}; it must be ≥ 0.");
-        if (ValidationEveryEpochs > 0 && ValidationSet is null) throw Bad(nameof(ValidationEveryEpochs), $"is {ValidationEveryEpochs} but no ValidationSet is set.");
-        if (CheckpointEverySteps < 0) throw Bad(nameof(CheckpointEverySteps), $"is {CheckpointEverySteps}; it must be ≥ 0.");
+        if (TrainingRecipe.CheckValidationEveryEpochs(ValidationEveryEpochs) is { } every) throw Bad(nameof(ValidationEveryEpochs), $"is {ValidationEveryEpochs}; {every}");
+        if (!Enum.IsDefined(ValidationProtocol)) throw Bad(nameof(ValidationProtocol), $"is {(int)ValidationProtocol}; expected Reference or Native.");
+        if (!Enum.IsDefined(Keep)) throw Bad(nameof(Keep), $"is {(int)Keep}; expected Last or Best.");
+        if (Keep == MtLoraKeep.Best && ValidationSet is null) throw Bad(nameof(Keep), "is Best, but no ValidationSet is set: the best epoch is chosen on the validation set (set one, or keep Last).");
+        if (BestEpochTask is { } best && !Network.Tasks.Contains(best))
+            throw Bad(nameof(BestEpochTask), $"is {best.Name}, which is not one of the trained tasks ({string.Join(", ", Network.Tasks.Select(t => t.Name))}).");
+        if (!Enum.IsDefined(NonFiniteLoss)) throw Bad(nameof(NonFiniteLoss), $"is {(int)NonFiniteLoss}; expected Stop or SkipStep.");
+        if (TrainingRecipe.CheckCheckpointEverySteps(CheckpointEverySteps) is { } checkpointEvery) throw Bad(nameof(CheckpointEverySteps), $"is {CheckpointEverySteps}; {checkpointEvery}");
         if (CheckpointEverySteps > 0 && string.IsNullOrWhiteSpace(CheckpointDirectory)) throw Bad(nameof(CheckpointEverySteps), $"is {CheckpointEverySteps} but no CheckpointDirectory is set.");
-        if (KeepCheckpoints < 1) throw Bad(nameof(KeepCheckpoints), $"is {KeepCheckpoints}; it must be at least 1.");
+        if (TrainingRecipe.CheckKeepCheckpoints(KeepCheckpoints) is { } keep) throw Bad(nameof(KeepCheckpoints), $"is {KeepCheckpoints}; {keep}");
         if (ResumeFrom is not null && !Directory.Exists(ResumeFrom)) throw Bad(nameof(ResumeFrom), $"folder '{ResumeFrom}' does not exist.");
         var device = (Device ?? "").Trim().ToLowerInvariant();
         if (!(device is "cpu" or "cuda" or "auto" || (device.StartsWith("cuda:", StringComparison.Ordinal) && int.TryParse(device[5..], out int n) && n >= 0)))
             throw Bad(nameof(Device), $"is '{Device}'; expected cpu, cuda, cuda:N or auto.");
         if (UseBFloat16 && device == "cpu") throw Bad(nameof(UseBFloat16), "bfloat16 needs a CUDA device, but Device is 'cpu'.");
         if (InferenceBatchSize < 1) throw Bad(nameof(InferenceBatchSize), $"is {InferenceBatchSize}; it must be at least 1.");
-        if (ProgressEverySteps < 1) throw Bad(nameof(ProgressEverySteps), $"is {ProgressEverySteps}; it must be at least 1.");
+        if (TrainingRecipe.CheckProgressEverySteps(ProgressEverySteps) is { } progress) throw Bad(nameof(ProgressEverySteps), $"is {ProgressEverySteps}; {progress}");
     }
 }
 

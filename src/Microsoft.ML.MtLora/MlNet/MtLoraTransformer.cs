@@ -122,6 +122,9 @@ public sealed partial class MtLoraTransformer : ITransformer, IDisposable
         _predictor = new DensePredictor(_network, _gate, Tasks, preprocessing, device);
     }
 
+    /// <summary>What the training run that made this transformer did (validations, kept weights, skipped steps); null for a loaded model.</summary>
+    public MtLoraTrainingReport? TrainingReport { get; internal set; }
+
     /// <summary>The tasks this model predicts, in the network's order.</summary>
     public IReadOnlyList<DenseTaskDescriptor> Tasks { get; }
 

@@ -69,6 +69,7 @@ internal sealed class MultiTaskTrainer : IDisposable
     private readonly Dictionary<string, Tensor> _frozenOriginals = new(StringComparer.Ordinal);
     private readonly Scalar _microBatchShare;
     private readonly Dictionary<string, long> _stepsWithoutLabels = new();
+    private long _skippedSteps;
     private long _globalStep;
     private int _epoch;
     private int _batchInEpoch;
@@ -76,6 +77,7 @@ internal sealed class MultiTaskTrainer : IDisposable
     private bool _resumed;
     private long _lastCheckpointStep = -1;
     private long _firstStepOfRun;
+    private readonly TrainerValidation _validation;
 
     /// <summary>Creates a trainer: moves the model to the device and builds AdamW over its trainable parameters.</summary>
     /// <param name="model">The network: (B, 3, H, W) images → outputs by reference task name. Parameters with
@@ -137,7 +139,14 @@ internal sealed class MultiTaskTrainer : IDisposable
         }
         _optimized = _optimizer.Parameters.ToList();
         _microBatchShare = (1.0 / settings.AccumulationSteps).ToScalar();
+        _validation = new TrainerValidation(settings, _model, _optimized.Select(o => o.Name).ToList(), Float32State);
     }
+
+    /// <summary>
+    /// The best-scoring weights of the validations (trainable parameters and buffers, float32 CPU), handed over to the caller
+    /// (who disposes them); null when no validation ran or <see cref="MultiTaskTrainerSettings.KeepBest"/> is off.
+    /// </summary>
+    public Dictionary<string, Tensor>? TakeBestState() => _validation.TakeBest();
 
     /// <summary>
     /// The step's one device-to-host read (the loss values). A seam for the test that proves it is the only one: on the
@@ -186,20 +195,34 @@ internal sealed class MultiTaskTrainer : IDisposable
                 _settings.CheckAlive?.Invoke();
 
                 // The batch is made inside the step's scope, so whatever the source allocates is freed with the step.
+                StepOutcome? outcome = null;
                 using (var scope = torch.NewDisposeScope())
                 {
                     if (!NextBatch(batches)) break;
                     var batch = batches.Current;
                     try
                     {
-                        last = Step(batch);
+                        outcome = Step(batch);
+                    }
+                    catch (NonFiniteLossException) when (_settings.NonFiniteLoss == NonFiniteLossPolicy.SkipStep)
+                    {
+                        _skippedSteps++;                                                          // no weight moved; the schedule goes on
+                    }
+                    catch (NonFiniteLossException) when (_settings.CheckpointDirectory != null && _globalStep > _firstStepOfRun && _lastCheckpointStep != _globalStep)
+                    {
+                        TrySaveCheckpoint();                                                      // the weights before this step: the last good ones
+                        throw;
                     }
                     finally
                     {
                         batch.Dispose();
                     }
                 }
-                window.Add(last, batch: last.BatchSize);
+                if (outcome is not null)
+                {
+                    last = outcome;
+                    window.Add(last, batch: last.BatchSize);
+                }
                 _globalStep++;
                 _batchInEpoch++;
 
@@ -213,7 +236,11 @@ internal sealed class MultiTaskTrainer : IDisposable
             // The epoch is over (its batches ran out): the next one starts at its first batch.
             _epoch++;
             _batchInEpoch = 0;
+            batches.Dispose();                                                                    // the epoch's loader stops before the validation reads
+            if (_validation.DueAfterEpoch(_epoch)) _validation.Run(_epoch, _globalStep);
         }
+        // And at the end of a run that was not cancelled (once, when the last epoch's validation did not just run).
+        if (!cancelled && _validation.Enabled && _validation.LastStep != _globalStep) _validation.Run(_epoch, _globalStep);
 
         if (window.Steps > 0) Report(window, run, totalSteps);
         if (_settings.CheckpointDirectory != null && (!cancelled || _settings.CheckpointOnCancel) && _lastCheckpointStep != _globalStep)
@@ -228,7 +255,13 @@ internal sealed class MultiTaskTrainer : IDisposable
             LastTotalLoss: last?.TotalLoss ?? double.NaN,
             LastCheckpoint: lastCheckpoint,
             StepsWithoutLabels: new Dictionary<string, long>(_stepsWithoutLabels),
-            Elapsed: run.Elapsed);
+            Elapsed: run.Elapsed)
+        {
+            SkippedSteps = _skippedSteps,
+            BestEpoch = _validation.BestEpoch,
+            BestStep = _validation.BestStep,
+            BestScore = _validation.BestScore,
+        };
     }
 
     /// <summary>One optimizer step on one batch. Runs inside the caller's dispose scope.</summary>
@@ -511,6 +544,7 @@ internal sealed class MultiTaskTrainer : IDisposable
             }
         }
         _optimizer.Dispose();
+        _validation.Dispose();
         foreach (var t in _frozenOriginals.Values) t.Dispose();
         _microBatchShare.Dispose();
     }
@@ -581,4 +615,17 @@ internal sealed record TrainingResult(
     double LastTotalLoss,
     string? LastCheckpoint,
     IReadOnlyDictionary<string, long> StepsWithoutLabels,
-    TimeSpan Elapsed);
+    TimeSpan Elapsed)
+{
+    /// <summary>Steps skipped because their loss was not finite (<see cref="NonFiniteLossPolicy.SkipStep"/>).</summary>
+    public long SkippedSteps { get; init; }
+
+    /// <summary>Epochs completed at the best validation, or null when none ran.</summary>
+    public int? BestEpoch { get; init; }
+
+    /// <summary>The global step of the best validation, or null.</summary>
+    public long? BestStep { get; init; }
+
+    /// <summary>The best validation score, or null.</summary>
+    public double? BestScore { get; init; }
+}

@@ -17,15 +17,19 @@ if (Arg("model") is not { } modelPath || Arg("images") is not { } imageFolder)
 }
 var outDir = Directory.CreateDirectory(Arg("out") ?? "predictions").FullName;
 var files = Directory.EnumerateFiles(imageFolder).Where(f => Path.GetExtension(f).ToLowerInvariant() is ".jpg" or ".jpeg" or ".png")
-    .Order(StringComparer.Ordinal).Select(f => new ImageFile { Name = Path.GetFileName(f) }).ToList();
+    .Order(StringComparer.Ordinal).Select(f => new ImageFile { Name = Path.GetFileName(f), ImagePath = Path.GetFullPath(f) }).ToList();
 
 var ml = new MLContext(seed: 0);
-var model = ml.Model.Load(modelPath, out _);
+var model = ml.Model.Load(modelPath, out var inputSchema);
 try
 {
-    // ML.NET's LoadImages reads the files lazily; the model scores them a batch at a time as the rows stream by.
-    var images = ml.Transforms.LoadImages("Image", imageFolder, nameof(ImageFile.Name)).Fit(ml.Data.LoadFromEnumerable(files));
-    var scored = model.Transform(images.Transform(ml.Data.LoadFromEnumerable(files)));
+    // A model.zip of 'mtlora train' or the samples starts with LoadImages from ImagePath (its input schema says so): it reads
+    // the files itself, lazily, a batch at a time as the rows stream by. A model saved with decoded images gets them here.
+    var rows = ml.Data.LoadFromEnumerable(files);
+    var input = inputSchema.GetColumnOrNull(nameof(ImageFile.ImagePath)) is not null
+        ? rows
+        : ml.Transforms.LoadImages("Image", imageFolder: null, nameof(ImageFile.ImagePath)).Fit(rows).Transform(rows);
+    var scored = model.Transform(input);
     foreach (var p in ml.Data.CreateEnumerable<Prediction>(scored, reuseRowObject: false))
     {
         using var image = MLImage.CreateFromFile(Path.Combine(imageFolder, p.Name));
@@ -48,7 +52,11 @@ finally
     (model as IDisposable)?.Dispose(); // the model holds the network's native tensors
 }
 
-sealed class ImageFile { public string Name { get; set; } = ""; }
+sealed class ImageFile
+{
+    public string Name { get; set; } = "";
+    public string ImagePath { get; set; } = "";
+}
 
 /// <summary>The columns read back: the file name, the image size and the four tasks' predictions (a four-task model, as the paper's).</summary>
 sealed class Prediction

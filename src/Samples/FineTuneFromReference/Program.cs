@@ -40,9 +40,11 @@ var trainer = ml.MultiTask().Trainers.MtLora(new MtLoraOptions
 });
 using var model = trainer.Fit(train);
 
-var metrics = ml.MultiTask().Evaluate(model.Transform(val));
+var metrics = ml.MultiTask().Evaluate(model, val); // the reference protocol: the paper's and the Δm baselines'
 Console.WriteLine(metrics.ToTable());
 var zip = Path.Combine(outDir, "model.zip");
-ml.Model.Save(model, train.Schema, zip);
+// Saved for image files (LoadImages from ImagePath, then the model): the model.zip describes its own input.
+var (forFiles, fileSchema) = ml.MultiTask().WithImageFileInput(model);
+ml.Model.Save(forFiles, fileSchema, zip);
 Console.WriteLine($"Fine-tuned model written to {zip}");
 return 0;

@@ -45,11 +45,13 @@ var options = new MtLoraOptions
 };
 
 using var model = ml.MultiTask().Trainers.MtLora(options).Fit(train);
-ml.Model.Save(model, train.Schema, Path.Combine(outDir, "model.zip"));
+// Saved for image files (LoadImages from ImagePath, then the model): the model.zip describes its own input.
+var (forFiles, fileSchema) = ml.MultiTask().WithImageFileInput(model);
+ml.Model.Save(forFiles, fileSchema, Path.Combine(outDir, "model.zip"));
 TrainingLog.WriteCsv(Path.Combine(outDir, "training_log.csv"), curve);
 TrainingCurves.Save(Path.Combine(outDir, "training_curves.html"), curve);
 
-var metrics = ml.MultiTask().Evaluate(model.Transform(val));
+var metrics = ml.MultiTask().Evaluate(model, val); // the reference protocol: the paper's and the Δm baselines'
 File.WriteAllText(Path.Combine(outDir, "metrics.json"), metrics.ToJson().ToJsonString());
 Console.WriteLine(metrics.ToTable());
 Console.WriteLine($"model.zip, metrics.json and training_curves.html written to {outDir}");

@@ -235,6 +235,8 @@ public class MtLoraEstimatorTests
     [InlineData("WarmupEpochs")]
     [InlineData("PretrainedWeightsPath")]
     [InlineData("ValidationEveryEpochs")]
+    [InlineData("Keep")]
+    [InlineData("BestEpochTask")]
     [InlineData("CheckpointEverySteps")]
     [InlineData("Network")]
     [InlineData("ImageColumnName")]
@@ -249,7 +251,9 @@ public class MtLoraEstimatorTests
             case "Device": o.Device = "gpu"; break;
             case "WarmupEpochs": o.WarmupEpochs = o.Epochs; break;
             case "PretrainedWeightsPath": o.PretrainedWeightsPath = "/no/such/swin.pth"; break;
-            case "ValidationEveryEpochs": o.ValidationEveryEpochs = 2; break;
+            case "ValidationEveryEpochs": o.ValidationEveryEpochs = -1; break;
+            case "Keep": o.Keep = MtLoraKeep.Best; break;                // no ValidationSet
+            case "BestEpochTask": o.Network.Tasks = [DenseTask.SemanticSegmentation]; o.BestEpochTask = DenseTask.SurfaceNormals; break;
             case "CheckpointEverySteps": o.CheckpointEverySteps = 5; break;
             case "Network": o.Network.WindowSize = 0; break;
             case "ImageColumnName": o.ImageColumnName = " "; break;

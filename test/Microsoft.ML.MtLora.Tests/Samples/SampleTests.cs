@@ -50,7 +50,7 @@ public class SampleTests
         var model = ml.Model.Load(Path.Combine(outDir, "model.zip"), out _);
         try
         {
-            var again = ml.MultiTask().Evaluate(model.Transform(ml.Data.LoadPascalContext(data.Root, "val")));
+            var again = ml.MultiTask().Evaluate(model, ml.Data.LoadPascalContext(data.Root, "val"));
             Assert.Equal(again.ToJson().ToJsonString(), written.ToJsonString());
             Assert.NotNull(again.DeltaM);
         }

@@ -52,15 +52,41 @@ public sealed class PascalContextStatistics
 
     private readonly Dictionary<DenseTask, TaskLabelStatistics> _tasks = [];
 
+    /// <summary>The protocol whose labels were counted (<see cref="Evaluation.EvaluationProtocol.Native"/>: the loader's, at each image's size).</summary>
+    public Evaluation.EvaluationProtocol Protocol { get; private init; } = Evaluation.EvaluationProtocol.Native;
+
+    /// <summary>The size the labels were resized to under <see cref="Evaluation.EvaluationProtocol.Reference"/>; null under Native.</summary>
+    public int? ImageSize { get; private init; }
+
     /// <summary>Reads every row of the view's label columns and counts; also decodes every image (pixels included), so a
     /// damaged image file fails here as it would in training.</summary>
     /// <param name="view">The view (all of its tasks are counted).</param>
     /// <param name="progress">Receives the number of samples read so far, now and then.</param>
     /// <param name="cancellationToken">Stops the pass between samples.</param>
     public static PascalContextStatistics Compute(PascalContextDataView view, IProgress<long>? progress = null, CancellationToken cancellationToken = default)
+        => Compute(view, Evaluation.EvaluationProtocol.Native, 0, progress, cancellationToken);
+
+    /// <summary>
+    /// The same counts on the labels an <see cref="Evaluation.EvaluationProtocol"/> scores: under
+    /// <see cref="Evaluation.EvaluationProtocol.Reference"/> every label resized to <paramref name="imageSize"/>² as the reference's
+    /// test transforms do (FixedResize, AddIgnoreRegions; docs/mtlora-reference.md §6.1), so the class histograms, the images
+    /// with human parts, the saliency pixels and the valid normals are those the reference's evaluation sees; under
+    /// <see cref="Evaluation.EvaluationProtocol.Native"/> the loader's labels at each image's size.
+    /// </summary>
+    /// <param name="view">The view (all of its tasks are counted).</param>
+    /// <param name="protocol">The protocol whose labels are counted.</param>
+    /// <param name="imageSize">The network's input size S (Reference only; e.g. 448).</param>
+    /// <param name="progress">Receives the number of samples read so far, now and then.</param>
+    /// <param name="cancellationToken">Stops the pass between samples.</param>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="imageSize"/> is not positive under Reference.</exception>
+    public static PascalContextStatistics Compute(PascalContextDataView view, Evaluation.EvaluationProtocol protocol, int imageSize,
+        IProgress<long>? progress = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(view);
-        var stats = new PascalContextStatistics(view.Split);
+        bool reference = protocol == Evaluation.EvaluationProtocol.Reference;
+        if (reference && imageSize < 1)
+            throw new ArgumentOutOfRangeException(nameof(imageSize), imageSize, $"The image size is {imageSize}; the Reference protocol needs the network's input size (e.g. 448).");
+        var stats = new PascalContextStatistics(view.Split) { Protocol = protocol, ImageSize = reference ? imageSize : null };
         foreach (var task in view.Tasks) stats._tasks[task] = new TaskLabelStatistics(task);
         bool parts = view.Tasks.Contains(DenseTask.HumanParts);
         if (parts) stats.ImagesWithHumanParts = 0;
@@ -68,8 +94,13 @@ public sealed class PascalContextStatistics
         // The image column too: its pixels are decoded (and dropped), so a truncated or corrupt image is found here as in
         // training, not only its header.
         var imageColumn = view.Schema[MtLoraColumnNames.Image];
-        var columns = view.Tasks.Select(t => view.Schema[t.LabelColumnName()]).Append(imageColumn).ToList();
+        var heightColumn = view.Schema[MtLoraColumnNames.Height];
+        var widthColumn = view.Schema[MtLoraColumnNames.Width];
+        var columns = view.Tasks.Select(t => view.Schema[t.LabelColumnName()]).Append(imageColumn).Append(heightColumn).Append(widthColumn).ToList();
         using var cursor = view.GetRowCursor(columns);
+        var heightGetter = cursor.GetGetter<int>(heightColumn);
+        var widthGetter = cursor.GetGetter<int>(widthColumn);
+        int height = 0, width = 0;
         var imageGetter = cursor.GetGetter<MLImage>(imageColumn);
         MLImage image = null!;
         var byteGetters = new Dictionary<DenseTask, ValueGetter<VBuffer<byte>>>();
@@ -88,11 +119,15 @@ public sealed class PascalContextStatistics
             cancellationToken.ThrowIfCancellationRequested();
             imageGetter(ref image);
             image.Dispose();
+            heightGetter(ref height);
+            widthGetter(ref width);
             stats.Images++;
             foreach (var (task, getter) in byteGetters)
             {
                 getter(ref bytes);
-                var values = bytes.GetValues();
+                var values = reference
+                    ? Evaluation.ProtocolLabels.ResizeClassMap(bytes.GetValues(), width, height, imageSize, humanParts: task == DenseTask.HumanParts)
+                    : bytes.GetValues();
                 var s = stats._tasks[task];
                 if (task == DenseTask.Saliency)
                 {
@@ -111,7 +146,7 @@ public sealed class PascalContextStatistics
             if (normalsGetter is not null)
             {
                 normalsGetter(ref floats);
-                var values = floats.GetValues();
+                var values = reference ? Evaluation.ProtocolLabels.ResizeNormals(floats.GetValues(), width, height, imageSize) : floats.GetValues();
                 var x = values[..(values.Length / 3)];                                  // the x plane decides validity
                 stats._tasks[DenseTask.SurfaceNormals].ValidPixels += x.Length - x.Count((float)DenseTasks.IgnoreLabel);
             }
@@ -146,6 +181,11 @@ public sealed class PascalContextStatistics
             tasks[task.ReferenceName()] = o;
         }
         var json = new JsonObject { ["split"] = Split, ["images"] = Images };
+        if (Protocol == Evaluation.EvaluationProtocol.Reference)
+        {
+            json["protocol"] = Evaluation.EvaluationProtocols.Name(Protocol);
+            json["image_size"] = ImageSize;
+        }
         if (ImagesWithHumanParts is { } withParts) json["images_with_human_parts"] = withParts;
         json["tasks"] = tasks;
         json["resized_label_files"] = ResizedLabelFiles;

@@ -252,7 +252,7 @@ internal sealed class SampleTransform
     /// FixedResize's renormalisation n / (|n| + eps) (eps = float64 machine epsilon, so zero vectors stay zero), then
     /// AddIgnoreRegions (|n| = 0 → 255 in all channels), into a (3, S, S) planar buffer.
     /// </summary>
-    private static void RenormalizeToPlanar(ReadOnlySpan<float> normals, Span<float> planar, int count)
+    internal static void RenormalizeToPlanar(ReadOnlySpan<float> normals, Span<float> planar, int count)
     {
         var v = MemoryMarshal.Cast<float, Vector128<float>>(normals);
         for (int i = 0; i < count; i++)
@@ -264,7 +264,7 @@ internal sealed class SampleTransform
 
     /// <summary>One pixel of <see cref="RenormalizeToPlanar"/>.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void WriteNormal(float x, float y, float z, Span<float> planar, int i, int count)
+    internal static void WriteNormal(float x, float y, float z, Span<float> planar, int i, int count)
     {
         const float eps = 2.220446049250313e-16f;
         float norm = MathF.Sqrt(x * x + y * y + z * z) + eps;

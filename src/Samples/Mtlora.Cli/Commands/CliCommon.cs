@@ -109,13 +109,18 @@ internal static class CliCommon
 
     /// <summary>Scores <paramref name="data"/> with <paramref name="model"/> and evaluates it, with a progress bar over its rows.</summary>
     public static MultiTaskMetrics EvaluateWithProgress(MLContext ml, ITransformer model, IDataView data, SingleTaskBaselines baselines,
-        TextWriter stderr, string description)
+        TextWriter stderr, string description, EvaluationProtocol protocol = EvaluationProtocol.Reference)
     {
         long rows = data.GetRowCount() ?? 0;
         return WithProgress(stderr, description, rows, report =>
-            ml.MultiTask().Evaluate(new RowCountingDataView(model.Transform(data), n => report(n, "")),
-                new MultiTaskEvaluatorOptions { Baselines = baselines }));
+            MultiTaskCatalog.EvaluateModel(model, data, new MultiTaskEvaluatorOptions { Baselines = baselines, Protocol = protocol }, n => report(n, "")));
     }
+
+    /// <summary>Parses <c>--protocol</c>: <c>reference</c> or <c>native</c>; anything else is a usage error naming the option.</summary>
+    public static EvaluationProtocol ParseProtocol(string? text) =>
+        EvaluationProtocols.TryParse(text ?? "reference", out var protocol)
+            ? protocol
+            : throw new UsageException($"--protocol: unknown protocol '{text}'; expected reference (the paper's: labels resized to the network's input size) or native (each image at its own size).");
 
     /// <summary>
     /// Says once per split how many label files were resized because their size differed from their image's (the loader

@@ -42,11 +42,18 @@ public static class EvaluateCommand
         var model = new Option<string>("--model") { Description = "A model.zip written by 'mtlora train' (use with --data instead of --predictions)." };
         var data = new Option<string>("--data") { Description = "The PASCAL_MT root whose split --model is scored on." };
         var split = new Option<string>("--split") { Description = "The split to score with --model: val (default) or train.", DefaultValueFactory = _ => "val" };
+        var protocol = new Option<string>("--protocol")
+        {
+            Description = "How --model is scored: reference (default; the paper's and the baselines' protocol: labels resized to the network's " +
+                          "input size, predictions scored at that size) or native (each image at its own size).",
+            DefaultValueFactory = _ => "reference",
+        };
         cmd.Options.Add(predictions);
         cmd.Options.Add(baselines);
         cmd.Options.Add(model);
         cmd.Options.Add(data);
         cmd.Options.Add(split);
+        cmd.Options.Add(protocol);
         cmd.SetAction(parseResult =>
         {
             var stdout = parseResult.InvocationConfiguration.Output;
@@ -59,22 +66,25 @@ public static class EvaluateCommand
                 stderr.WriteLine("mtlora evaluate: give either --predictions or --model with --data, not both.");
                 return 2;
             }
-            return RunModel(modelPath, dataRoot, parseResult.GetValue(split), parseResult.GetValue(baselines), stdout, stderr);
+            return RunModel(modelPath, dataRoot, parseResult.GetValue(split), parseResult.GetValue(baselines), stdout, stderr, parseResult.GetValue(protocol));
         });
         return cmd;
     }
 
     /// <summary>
     /// The <c>--model --data</c> mode: loads a model.zip, scores a split of a PASCAL_MT root and prints the same JSON as
-    /// <c>--predictions</c>. 0 on success, 2 on a user error (one line on <paramref name="stderr"/>).
+    /// <c>--predictions</c>, with <c>protocol</c> naming the <see cref="EvaluationProtocol"/> (<c>--protocol</c>, default reference).
+    /// 0 on success, 2 on a user error (one line on <paramref name="stderr"/>).
     /// </summary>
-    public static int RunModel(string? modelPath, string? dataRoot, string? split, string? baselinesText, TextWriter stdout, TextWriter stderr) =>
+    public static int RunModel(string? modelPath, string? dataRoot, string? split, string? baselinesText, TextWriter stdout, TextWriter stderr,
+        string? protocolText = "reference") =>
         CliCommon.Guard("evaluate", stderr, () =>
         {
             if (string.IsNullOrWhiteSpace(modelPath)) throw new CliCommon.UsageException("--data needs --model <model.zip>.");
             if (string.IsNullOrWhiteSpace(dataRoot)) throw new CliCommon.UsageException("--model needs --data <PASCAL_MT root>.");
             if (!Directory.Exists(dataRoot)) throw new CliCommon.UsageException($"--data: folder '{dataRoot}' does not exist (expected a PASCAL_MT root with JPEGImages/ and ImageSets/).");
             split = string.IsNullOrWhiteSpace(split) ? "val" : split.Trim();
+            var protocol = CliCommon.ParseProtocol(protocolText);
             SingleTaskBaselines baselines;
             try { baselines = SingleTaskBaselines.Parse(baselinesText ?? "paper"); }
             catch (FormatException e) { throw new CliCommon.UsageException($"--baselines: {e.Message}"); }
@@ -84,7 +94,7 @@ public static class EvaluateCommand
             {
                 var tasks = (CliCommon.FindMtLora(loaded)?.Tasks ?? DenseTaskDescriptor.Pascal).Select(t => t.ToPascalTask()).ToArray();
                 var view = ml.Data.LoadPascalContext(dataRoot, split, tasks);
-                var metrics = CliCommon.EvaluateWithProgress(ml, loaded, view, baselines, stderr, $"evaluating {split} images");
+                var metrics = CliCommon.EvaluateWithProgress(ml, loaded, view, baselines, stderr, $"evaluating {split} images ({protocol.Name()} protocol)", protocol);
                 CliCommon.WriteLabelNotes(view, stderr);
                 WriteJson(metrics, stdout);
                 return 0;

@@ -239,7 +239,8 @@ internal sealed class ModelZipPredictor : IImagePredictor
         _model = model;
         Tasks = mtlora.Tasks.Select(t => t.ToPascalTask()).ToArray();
         _input = new ImageInputRow(mtlora.ImageColumnName);
-        var mapper = model.GetRowToRowMapper(_input.Schema);
+        // Predict decodes the images itself: a model saved for image files is used from its image loader on.
+        var mapper = MultiTaskCatalog.ForDecodedImages(model, mtlora, _input.Schema).GetRowToRowMapper(_input.Schema);
         var schema = mapper.OutputSchema;
         var active = Tasks.Select(t => schema[t.PredictionColumnName()]).Append(schema[MtLoraColumnNames.Height]).Append(schema[MtLoraColumnNames.Width]);
         _row = mapper.GetRow(_input, active);

@@ -51,6 +51,7 @@ internal static class TrainCommand
         public int? Threads;
         public string? CacheDir;
         public bool Json;
+        public string Protocol = "reference", Keep = "last";
     }
 
     /// <summary>The small Swin of the synthetic main job: 0.6 M parameters, fast enough for 2 CPU cores.</summary>
@@ -96,7 +97,9 @@ internal static class TrainCommand
         var checkpointDir = new Option<string>("--checkpoint-dir") { Description = "Folder for resumable training checkpoints." };
         var checkpointEvery = new Option<int>("--checkpoint-every") { Description = "Write a checkpoint every N steps (needs --checkpoint-dir; 0: only when cancelled with Ctrl+C)." };
         var resume = new Option<string>("--resume") { Description = "A checkpoint folder of an earlier run to continue from." };
-        var valEvery = new Option<int>("--val-every") { Description = "Evaluate the validation split every N epochs during training (0: only at the end)." };
+        var valEvery = new Option<int>("--val-every") { Description = "Evaluate the validation split every N epochs during training, and at the end (0: only at the end). Default 5, the reference's EVAL_FREQ.", DefaultValueFactory = _ => 5 };
+        var protocol = new Option<string>("--protocol") { Description = "How the validation split is scored: reference (default; the paper's and the Δm baselines' protocol) or native (each image at its own size).", DefaultValueFactory = _ => "reference" };
+        var keep = new Option<string>("--keep") { Description = "Which weights to save: last (default) or best (the best validation by Δm; needs the validation split).", DefaultValueFactory = _ => "last" };
         var logDir = new Option<string>("--log-dir") { Description = "Folder for training_log.csv and training_curves.html. Default: <out>.logs next to the model." };
         var baselines = new Option<string>("--baselines") { Description = "Single-task baselines for delta_m with --data: 'paper' (default), 'none' or task=value pairs.", DefaultValueFactory = _ => "paper" };
         var synTrain = new Option<int>("--synthetic-train") { Description = "Without --data: synthetic training images.", DefaultValueFactory = _ => 96 };
@@ -105,7 +108,7 @@ internal static class TrainCommand
         var threads = new Option<int?>("--threads") { Description = "CPU threads for libtorch. Default: libtorch's choice (all cores)." };
         var json = new Option<bool>("--json") { Description = "Print one JSON object on stdout (what was trained, metrics before/after) instead of the text report." };
         foreach (var o in new Option[] { data, output, tasks, mode, config, sharedRank, taskRank, imageSize, epochs, maxSteps, batch, lr, warmup, backbone, backbonePreset, init,
-                     device, fallback, bf16, seed, checkpointDir, checkpointEvery, resume, valEvery, logDir, baselines, synTrain, synVal, cacheDir, threads, json })
+                     device, fallback, bf16, seed, checkpointDir, checkpointEvery, resume, valEvery, protocol, keep, logDir, baselines, synTrain, synVal, cacheDir, threads, json })
             cmd.Options.Add(o);
         cmd.SetAction((parseResult, cancellationToken) =>
         {
@@ -122,6 +125,7 @@ internal static class TrainCommand
                 Resume = parseResult.GetValue(resume), ValEvery = parseResult.GetValue(valEvery), LogDir = parseResult.GetValue(logDir),
                 Baselines = parseResult.GetValue(baselines)!, SyntheticTrain = parseResult.GetValue(synTrain), SyntheticVal = parseResult.GetValue(synVal),
                 Threads = parseResult.GetValue(threads), CacheDir = parseResult.GetValue(cacheDir), Json = parseResult.GetValue(json),
+                Protocol = parseResult.GetValue(protocol)!, Keep = parseResult.GetValue(keep)!,
             };
             return Task.FromResult(Run(s, parseResult.InvocationConfiguration.Output, parseResult.InvocationConfiguration.Error, cancellationToken));
         });
@@ -154,6 +158,13 @@ internal static class TrainCommand
         TrainOptionChecks.Threads(s.Threads);
         if (s.ValEvery < 0) throw new CliCommon.UsageException($"--val-every is {s.ValEvery}; it must be 0 (validate only at the end) or more.");
         var baselines = ParseBaselines(s.Baselines);
+        var protocol = CliCommon.ParseProtocol(s.Protocol);
+        var keep = s.Keep?.Trim().ToLowerInvariant() switch
+        {
+            "last" => MtLoraKeep.Last,
+            "best" => MtLoraKeep.Best,
+            _ => throw new CliCommon.UsageException($"--keep: unknown value '{s.Keep}'; expected last (the weights after the last step) or best (those of the best validation)."),
+        };
         bool synthetic = s.Data is null;
         var preset = BackbonePresetConfig.Resolve(s.BackbonePreset, s.Backbone, s.Config);
         bool small = synthetic && weightsPath is null && s.Config is null && preset is null;
@@ -208,20 +219,26 @@ internal static class TrainCommand
         var val = ml.Data.LoadPascalContext(root, "val", network.Tasks.Select(t => t.ToPascalTask()));
         long trainCount = train.GetRowCount() ?? 0, valCount = val.GetRowCount() ?? 0;
         TrainOptionChecks.BatchFitsData(options.BatchSize, trainCount);
-        if (s.ValEvery > 0)
+        if (keep == MtLoraKeep.Best && valCount == 0)
+            throw new CliCommon.UsageException($"--keep best needs a validation set, but the val split of '{root}' has no image; give validation images or --keep last.");
+        options.ValidationEveryEpochs = s.ValEvery;
+        options.ValidationProtocol = protocol;
+        options.Keep = keep;
+        if (valCount > 0)
         {
             options.ValidationSet = val;
-            options.ValidationEveryEpochs = s.ValEvery;
             options.ValidationProgress = new InlineProgress<MtLoraValidationReport>(r =>
-                stderr.WriteLine(string.Create(ci, $"validation after epoch {r.Epoch} (step {r.Step}): {Summary(r.Metrics)}")));
+                stderr.WriteLine(string.Create(ci, $"validation after epoch {r.Epoch} (step {r.Step}, {r.Metrics.Protocol?.Name()} protocol): {Summary(r.Metrics)}")));
         }
+        try { options.Validate(); }
+        catch (ArgumentException e) { throw TrainOptionChecks.OptionsError(e); }
 
         // The untrained network (same seed, hence the same initialisation as Fit's) on the validation split.
         MultiTaskMetrics? before = null;
         if (small)
         {
             using var untrained = Untrained(ml, network, s.Seed);
-            before = Evaluate(ml, untrained, val, valCount, SingleTaskBaselines.None, stderr, "evaluating the untrained model");
+            before = Evaluate(ml, untrained, val, valCount, SingleTaskBaselines.None, stderr, "evaluating the untrained model", protocol);
         }
 
         // Training, with a progress bar and the training log (one row per step, continued on --resume).
@@ -283,15 +300,17 @@ internal static class TrainCommand
         using (model)
         {
             // The model first: nothing written after it (evaluation, log, curves) can cost it.
-            var saved = SaveModel(ml, model, val.Schema, outPath, s.CheckpointDir, out var saveProblem);
-            var after = Evaluate(ml, model, val, valCount, before is null ? baselines : SingleTaskBaselines.None, stderr, "evaluating the trained model");
+            // Saved for image files (LoadImages from ImagePath, then the model), so model.zip describes its own input.
+            var (forFiles, fileSchema) = ml.MultiTask().WithImageFileInput(model);
+            var saved = SaveModel(ml, forFiles, fileSchema, outPath, s.CheckpointDir, out var saveProblem);
+            var after = Evaluate(ml, model, val, valCount, before is null ? baselines : SingleTaskBaselines.None, stderr, "evaluating the trained model", protocol);
             CliCommon.WriteLabelNotes(train, stderr);
             CliCommon.WriteLabelNotes(val, stderr);
             var logProblem = log.Finish();
 
             var cpu = Process.GetCurrentProcess().TotalProcessorTime - cpuAtStart;
             var result = new TrainResult(network, counts, root, synthetic, trainCount, valCount, log.LastStep ?? 0, options, device.ToString(), weightsPath,
-                before, after, trainWatch.Elapsed, wall.Elapsed, cpu, saved, logDir);
+                before, after, trainWatch.Elapsed, wall.Elapsed, cpu, saved, logDir) { Report = model.TrainingReport };
             if (s.Json) CliCommon.WriteJson(result.ToJson(), stdout);
             else stdout.Write(result.ToText());
             // Exit 1: trained and saved, but an output is not where it was asked for.
@@ -426,8 +445,9 @@ internal static class TrainCommand
         }
     }
 
-    private static MultiTaskMetrics Evaluate(MLContext ml, ITransformer model, IDataView data, long rows, SingleTaskBaselines baselines, TextWriter stderr, string what) =>
-        CliCommon.EvaluateWithProgress(ml, model, data, baselines, stderr, $"{what} ({rows} validation images)");
+    private static MultiTaskMetrics Evaluate(MLContext ml, ITransformer model, IDataView data, long rows, SingleTaskBaselines baselines, TextWriter stderr, string what,
+        EvaluationProtocol protocol) =>
+        CliCommon.EvaluateWithProgress(ml, model, data, baselines, stderr, $"{what} ({rows} validation images, {protocol.Name()} protocol)", protocol);
 
     private static string Summary(MultiTaskMetrics m) =>
         string.Join(", ", m.Tasks.Select(t => string.Create(CultureInfo.InvariantCulture, $"{t.ReferenceName()} {MainMetric(m, t)}")));
@@ -465,6 +485,9 @@ internal static class TrainCommand
             _ => Network.Mode.ToString(),
         };
 
+        /// <summary>The run's validations (best and last), kept weights and skipped steps.</summary>
+        public MtLoraTrainingReport? Report { get; init; }
+
         private string Backbone => string.Create(CultureInfo.InvariantCulture,
             $"Swin embed {Network.EmbedDim}, depths {string.Join("-", Network.Depths)}, heads {string.Join("-", Network.NumHeads)}, window {Network.WindowSize}, {Network.ImageSize} px");
 
@@ -496,6 +519,13 @@ internal static class TrainCommand
                 sb.AppendLine(string.Create(ci, $"Validation ({ValCount} images):"));
                 sb.AppendLine(After.ToTable());
             }
+            if (Report is { } r)
+            {
+                if (r.Best is { } best) sb.AppendLine(string.Create(ci, $"  best        epoch {best.Epoch} (step {best.Step}): {Summary(best.Metrics)}"));
+                if (r.Last is { } last) sb.AppendLine(string.Create(ci, $"  last        epoch {last.Epoch} (step {last.Step}): {Summary(last.Metrics)}"));
+                sb.AppendLine(string.Create(ci, $"  saved       the {(r.Kept == MtLoraKeep.Best ? "best" : "last")} weights; {r.SkippedSteps} step(s) skipped (non-finite loss)"));
+            }
+            sb.AppendLine(string.Create(ci, $"  protocol    {After.Protocol?.Name()}"));
             sb.AppendLine();
             sb.AppendLine(string.Create(ci, $"Saved {Model}; training log and curves in {LogDir}"));
             return sb.ToString();
@@ -524,6 +554,19 @@ internal static class TrainCommand
                 ["metrics"] = After.ToJson(),
             };
             if (Before is not null) json["metrics_untrained"] = Before.ToJson();
+            json["protocol"] = After.Protocol?.Name();
+            if (Report is { } r)
+            {
+                static JsonNode? Validation(MtLoraValidationReport? v) => v is null ? null
+                    : new JsonObject { ["epoch"] = v.Epoch, ["step"] = v.Step, ["metrics"] = v.Metrics.ToJson() };
+                json["validation"] = new JsonObject
+                {
+                    ["best"] = Validation(r.Best),
+                    ["last"] = Validation(r.Last),
+                    ["kept"] = r.Kept == MtLoraKeep.Best ? "best" : "last",
+                };
+                json["skipped_steps"] = r.SkippedSteps;
+            }
             return json;
         }
 

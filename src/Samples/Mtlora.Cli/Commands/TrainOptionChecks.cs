@@ -26,7 +26,7 @@ internal static partial class TrainOptionChecks
         ("Epochs", "--epochs"), ("MaxSteps", "--max-steps"), ("BatchSize", "--batch-size"), ("LearningRate", "--lr"),
         ("WarmupEpochs", "--warmup-epochs"), ("CheckpointEverySteps", "--checkpoint-every"), ("CheckpointDirectory", "--checkpoint-dir"),
         ("ResumeFrom", "--resume"), ("Device", "--device"), ("ValidationEveryEpochs", "--val-every"), ("Seed", "--seed"),
-        ("PretrainedWeightsPath", "--backbone/--init-checkpoint"),
+        ("PretrainedWeightsPath", "--backbone/--init-checkpoint"), ("Keep", "--keep"),
     ];
 
     /// <summary>--threads: 1 up to the cores this process may use.</summary>

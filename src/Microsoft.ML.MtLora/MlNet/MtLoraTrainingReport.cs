@@ -1,0 +1,22 @@
+using Microsoft.ML.MtLora.Evaluation;
+
+namespace Microsoft.ML.MtLora;
+
+/// <summary>Which weights <see cref="MtLoraEstimator.Fit"/> returns when a validation set is given.</summary>
+public enum MtLoraKeep
+{
+    /// <summary>The weights after the last step (the default).</summary>
+    Last,
+
+    /// <summary>The weights of the best validation (by Δm, or by <see cref="MtLoraOptions.BestEpochTask"/>'s metric). Needs <see cref="MtLoraOptions.ValidationSet"/>.</summary>
+    Best,
+}
+
+/// <summary>What a <see cref="MtLoraEstimator.Fit"/> run did: its validations (best and last), which weights it kept and the steps it skipped.</summary>
+/// <param name="Steps">Optimizer steps done in all (across resumes).</param>
+/// <param name="SkippedSteps">Steps skipped because their loss was not finite (<see cref="Training.NonFiniteLossPolicy.SkipStep"/>).</param>
+/// <param name="Protocol">The validation's protocol, or null without a validation set.</param>
+/// <param name="Best">The best validation (by Δm, or by <see cref="MtLoraOptions.BestEpochTask"/>'s metric), or null.</param>
+/// <param name="Last">The last validation (after the last step), or null.</param>
+/// <param name="Kept">Which weights the returned transformer holds.</param>
+public sealed record MtLoraTrainingReport(long Steps, long SkippedSteps, EvaluationProtocol? Protocol, MtLoraValidationReport? Best, MtLoraValidationReport? Last, MtLoraKeep Kept);
