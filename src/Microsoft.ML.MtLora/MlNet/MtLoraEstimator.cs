@@ -117,6 +117,7 @@ public sealed class MtLoraEstimator : IEstimator<MtLoraTransformer>
             BatchSize = o.BatchSize,
             ImageSize = o.Network.ImageSize,
             Augment = o.Augment,
+            Geometry = o.AugmentationGeometry,
             Shuffle = o.Shuffle,
             DropLast = true,
             Seed = seed,

@@ -104,6 +104,15 @@ public sealed class MtLoraOptions
     public int DataLoaderPrefetchBatches = Data.Preprocessing.DenseBatchReaderOptions.DefaultPrefetchBatches;
 
     /// <summary>
+    /// How the training augmentation's flip, rotation, scale and final resize to S×S are computed. Default
+    /// <see cref="Data.Preprocessing.AugmentationGeometry.SinglePass"/> (one composed warp per sample, about twice as fast);
+    /// <see cref="Data.Preprocessing.AugmentationGeometry.ReferenceTwoStep"/> is exactly the reference's two steps
+    /// (data/custom_transforms.py: warp at the original size, then resize). The README's "Data loading" section gives the
+    /// measured distance between the two. Only used when <see cref="Augment"/> is true.
+    /// </summary>
+    public Data.Preprocessing.AugmentationGeometry AugmentationGeometry = Data.Preprocessing.AugmentationGeometry.SinglePass;
+
+    /// <summary>
     /// Held-out data evaluated with the reference's metrics during and after training; logged to the ML.NET log. It needs
     /// the columns this estimator sees: the image column and the label columns (when the estimator follows <c>LoadImages</c>
     /// in a pipeline, give it decoded images, e.g. <c>LoadPascalContext(root, "val")</c>). Default null.
@@ -248,6 +257,7 @@ public sealed class MtLoraOptions
         if (BestEpochTask is { } best && !Network.Tasks.Contains(best))
             throw Bad(nameof(BestEpochTask), $"is {best.Name}, which is not one of the trained tasks ({string.Join(", ", Network.Tasks.Select(t => t.Name))}).");
         if (!Enum.IsDefined(NonFiniteLoss)) throw Bad(nameof(NonFiniteLoss), $"is {(int)NonFiniteLoss}; expected Stop or SkipStep.");
+        if (!Enum.IsDefined(AugmentationGeometry)) throw Bad(nameof(AugmentationGeometry), $"is {(int)AugmentationGeometry}; expected SinglePass or ReferenceTwoStep.");
         if (TrainingRecipe.CheckCheckpointEverySteps(CheckpointEverySteps) is { } checkpointEvery) throw Bad(nameof(CheckpointEverySteps), $"is {CheckpointEverySteps}; {checkpointEvery}");
         if (CheckpointEverySteps > 0 && string.IsNullOrWhiteSpace(CheckpointDirectory)) throw Bad(nameof(CheckpointEverySteps), $"is {CheckpointEverySteps} but no CheckpointDirectory is set.");
         if (TrainingRecipe.CheckKeepCheckpoints(KeepCheckpoints) is { } keep) throw Bad(nameof(KeepCheckpoints), $"is {KeepCheckpoints}; {keep}");

@@ -8,6 +8,7 @@ using Microsoft.ML.Runtime;
 using Microsoft.ML.MtLora;
 using Microsoft.ML.MtLora.Checkpoints;
 using Microsoft.ML.MtLora.Data.Pascal;
+using Microsoft.ML.MtLora.Data.Preprocessing;
 using Microsoft.ML.MtLora.Data.Synthetic;
 using Microsoft.ML.MtLora.Evaluation;
 using Microsoft.ML.MtLora.Modeling;
@@ -52,6 +53,8 @@ internal static class TrainCommand
         public string? CacheDir;
         public bool Json;
         public string Protocol = "reference", Keep = "last";
+        public int AccumulationSteps = 1;
+        public string Augmentation = "single-pass", NonFiniteLoss = "stop";
     }
 
     /// <summary>The small Swin of the synthetic main job: 0.6 M parameters, fast enough for 2 CPU cores.</summary>
@@ -100,6 +103,9 @@ internal static class TrainCommand
         var valEvery = new Option<int>("--val-every") { Description = "Evaluate the validation split every N epochs during training, and at the end (0: only at the end). Default 5, the reference's EVAL_FREQ.", DefaultValueFactory = _ => 5 };
         var protocol = new Option<string>("--protocol") { Description = "How the validation split is scored: reference (default; the paper's and the Δm baselines' protocol) or native (each image at its own size).", DefaultValueFactory = _ => "reference" };
         var keep = new Option<string>("--keep") { Description = "Which weights to save: last (default) or best (the best validation by Δm; needs the validation split).", DefaultValueFactory = _ => "last" };
+        var accumulation = new Option<int>("--accumulation-steps") { Description = "Micro-batches per optimizer step (the reference's ACCUMULATION_STEPS): the batch is split into this many equal parts, each run forward and backward on its own, so a large batch fits in less memory. Must divide --batch. Default 1.", DefaultValueFactory = _ => 1 };
+        var augmentation = new Option<string>("--augmentation") { Description = "Training augmentation geometry: single-pass (default; flip, rotation, scale and resize as one warp) or reference-two-step (the reference's warp at the original size, then resize).", DefaultValueFactory = _ => "single-pass" };
+        var nonFinite = new Option<string>("--nonfinite-loss") { Description = "What a non-finite loss does: stop (default; the last good checkpoint is kept) or skip-step (the step is skipped and counted, as the reference's fp16 GradScaler does).", DefaultValueFactory = _ => "stop" };
         var logDir = new Option<string>("--log-dir") { Description = "Folder for training_log.csv and training_curves.html. Default: <out>.logs next to the model." };
         var baselines = new Option<string>("--baselines") { Description = "Single-task baselines for delta_m with --data: 'paper' (default), 'none' or task=value pairs.", DefaultValueFactory = _ => "paper" };
         var synTrain = new Option<int>("--synthetic-train") { Description = "Without --data: synthetic training images.", DefaultValueFactory = _ => 96 };
@@ -108,7 +114,7 @@ internal static class TrainCommand
         var threads = new Option<int?>("--threads") { Description = "CPU threads for libtorch. Default: libtorch's choice (all cores)." };
         var json = new Option<bool>("--json") { Description = "Print one JSON object on stdout (what was trained, metrics before/after) instead of the text report." };
         foreach (var o in new Option[] { data, output, tasks, mode, config, sharedRank, taskRank, imageSize, epochs, maxSteps, batch, lr, warmup, backbone, backbonePreset, init,
-                     device, fallback, bf16, seed, checkpointDir, checkpointEvery, resume, valEvery, protocol, keep, logDir, baselines, synTrain, synVal, cacheDir, threads, json })
+                     device, fallback, bf16, seed, checkpointDir, checkpointEvery, resume, valEvery, protocol, keep, accumulation, augmentation, nonFinite, logDir, baselines, synTrain, synVal, cacheDir, threads, json })
             cmd.Options.Add(o);
         cmd.SetAction((parseResult, cancellationToken) =>
         {
@@ -126,6 +132,7 @@ internal static class TrainCommand
                 Baselines = parseResult.GetValue(baselines)!, SyntheticTrain = parseResult.GetValue(synTrain), SyntheticVal = parseResult.GetValue(synVal),
                 Threads = parseResult.GetValue(threads), CacheDir = parseResult.GetValue(cacheDir), Json = parseResult.GetValue(json),
                 Protocol = parseResult.GetValue(protocol)!, Keep = parseResult.GetValue(keep)!,
+                AccumulationSteps = parseResult.GetValue(accumulation), Augmentation = parseResult.GetValue(augmentation)!, NonFiniteLoss = parseResult.GetValue(nonFinite)!,
             };
             return Task.FromResult(Run(s, parseResult.InvocationConfiguration.Output, parseResult.InvocationConfiguration.Error, cancellationToken));
         });
@@ -165,6 +172,18 @@ internal static class TrainCommand
             "best" => MtLoraKeep.Best,
             _ => throw new CliCommon.UsageException($"--keep: unknown value '{s.Keep}'; expected last (the weights after the last step) or best (those of the best validation)."),
         };
+        var geometry = s.Augmentation?.Trim().ToLowerInvariant() switch
+        {
+            "single-pass" => AugmentationGeometry.SinglePass,
+            "reference-two-step" => AugmentationGeometry.ReferenceTwoStep,
+            _ => throw new CliCommon.UsageException($"--augmentation: unknown value '{s.Augmentation}'; expected single-pass or reference-two-step."),
+        };
+        var nonFiniteLoss = s.NonFiniteLoss?.Trim().ToLowerInvariant() switch
+        {
+            "stop" => NonFiniteLossPolicy.Stop,
+            "skip-step" => NonFiniteLossPolicy.SkipStep,
+            _ => throw new CliCommon.UsageException($"--nonfinite-loss: unknown value '{s.NonFiniteLoss}'; expected stop or skip-step."),
+        };
         bool synthetic = s.Data is null;
         var preset = BackbonePresetConfig.Resolve(s.BackbonePreset, s.Backbone, s.Config);
         bool small = synthetic && weightsPath is null && s.Config is null && preset is null;
@@ -195,6 +214,9 @@ internal static class TrainCommand
             Device = s.Device,
             FallbackToCpu = s.FallbackToCpu,
             UseBFloat16 = s.BFloat16,
+            AccumulationSteps = s.AccumulationSteps,
+            AugmentationGeometry = geometry,
+            NonFiniteLoss = nonFiniteLoss,
             Seed = s.Seed,
             CheckpointDirectory = s.CheckpointDir,
             CheckpointEverySteps = s.CheckpointEvery,
@@ -206,6 +228,9 @@ internal static class TrainCommand
 
         TorchRuntime.Initialize();
         var device = TorchRuntime.ResolveDevice(options.Device, options.FallbackToCpu);
+        // Before any data is generated or the untrained model evaluated (the trainer checks it again).
+        if (options.UseBFloat16 && device.type != DeviceType.CUDA)
+            throw new CliCommon.UsageException($"--bf16 needs a CUDA device; the device is {device}. bfloat16 kernels on the CPU are slower than float32, so train in float32 there (leave out --bf16).");
         ParameterCounts counts;
         using (var meta = new MultiTaskSwin(network, torch.META)) counts = meta.CountParameters();
         TrainOptionChecks.MemoryFits(network, counts, options.BatchSize, device.type == DeviceType.CPU);
