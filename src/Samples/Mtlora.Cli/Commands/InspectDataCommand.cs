@@ -19,13 +19,17 @@ internal static class InspectDataCommand
         var tasks = new Option<string>("--tasks") { Description = "Comma-separated tasks to read: semseg, human_parts, sal, normals.", DefaultValueFactory = _ => "semseg,human_parts,sal,normals" };
         var skipBad = new Option<bool>("--skip-bad") { Description = "Leave out unreadable samples (listed in the output) instead of failing." };
         var strictSizes = new Option<bool>("--strict-sizes") { Description = "Treat a label whose size differs from its image as an error instead of resizing it." };
-        var cmd = new Command("inspect-data", "Read every sample of a PASCAL-Context split and print label statistics as JSON.");
+        var dataset = NyudCommands.DatasetOption();
+        var cmd = new Command("inspect-data", "Read every sample of a PASCAL-Context (or, with --dataset nyud, NYUD-v2) split and print label statistics as JSON.");
+        cmd.Options.Add(dataset);
         cmd.Options.Add(data);
         cmd.Options.Add(split);
         cmd.Options.Add(tasks);
         cmd.Options.Add(skipBad);
         cmd.Options.Add(strictSizes);
-        cmd.SetAction(parseResult => Run(
+        cmd.SetAction(parseResult => parseResult.GetValue(dataset) == "nyud"
+            ? NyudCommands.Inspect(parseResult.GetValue(data)!, parseResult.GetValue(split)!, parseResult.InvocationConfiguration.Output, parseResult.InvocationConfiguration.Error)
+            : Run(
             parseResult.GetValue(data)!, parseResult.GetValue(split)!, parseResult.GetValue(tasks)!,
             parseResult.GetValue(skipBad), parseResult.GetValue(strictSizes),
             parseResult.InvocationConfiguration.Output, parseResult.InvocationConfiguration.Error));
