@@ -1,6 +1,7 @@
 using Microsoft.ML.Data;
 using Microsoft.ML.MtLora.Data.Formats;
 using Microsoft.ML.MtLora.Data.Nyud;
+using Microsoft.ML.MtLora.Data.Preprocessing;
 using Microsoft.ML.MtLora.Data.Synthetic;
 
 namespace Microsoft.ML.MtLora.Tests.Tasks;
@@ -69,6 +70,16 @@ public sealed class NyudDataViewTests : IDisposable
             Assert.Equal(png.Select(v => v == 0 ? (byte)255 : (byte)(v - 1)), s.DenseValues());
         }
         Assert.Equal(view.Ids.Order(), seen.Order());
+    }
+
+    [Fact]
+    public void The_batch_pipeline_refuses_NYUD_tasks_by_name_until_it_reads_their_labels()
+    {
+        SyntheticNyud.Generate(_root, new SyntheticNyudOptions { TrainCount = 1, ValCount = 1, Width = 16, Height = 16 });
+        var view = new MLContext().Data.LoadNyud(_root, "val");
+        // What the README says does not work yet: training and evaluation read PASCAL label layouts only.
+        var error = Assert.Throws<ArgumentException>(() => new DenseBatchReader(view, new DenseBatchReaderOptions { Tasks = DenseTaskDescriptor.Nyud }));
+        Assert.Contains("Task 'semseg' (Segmentation, 40 channel(s)) has no PASCAL label layout", error.Message);
     }
 
     [Fact]
