@@ -84,23 +84,8 @@ public sealed class NyudDataView : IDataView
     /// <inheritdoc/>
     public DataViewRowCursor GetRowCursor(IEnumerable<DataViewSchema.Column> columnsNeeded, Random? rand = null)
     {
-        ArgumentNullException.ThrowIfNull(columnsNeeded);
-        var active = new bool[Schema.Count];
-        foreach (var c in columnsNeeded)
-        {
-            if (c.Index < 0 || c.Index >= Schema.Count || Schema[c.Index].Name != c.Name)
-                throw new ArgumentException($"Column '{c.Name}' does not belong to this view's schema.", nameof(columnsNeeded));
-            active[c.Index] = true;
-        }
-        var order = Enumerable.Range(0, _ids.Length).ToArray();
-        if (rand is not null)
-        {
-            for (int i = order.Length - 1; i > 0; i--)                     // Fisher–Yates, as PascalContextDataView
-            {
-                int j = rand.Next(i + 1);
-                (order[i], order[j]) = (order[j], order[i]);
-            }
-        }
+        var active = DenseViewRows.ActiveColumns(Schema, columnsNeeded);
+        var order = DenseViewRows.Order(_ids.Length, rand);
         return new Cursor(this, active, order);
     }
 
@@ -177,10 +162,7 @@ public sealed class NyudDataView : IDataView
 
         public override ValueGetter<TValue> GetGetter<TValue>(DataViewSchema.Column column)
         {
-            if (column.Index < 0 || column.Index >= active.Length)
-                throw new ArgumentOutOfRangeException(nameof(column), $"Column '{column.Name}' is not in this view's schema.");
-            if (!active[column.Index])
-                throw new InvalidOperationException($"Column '{column.Name}' was not requested when the cursor was created; pass it in columnsNeeded.");
+            DenseViewRows.CheckGetter(active, column);
             int index = column.Index;
             Delegate getter;
             if (index == view._pathColumn)
@@ -195,20 +177,11 @@ public sealed class NyudDataView : IDataView
                 getter = (ValueGetter<int>)((ref int value) => value = Size().Width);
             else if (view._labelColumns.TryGetValue(index, out var task))
                 getter = task.LabelItemType == NumberDataViewType.Single
-                    ? (ValueGetter<VBuffer<float>>)((ref VBuffer<float> value) => Fill(ref value, (float[])Label(task)))
-                    : (ValueGetter<VBuffer<byte>>)((ref VBuffer<byte> value) => Fill(ref value, (byte[])Label(task)));
+                    ? (ValueGetter<VBuffer<float>>)((ref VBuffer<float> value) => DenseViewRows.Fill(ref value, (float[])Label(task)))
+                    : (ValueGetter<VBuffer<byte>>)((ref VBuffer<byte> value) => DenseViewRows.Fill(ref value, (byte[])Label(task)));
             else
                 throw new ArgumentOutOfRangeException(nameof(column), $"Column '{column.Name}' is not in this view's schema.");
-            if (getter is not ValueGetter<TValue> typed)
-                throw new InvalidOperationException($"Column '{column.Name}' has type {column.Type}; it cannot be read as {typeof(TValue).Name}.");
-            return typed;
-        }
-
-        private static void Fill<T>(ref VBuffer<T> value, T[] data)
-        {
-            var editor = VBufferEditor.Create(ref value, data.Length);
-            data.AsSpan().CopyTo(editor.Values);
-            value = editor.Commit();
+            return DenseViewRows.Typed<TValue>(getter, column);
         }
     }
 }
