@@ -74,6 +74,18 @@ public sealed class NyudCliTests : IDisposable
         var (code, _, stderr) = Run("make-synthetic", "--dataset", "nyud", "--out", a);
         Assert.Equal(2, code);
         Assert.Contains("not empty", stderr);
+        // Without --size and --count: 8 + 8 images of 80x60.
+        var (defaultCode, defaultOut, defaultErr) = Run("make-synthetic", "--dataset", "nyud", "--out", Path.Combine(_dir, "f"));
+        Assert.True(defaultCode == 0, defaultErr);
+        var summary = JsonNode.Parse(defaultOut)!;
+        Assert.Equal((8, 8, 80, 60), ((int)summary["train"]!, (int)summary["val"]!, (int)summary["width"]!, (int)summary["height"]!));
+        (code, _, stderr) = Run("make-synthetic", "--dataset", "nyud", "--out", Path.Combine(_dir, "d"), "--train", "4");
+        Assert.Equal(2, code);
+        Assert.Contains("--train is not an option of --dataset nyud (use --count)", stderr);
+        (code, _, stderr) = Run("make-synthetic", "--out", Path.Combine(_dir, "e"), "--count", "4");
+        Assert.Equal(2, code);
+        Assert.Contains("--count is not an option of --dataset pascal", stderr);
+        Assert.False(Directory.Exists(Path.Combine(_dir, "d")) || Directory.Exists(Path.Combine(_dir, "e")));
     }
 
     [Fact]

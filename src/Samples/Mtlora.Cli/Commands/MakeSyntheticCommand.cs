@@ -34,10 +34,16 @@ internal static class MakeSyntheticCommand
         {
             string? size = parseResult.GetValue(sizeOption);
             bool nyud = parseResult.GetValue(datasetOption) == "nyud";
-            if (nyud && parseResult.GetResult(sizeOption) is null) size = "80x60";
+            if (nyud && parseResult.GetResult(sizeOption) is null or { Implicit: true }) size = "80x60";
             if (!TryParseSize(size, out int width, out int height))
             {
                 parseResult.InvocationConfiguration.Error.WriteLine($"error: --size '{size}' is not WxH (e.g. 160x120).");
+                return 2;
+            }
+            var foreign = nyud ? new Option[] { trainOption, valOption, realSizesOption } : [countOption];
+            if (foreign.FirstOrDefault(o => parseResult.GetResult(o) is { Implicit: false }) is { } wrong)
+            {
+                parseResult.InvocationConfiguration.Error.WriteLine($"error: {wrong.Name} is not an option of --dataset {(nyud ? "nyud (use --count)" : "pascal (use --train and --val)")}.");
                 return 2;
             }
             if (nyud)
