@@ -1,3 +1,5 @@
+using System.Globalization;
+using System.Text.Json.Nodes;
 using Microsoft.ML.MtLora.Data.Formats;
 
 namespace Microsoft.ML.MtLora.Data.Nyud;
@@ -24,6 +26,13 @@ public sealed record NyudStatistics(
     long DepthValidPixels, long DepthZeroPixels, double DepthMin, double DepthMax, double DepthMean,
     long NormalsPixels, long EdgePositivePixels, long EdgePixels)
 {
+    /// <summary>Segmentation pixels per class after the shift (0..39), over the non-ignored pixels; only classes that occur.</summary>
+    public IReadOnlyDictionary<int, long> SemsegHistogram { get; init; } = new SortedDictionary<int, long>();
+
+    /// <summary>Normal-map pixels the normals metric scores: those whose x component is not 255 (the reference's
+    /// <c>label != 255</c> mask, as for PASCAL).</summary>
+    public long NormalsValidPixels { get; init; }
+
     /// <summary>Reads every label file of a split and counts (the labels are decoded and checked as for training).</summary>
     /// <param name="root">The NYUD_MT folder.</param>
     /// <param name="split">The split (<c>train</c> or <c>val</c>).</param>
@@ -33,7 +42,8 @@ public sealed record NyudStatistics(
     public static NyudStatistics Compute(string root, string split)
     {
         var ids = NyudLayout.ReadSplit(root, split);
-        long semValid = 0, semIgnored = 0, depthValid = 0, depthZero = 0, normals = 0, edgePos = 0, edges = 0;
+        long semValid = 0, semIgnored = 0, depthValid = 0, depthZero = 0, normals = 0, normalsValid = 0, edgePos = 0, edges = 0;
+        var histogram = new long[NyudLayout.SemanticClasses];
         double min = double.PositiveInfinity, max = double.NegativeInfinity, sum = 0;
         foreach (var id in ids)
         {
@@ -42,7 +52,11 @@ public sealed record NyudStatistics(
             foreach (byte c in NyudLayout.ReadSemseg(root, id, w, h))
             {
                 if (c == DenseTasks.IgnoreLabel) semIgnored++;
-                else semValid++;
+                else
+                {
+                    semValid++;
+                    histogram[c]++;
+                }
             }
             foreach (float d in NyudLayout.ReadDepth(root, id, w, h))
             {
@@ -53,13 +67,51 @@ public sealed record NyudStatistics(
                 min = Math.Min(min, d);
                 max = Math.Max(max, d);
             }
-            normals += NyudLayout.ReadNormals(root, id, w, h).Length / 3;
+            var planar = NyudLayout.ReadNormals(root, id, w, h);
+            normals += planar.Length / 3;
+            var x = planar.AsSpan(0, planar.Length / 3);                       // the x plane decides validity
+            normalsValid += x.Length - x.Count((float)DenseTaskDescriptor.DefaultIgnoreLabel);
             var edge = NyudLayout.ReadEdge(root, id, w, h);
             edges += edge.Length;
             edgePos += edge.Count(v => v != 0);
         }
         bool any = depthValid > 0;
         return new NyudStatistics(split, ids.Count, semValid, semIgnored, depthValid, depthZero,
-            any ? min : double.NaN, any ? max : double.NaN, any ? sum / depthValid : double.NaN, normals, edgePos, edges);
+            any ? min : double.NaN, any ? max : double.NaN, any ? sum / depthValid : double.NaN, normals, edgePos, edges)
+        {
+            SemsegHistogram = new SortedDictionary<int, long>(Enumerable.Range(0, histogram.Length).Where(c => histogram[c] != 0).ToDictionary(c => c, c => histogram[c])),
+            NormalsValidPixels = normalsValid,
+        };
+    }
+
+    /// <summary>
+    /// The statistics as the JSON object <c>mtlora inspect-data --dataset nyud</c> prints: <c>{"dataset": "nyud", "split",
+    /// "images", "tasks": {"semseg": {"valid_pixels", "ignored_pixels", "histogram"}, "depth": {"valid_pixels", "zero_pixels",
+    /// "min", "max", "mean"}, "normals": {"pixels", "valid_pixels"}, "edge": {"pixels", "positive_pixels"}}}</c>; the depth
+    /// range and mean are null when no pixel is valid.
+    /// </summary>
+    /// <returns>The JSON object.</returns>
+    public JsonObject ToJson()
+    {
+        var histogram = new JsonObject();
+        foreach (var (c, n) in SemsegHistogram) histogram[c.ToString(CultureInfo.InvariantCulture)] = n;
+        static JsonNode? Finite(double v) => double.IsFinite(v) ? JsonValue.Create(v) : null;
+        return new JsonObject
+        {
+            ["dataset"] = "nyud",
+            ["split"] = Split,
+            ["images"] = Samples,
+            ["tasks"] = new JsonObject
+            {
+                ["semseg"] = new JsonObject { ["valid_pixels"] = SemsegValidPixels, ["ignored_pixels"] = SemsegIgnoredPixels, ["histogram"] = histogram },
+                ["depth"] = new JsonObject
+                {
+                    ["valid_pixels"] = DepthValidPixels, ["zero_pixels"] = DepthZeroPixels,
+                    ["min"] = Finite(DepthMin), ["max"] = Finite(DepthMax), ["mean"] = Finite(DepthMean),
+                },
+                ["normals"] = new JsonObject { ["pixels"] = NormalsPixels, ["valid_pixels"] = NormalsValidPixels },
+                ["edge"] = new JsonObject { ["pixels"] = EdgePixels, ["positive_pixels"] = EdgePositivePixels },
+            },
+        };
     }
 }

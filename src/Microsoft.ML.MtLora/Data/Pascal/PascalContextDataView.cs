@@ -198,34 +198,10 @@ public sealed class PascalContextDataView : IDataView
 
     internal bool? ListsPerson(string id) => _partsIndex?.Contains(id);
 
-    private bool[] ActiveColumns(IEnumerable<DataViewSchema.Column> columnsNeeded)
-    {
-        ArgumentNullException.ThrowIfNull(columnsNeeded);
-        var active = new bool[Schema.Count];
-        foreach (var c in columnsNeeded)
-        {
-            if (c.Index < 0 || c.Index >= Schema.Count || Schema[c.Index].Name != c.Name)
-                throw new ArgumentException($"Column '{c.Name}' does not belong to this view's schema.", nameof(columnsNeeded));
-            active[c.Index] = true;
-        }
-        return active;
-    }
+    private bool[] ActiveColumns(IEnumerable<DataViewSchema.Column> columnsNeeded) => DenseViewRows.ActiveColumns(Schema, columnsNeeded);
 
     /// <summary>The row order: file order, or a Fisher–Yates permutation drawn from <paramref name="rand"/>.</summary>
-    private int[] Order(Random? rand)
-    {
-        var order = new int[_rows.Length];
-        for (int i = 0; i < order.Length; i++) order[i] = i;
-        if (rand is not null)
-        {
-            for (int i = order.Length - 1; i > 0; i--)
-            {
-                int j = rand.Next(i + 1);
-                (order[i], order[j]) = (order[j], order[i]);
-            }
-        }
-        return order;
-    }
+    private int[] Order(Random? rand) => DenseViewRows.Order(_rows.Length, rand);
 
     private sealed class Cursor : DataViewRowCursor
     {
@@ -353,10 +329,7 @@ public sealed class PascalContextDataView : IDataView
 
         public override ValueGetter<TValue> GetGetter<TValue>(DataViewSchema.Column column)
         {
-            if (column.Index < 0 || column.Index >= _active.Length)
-                throw new ArgumentOutOfRangeException(nameof(column), $"Column '{column.Name}' is not in this view's schema.");
-            if (!_active[column.Index])
-                throw new InvalidOperationException($"Column '{column.Name}' was not requested when the cursor was created; pass it in columnsNeeded.");
+            DenseViewRows.CheckGetter(_active, column);
             Delegate getter;
             int index = column.Index;
             if (index == _view._imageColumn)
@@ -402,23 +375,14 @@ public sealed class PascalContextDataView : IDataView
             else if (_view._labelColumns.TryGetValue(index, out var task))
             {
                 getter = task == DenseTask.SurfaceNormals
-                    ? (ValueGetter<VBuffer<float>>)((ref VBuffer<float> value) => Fill(ref value, (float[])EnsureLabel(task)))
-                    : (ValueGetter<VBuffer<byte>>)((ref VBuffer<byte> value) => Fill(ref value, (byte[])EnsureLabel(task)));
+                    ? (ValueGetter<VBuffer<float>>)((ref VBuffer<float> value) => DenseViewRows.Fill(ref value, (float[])EnsureLabel(task)))
+                    : (ValueGetter<VBuffer<byte>>)((ref VBuffer<byte> value) => DenseViewRows.Fill(ref value, (byte[])EnsureLabel(task)));
             }
             else
             {
                 throw new ArgumentOutOfRangeException(nameof(column), $"Column '{column.Name}' is not in this view's schema.");
             }
-            if (getter is not ValueGetter<TValue> typed)
-                throw new InvalidOperationException($"Column '{column.Name}' has type {column.Type}; it cannot be read as {typeof(TValue).Name}.");
-            return typed;
-        }
-
-        private static void Fill<T>(ref VBuffer<T> value, T[] data)
-        {
-            var editor = VBufferEditor.Create(ref value, data.Length);
-            data.AsSpan().CopyTo(editor.Values);
-            value = editor.Commit();
+            return DenseViewRows.Typed<TValue>(getter, column);
         }
 
         protected override void Dispose(bool disposing)

@@ -80,7 +80,7 @@ public static class SyntheticPascal
     private readonly record struct ImageResult(int[] PartsCategories, bool HasHumanParts);
 
     /// <summary>A per-image seed that does not depend on the process (unlike <see cref="System.HashCode"/>).</summary>
-    private static int ImageSeed(int seed, int index)
+    internal static int ImageSeed(int seed, int index)
     {
         unchecked
         {
@@ -184,7 +184,7 @@ public static class SyntheticPascal
     };
 
     /// <summary>An RGB JPEG, or with <paramref name="gray"/> a one-channel grayscale JPEG of the luma (BT.601).</summary>
-    private static void WriteJpeg(string path, int width, int height, byte[] rgb, int quality, bool gray)
+    internal static void WriteJpeg(string path, int width, int height, byte[] rgb, int quality, bool gray)
     {
         byte[] pixels;
         SKImageInfo info;

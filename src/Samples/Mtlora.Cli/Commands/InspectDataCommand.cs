@@ -27,7 +27,9 @@ internal static class InspectDataCommand
             DefaultValueFactory = _ => "native",
         };
         var imageSize = new Option<int>("--image-size") { Description = "The network's input size for --protocol reference.", DefaultValueFactory = _ => 448 };
-        var cmd = new Command("inspect-data", "Read every sample of a PASCAL-Context split and print label statistics as JSON.");
+        var dataset = NyudCommands.DatasetOption();
+        var cmd = new Command("inspect-data", "Read every sample of a PASCAL-Context (or, with --dataset nyud, NYUD-v2) split and print label statistics as JSON.");
+        cmd.Options.Add(dataset);
         cmd.Options.Add(data);
         cmd.Options.Add(split);
         cmd.Options.Add(tasks);
@@ -35,7 +37,9 @@ internal static class InspectDataCommand
         cmd.Options.Add(strictSizes);
         cmd.Options.Add(protocol);
         cmd.Options.Add(imageSize);
-        cmd.SetAction(parseResult => Run(
+        cmd.SetAction(parseResult => parseResult.GetValue(dataset) == "nyud"
+            ? NyudCommands.Inspect(parseResult.GetValue(data)!, parseResult.GetValue(split)!, parseResult.InvocationConfiguration.Output, parseResult.InvocationConfiguration.Error)
+            : Run(
             parseResult.GetValue(data)!, parseResult.GetValue(split)!, parseResult.GetValue(tasks)!,
             parseResult.GetValue(skipBad), parseResult.GetValue(strictSizes),
             parseResult.InvocationConfiguration.Output, parseResult.InvocationConfiguration.Error,

@@ -18,6 +18,8 @@ internal static class MakeSyntheticCommand
         var sizeOption = new Option<string>("--size") { Description = "Image size WxH, e.g. 160x120 (the default).", DefaultValueFactory = _ => "160x120" };
         var seedOption = new Option<int>("--seed") { Description = "Seed: the same seed gives the same files.", DefaultValueFactory = _ => 0 };
         var realSizesOption = new Option<bool>("--real-sizes") { Description = "PASCAL-like image sizes instead of --size (500 px on the longer side, landscape and portrait) and some grayscale JPEGs, for measuring the data loader." };
+        var datasetOption = NyudCommands.DatasetOption();
+        var countOption = new Option<int?>("--count") { Description = "--dataset nyud: images in each split (default 8); --train and --val are for pascal." };
 
         var cmd = new Command("make-synthetic", "Write a synthetic PASCAL-Context multi-task dataset (images, semseg, human parts, saliency, normals) in the PASCAL_MT layout.");
         cmd.Options.Add(outOption);
@@ -26,13 +28,33 @@ internal static class MakeSyntheticCommand
         cmd.Options.Add(sizeOption);
         cmd.Options.Add(seedOption);
         cmd.Options.Add(realSizesOption);
+        cmd.Options.Add(datasetOption);
+        cmd.Options.Add(countOption);
         cmd.SetAction(parseResult =>
         {
             string? size = parseResult.GetValue(sizeOption);
+            bool nyud = parseResult.GetValue(datasetOption) == "nyud";
+            if (nyud && parseResult.GetResult(sizeOption) is null or { Implicit: true }) size = "80x60";
             if (!TryParseSize(size, out int width, out int height))
             {
                 parseResult.InvocationConfiguration.Error.WriteLine($"error: --size '{size}' is not WxH (e.g. 160x120).");
                 return 2;
+            }
+            var foreign = nyud ? new Option[] { trainOption, valOption, realSizesOption } : [countOption];
+            if (foreign.FirstOrDefault(o => parseResult.GetResult(o) is { Implicit: false }) is { } wrong)
+            {
+                parseResult.InvocationConfiguration.Error.WriteLine($"error: {wrong.Name} is not an option of --dataset {(nyud ? "nyud (use --count)" : "pascal (use --train and --val)")}.");
+                return 2;
+            }
+            if (nyud)
+            {
+                int count = parseResult.GetValue(countOption) ?? 8;
+                var nyudOptions = new SyntheticNyudOptions { TrainCount = count, ValCount = count, Width = width, Height = height, Seed = parseResult.GetValue(seedOption) };
+                return CliCommon.Guard("make-synthetic", parseResult.InvocationConfiguration.Error, () =>
+                {
+                    parseResult.InvocationConfiguration.Output.WriteLine(NyudCommands.MakeSynthetic(parseResult.GetValue(outOption)!, nyudOptions).ToJsonString());
+                    return 0;
+                });
             }
             var options = new SyntheticPascalOptions
             {

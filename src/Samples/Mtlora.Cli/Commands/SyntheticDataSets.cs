@@ -33,7 +33,11 @@ internal static class SyntheticDataSets
     /// discard the new set (another run completed the same set first).
     /// </param>
     /// <returns>The summary of the generated set, with <see cref="SyntheticPascalSummary.Root"/> being the temporary folder.</returns>
-    public static SyntheticPascalSummary Generate(string target, SyntheticPascalOptions options, Action<string>? complete, Func<bool> replace)
+    public static SyntheticPascalSummary Generate(string target, SyntheticPascalOptions options, Action<string>? complete, Func<bool> replace) =>
+        Generate(target, tmp => SyntheticPascal.Generate(tmp, options), complete, replace);
+
+    /// <summary>As the PASCAL overload, for any generator <paramref name="write"/> that fills the folder it is given.</summary>
+    public static T Generate<T>(string target, Func<string, T> write, Action<string>? complete, Func<bool> replace)
     {
         target = Path.GetFullPath(target);
         var parent = Path.GetDirectoryName(target)!;
@@ -42,7 +46,7 @@ internal static class SyntheticDataSets
         var tmp = WriterTemporaries.NameFor(target);
         try
         {
-            var summary = SyntheticPascal.Generate(tmp, options);
+            var summary = write(tmp);
             complete?.Invoke(tmp);
             if (Directory.Exists(target))
             {
