@@ -274,6 +274,7 @@ public sealed class MtLoraEstimator : IEstimator<MtLoraTransformer>
             Tasks = tasks,
             ImageSize = o.Network.ImageSize,
             Protocol = o.ValidationProtocol,
+            Baselines = o.ValidationBaselines,
             BatchSize = o.InferenceBatchSize,
             ImageColumnName = o.ImageColumnName,
             LabelColumnNames = tasks.ToDictionary(t => t, o.LabelColumnName),

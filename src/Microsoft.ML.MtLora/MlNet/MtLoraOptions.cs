@@ -137,6 +137,13 @@ public sealed class MtLoraOptions
     /// </summary>
     public DenseTaskDescriptor? BestEpochTask;
 
+    /// <summary>
+    /// The single-task baselines of the validations' Δm, which picks the best validation when <see cref="BestEpochTask"/> is
+    /// null. Default <see cref="SingleTaskBaselines.Paper"/> (the paper's, measured on real PASCAL-Context under the
+    /// reference protocol). A validation without Δm (no baseline for its tasks) is never the best by Δm.
+    /// </summary>
+    public SingleTaskBaselines ValidationBaselines = SingleTaskBaselines.Paper;
+
     /// <summary>Which weights <c>Fit</c> returns: <see cref="MtLoraKeep.Last"/> (default) or <see cref="MtLoraKeep.Best"/> (needs <see cref="ValidationSet"/>).</summary>
     public MtLoraKeep Keep = MtLoraKeep.Last;
 
@@ -257,6 +264,7 @@ public sealed class MtLoraOptions
         if (BestEpochTask is { } best && !Network.Tasks.Contains(best))
             throw Bad(nameof(BestEpochTask), $"is {best.Name}, which is not one of the trained tasks ({string.Join(", ", Network.Tasks.Select(t => t.Name))}).");
         if (!Enum.IsDefined(NonFiniteLoss)) throw Bad(nameof(NonFiniteLoss), $"is {(int)NonFiniteLoss}; expected Stop or SkipStep.");
+        if (ValidationBaselines is null) throw Bad(nameof(ValidationBaselines), $"is null; use {nameof(SingleTaskBaselines)}.{nameof(SingleTaskBaselines.None)} for no Δm.");
         if (!Enum.IsDefined(AugmentationGeometry)) throw Bad(nameof(AugmentationGeometry), $"is {(int)AugmentationGeometry}; expected SinglePass or ReferenceTwoStep.");
         if (TrainingRecipe.CheckCheckpointEverySteps(CheckpointEverySteps) is { } checkpointEvery) throw Bad(nameof(CheckpointEverySteps), $"is {CheckpointEverySteps}; {checkpointEvery}");
         if (CheckpointEverySteps > 0 && string.IsNullOrWhiteSpace(CheckpointDirectory)) throw Bad(nameof(CheckpointEverySteps), $"is {CheckpointEverySteps} but no CheckpointDirectory is set.");

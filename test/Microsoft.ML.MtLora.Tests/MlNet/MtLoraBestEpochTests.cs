@@ -42,6 +42,52 @@ public class MtLoraBestEpochTests
         Assert.Equal(report.Best.Metrics.SurfaceNormals!.Mean, again.SurfaceNormals!.Mean, 2);
     }
 
+    [Fact]
+    public void TheValidationBaselinesPickTheBestByTheirDeltaM()
+    {
+        var ml = new MLContext(seed: 1);
+        using var images = Fixture.TempDir();
+        var data = MtLoraEstimatorTests.Labelled(ml, images.Path, 4);
+
+        // Δm against user baselines: the best is the first validation with the highest Δm computed against them.
+        var baselines = SingleTaskBaselines.Parse("semseg=5,normals=40");
+        var all = new List<MtLoraValidationReport>();
+        using (var model = ml.MultiTask().Trainers.MtLora(Options(data, baselines, all.Add)).Fit(data))
+        {
+            Assert.Equal([1, 2, 3, 4], all.Select(v => v.Epoch));
+            // Equation 3 by hand: semseg (higher is better) and normals' mean angle (lower is better) against 5 and 40.
+            Assert.All(all, v =>
+            {
+                double semseg = v.Metrics.GetPaperMetric(DenseTask.SemanticSegmentation), normals = v.Metrics.GetPaperMetric(DenseTask.SurfaceNormals);
+                Assert.Equal(((semseg - 5) / 5 - (normals - 40) / 40) / 2 * 100, v.Metrics.DeltaM!.Value, 9);
+            });
+            var expected = all.First(v => v.Metrics.DeltaM == all.Max(a => a.Metrics.DeltaM));
+            Assert.Same(expected, model.TrainingReport!.Best);
+        }
+
+        // No baselines: no validation has a Δm, so none is the best and the last weights are kept.
+        all.Clear();
+        using (var model = ml.MultiTask().Trainers.MtLora(Options(data, SingleTaskBaselines.None, all.Add)).Fit(data))
+        {
+            Assert.Equal(4, all.Count);
+            Assert.All(all, v => Assert.Null(v.Metrics.DeltaM));
+            Assert.Null(model.TrainingReport!.Best);
+            Assert.Equal(MtLoraKeep.Last, model.TrainingReport.Kept);
+        }
+
+        static MtLoraOptions Options(IDataView data, SingleTaskBaselines baselines, Action<MtLoraValidationReport> report)
+        {
+            var options = MtLoraEstimatorTests.TinyOptions();
+            options.Epochs = 4;
+            options.ValidationSet = data;
+            options.ValidationEveryEpochs = 1;
+            options.Keep = MtLoraKeep.Best;
+            options.ValidationBaselines = baselines;
+            options.ValidationProgress = new Progress(report);
+            return options;
+        }
+    }
+
     private sealed class Progress(Action<MtLoraValidationReport> action) : IProgress<MtLoraValidationReport>
     {
         public void Report(MtLoraValidationReport value) => action(value);

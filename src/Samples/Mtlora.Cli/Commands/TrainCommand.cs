@@ -248,6 +248,7 @@ internal static class TrainCommand
             throw new CliCommon.UsageException($"--keep best needs a validation set, but the val split of '{root}' has no image; give validation images or --keep last.");
         options.ValidationEveryEpochs = s.ValEvery;
         options.ValidationProtocol = protocol;
+        options.ValidationBaselines = baselines;                               // Δm picks the best validation (--keep best)
         options.Keep = keep;
         if (valCount > 0)
         {
