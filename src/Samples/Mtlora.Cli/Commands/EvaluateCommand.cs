@@ -54,11 +54,21 @@ public static class EvaluateCommand
         cmd.Options.Add(data);
         cmd.Options.Add(split);
         cmd.Options.Add(protocol);
+        var dataset = NyudCommands.DatasetOption();
+        dataset.Description = "pascal (the default) or nyud: score a folder --predictions with depth/<id>.npy (float32 H×W, metres) and/or " +
+                              "edge/<id>.npy|png (probabilities 0..1, or 8-bit gray /255) against the NYUD_MT root --data, split --split " +
+                              "(depth: rmse and log_rmse; edge: edge_f@0.5, a pixel-wise F at threshold 0.5, not ODS-F; --baselines default none).";
+        cmd.Options.Add(dataset);
         cmd.SetAction(parseResult =>
         {
             var stdout = parseResult.InvocationConfiguration.Output;
             var stderr = parseResult.InvocationConfiguration.Error;
             string? modelPath = parseResult.GetValue(model), dataRoot = parseResult.GetValue(data);
+            if (parseResult.GetValue(dataset) == "nyud")
+            {
+                string? baselinesGiven = parseResult.GetResult(baselines) is { Implicit: false } ? parseResult.GetValue(baselines) : null;
+                return RunNyud(parseResult.GetValue(predictions), dataRoot, modelPath, parseResult.GetValue(split), baselinesGiven, stdout, stderr);
+            }
             if (modelPath is null && dataRoot is null)
                 return Run(parseResult.GetValue(predictions), parseResult.GetValue(baselines), stdout, stderr);
             if (parseResult.GetValue(predictions) is not null)
@@ -103,6 +113,22 @@ public static class EvaluateCommand
             {
                 (loaded as IDisposable)?.Dispose();
             }
+        });
+
+    /// <summary>
+    /// The <c>--dataset nyud</c> mode: scores a folder of per-image depth and edge predictions against a NYUD_MT split
+    /// (<see cref="NyudPredictions"/>) and prints the metrics JSON; 0 on success, 2 on a user error (one line on <paramref name="stderr"/>).
+    /// </summary>
+    public static int RunNyud(string? predictionsDir, string? dataRoot, string? modelPath, string? split, string? baselinesText, TextWriter stdout, TextWriter stderr) =>
+        CliCommon.Guard("evaluate", stderr, () =>
+        {
+            if (modelPath is not null)
+                throw new CliCommon.UsageException("--dataset nyud scores --predictions <dir> against --data <NYUD_MT root>; --model is not supported there (NYUD tasks cannot be trained yet).");
+            if (string.IsNullOrWhiteSpace(predictionsDir)) throw new CliCommon.UsageException("--dataset nyud needs --predictions <dir> (depth/<id>.npy, edge/<id>.npy|png).");
+            if (string.IsNullOrWhiteSpace(dataRoot)) throw new CliCommon.UsageException("--dataset nyud needs --data <NYUD_MT root>.");
+            var metrics = NyudPredictions.Evaluate(predictionsDir, dataRoot, string.IsNullOrWhiteSpace(split) ? "val" : split.Trim(), baselinesText);
+            WriteJson(metrics, stdout);
+            return 0;
         });
 
     /// <summary>Runs the verb: 0 on success, 2 on bad input or a usage error (one line on <paramref name="stderr"/>).</summary>
