@@ -1,6 +1,8 @@
 using System.Text.Json.Nodes;
 using Microsoft.ML.MtLora.Data.Formats;
+using Microsoft.ML.MtLora.Checkpoints;
 using Microsoft.ML.MtLora.Data.Nyud;
+using TorchSharp;
 
 using static Microsoft.ML.MtLora.Tests.CliRunner;
 
@@ -85,6 +87,28 @@ public sealed class NyudEvaluateCliTests : IDisposable
         Assert.Equal(1.0, json["edge"]!["recall"]!.GetValue<double>());
         // Δm over depth only (lower is better): −(0.5 − 0.4) / 0.4 · 100 = −25 %.
         Assert.Equal(-25.0, json["delta_m"]!.GetValue<double>(), 3);
+    }
+
+    [Fact]
+    public void ASafetensorsFileMayHoldDepthAndEdge()
+    {
+        var path = Path.Combine(_dir, "p.safetensors");
+        using (var scope = torch.NewDisposeScope())
+        {
+            SafeTensors.Save(path, new Dictionary<string, torch.Tensor>
+            {
+                ["out.depth"] = torch.tensor(new[] { 1.5f, 2.5f, 9f }).reshape(1, 1, 1, 3),   // errors 0.5, −0.5, ignored → RMSE 0.5
+                ["target.depth"] = torch.tensor(new[] { 1f, 3f, 255f }).reshape(1, 1, 1, 3),
+                ["out.edge"] = torch.tensor(new[] { 1f, -1f, 1f }).reshape(1, 1, 1, 3),        // TP, TN, FP → F = 2 / (2 + 1)
+                ["target.edge"] = torch.tensor(new[] { 1f, 0f, 0f }).reshape(1, 1, 1, 3),
+            });
+        }
+        var json = Evaluate("--predictions", path, "--baselines", "depth=0.4");
+        Assert.Equal(0.5, json["depth"]!["rmse"]!.GetValue<double>(), 6);
+        Assert.Equal(2.0 / 3, json["edge"]!["edge_f@0.5"]!.GetValue<double>(), 12);
+        Assert.Equal(-25.0, json["delta_m"]!.GetValue<double>(), 4);
+        // The default 'paper' baselines cover PASCAL's tasks only: no Δm for depth and edge alone.
+        Assert.False(Evaluate("--predictions", path).AsObject().ContainsKey("delta_m"));
     }
 
     [Fact]
