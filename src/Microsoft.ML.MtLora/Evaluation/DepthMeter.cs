@@ -67,16 +67,10 @@ public sealed class DepthMeter
     /// <exception cref="ArgumentException">The shapes disagree.</exception>
     public void Update(Tensor output, Tensor target)
     {
-        ArgumentNullException.ThrowIfNull(output);
-        ArgumentNullException.ThrowIfNull(target);
-        if (output.dim() != 4 || output.size(1) != 1)
-            throw new ArgumentException($"Expected depth outputs of shape (B, 1, H, W) but got ({string.Join(", ", output.shape)}).", nameof(output));
-        long b = output.size(0), n = output.size(2) * output.size(3);
-        if (target.numel() != b * n || target.size(0) != b)
-            throw new ArgumentException($"The target of shape ({string.Join(", ", target.shape)}) does not match the outputs ({string.Join(", ", output.shape)}).", nameof(target));
+        var (b, n) = SingleChannelBatch.Check(output, target, "depth outputs", nameof(output));
         using var scope = NewDisposeScope();
-        var predicted = output.to(ScalarType.Float32).reshape(b * n).cpu().data<float>().ToArray(); // (B·HW)
-        var label = target.to(ScalarType.Float32).reshape(b * n).cpu().data<float>().ToArray();     // (B·HW)
+        var predicted = SingleChannelBatch.ToFloats(output); // (B·HW)
+        var label = SingleChannelBatch.ToFloats(target);     // (B·HW)
         for (long i = 0; i < b; i++)
             Update(predicted.AsSpan((int)(i * n), (int)n), label.AsSpan((int)(i * n), (int)n));
     }

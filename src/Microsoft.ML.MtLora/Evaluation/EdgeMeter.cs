@@ -60,18 +60,10 @@ public sealed class EdgeMeter
     /// <exception cref="ArgumentException">The shapes disagree, or a label is not 0, 1 or 255.</exception>
     public void Update(Tensor logits, Tensor target)
     {
-        ArgumentNullException.ThrowIfNull(logits);
-        ArgumentNullException.ThrowIfNull(target);
-        if (logits.dim() != 4 || logits.size(1) != 1)
-            throw new ArgumentException($"Expected edge logits of shape (B, 1, H, W) but got ({string.Join(", ", logits.shape)}).", nameof(logits));
-        long b = logits.size(0), n = logits.size(2) * logits.size(3);
-        if (target.numel() != b * n || target.size(0) != b)
-            throw new ArgumentException($"The target of shape ({string.Join(", ", target.shape)}) does not match the outputs ({string.Join(", ", logits.shape)}).", nameof(target));
+        var (b, n) = SingleChannelBatch.Check(logits, target, "edge logits", nameof(logits));
         using var scope = NewDisposeScope();
-        var p = logits.to(ScalarType.Float32).reshape(b, n).sigmoid().cpu();                 // (B, HW)
-        var gt = target.reshape(b, n).to(ScalarType.Float32).cpu();                          // (B, HW)
-        var probabilities = p.data<float>().ToArray();
-        var labels = gt.data<float>().ToArray();
+        var probabilities = SingleChannelBatch.ToFloats(logits.to(ScalarType.Float32).sigmoid()); // (B·HW)
+        var labels = SingleChannelBatch.ToFloats(target);                                          // (B·HW)
         var bytes = new byte[n];
         for (long i = 0; i < b; i++)
         {
