@@ -141,7 +141,7 @@ public sealed partial class DenseTaskDescriptor : IEquatable<DenseTaskDescriptor
     /// <summary>The task's main metric, in the units Δm uses: <c>mIoU</c> (×100) for a segmentation and for saliency, the
     /// mean angle in degrees for normals, <c>rmse</c> for depth, and for an edge map <c>edge_f@0.5</c>: the name reserved for a
     /// pixel-wise F-measure at a fixed 0.5 threshold with no boundary tolerance (×100), deliberately not called ODS-F, which is
-    /// what the reference's external MATLAB benchmark reports (matching within a distance tolerance). No meter computes it yet.</summary>
+    /// what the reference's external MATLAB benchmark reports (matching within a distance tolerance); <see cref="Evaluation.EdgeMeter"/> computes it.</summary>
     public string MetricName => Kind switch
     {
         DenseTaskKind.Segmentation => "mIoU",

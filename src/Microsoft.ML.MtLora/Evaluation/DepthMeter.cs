@@ -1,3 +1,5 @@
+using static TorchSharp.torch;
+
 namespace Microsoft.ML.MtLora.Evaluation;
 
 /// <summary>
@@ -13,8 +15,19 @@ public sealed class DepthMeter
     /// <summary>The clamp applied to the predicted depth before the logarithm (reference value).</summary>
     public const double MinPrediction = 1e-9;
 
+    private readonly double _ignoreValue;
     private double _squared;
     private double _logSquared;
+
+    /// <summary>Creates a meter that skips the label value 255, as the reference's.</summary>
+    public DepthMeter() : this(DenseTaskDescriptor.DefaultIgnoreLabel)
+    {
+    }
+
+    /// <summary>Creates a meter that skips the pixels whose label is <paramref name="ignoreValue"/> (a task's
+    /// <see cref="DenseTaskDescriptor.IgnoreValue"/>).</summary>
+    /// <param name="ignoreValue">The label value of invalid pixels.</param>
+    public DepthMeter(float ignoreValue) => _ignoreValue = ignoreValue;
 
     /// <summary>Valid pixels seen so far.</summary>
     public long PixelCount { get; private set; }
@@ -24,7 +37,7 @@ public sealed class DepthMeter
 
     /// <summary>Adds one image.</summary>
     /// <param name="predicted">The predicted depths, H·W.</param>
-    /// <param name="label">The ground-truth depths, H·W, 255 = invalid.</param>
+    /// <param name="label">The ground-truth depths, H·W, the ignore value (255 by default) = invalid.</param>
     /// <exception cref="ArgumentException">The lengths differ.</exception>
     public void Update(ReadOnlySpan<float> predicted, ReadOnlySpan<float> label)
     {
@@ -35,7 +48,7 @@ public sealed class DepthMeter
         for (int i = 0; i < label.Length; i++)
         {
             double gt = label[i];
-            if (gt == DenseTaskDescriptor.DefaultIgnoreLabel) continue;
+            if (gt == _ignoreValue) continue;
             double p = Math.Max(predicted[i], MinPrediction);
             double d = gt - p, l = Math.Log(gt) - Math.Log(p);
             sq += d * d;
@@ -46,6 +59,20 @@ public sealed class DepthMeter
         _logSquared += logSq;
         PixelCount += n;
         ImageCount++;
+    }
+
+    /// <summary>Adds a batch of raw outputs (the depth itself, no activation: the reference's depth head output is the prediction).</summary>
+    /// <param name="output">Predicted depths, (B, 1, H, W).</param>
+    /// <param name="target">Ground-truth depths, (B, 1, H, W) or (B, H, W), with the ignore value on invalid pixels.</param>
+    /// <exception cref="ArgumentException">The shapes disagree.</exception>
+    public void Update(Tensor output, Tensor target)
+    {
+        var (b, n) = SingleChannelBatch.Check(output, target, "depth outputs", nameof(output));
+        using var scope = NewDisposeScope();
+        var predicted = SingleChannelBatch.ToFloats(output); // (B·HW)
+        var label = SingleChannelBatch.ToFloats(target);     // (B·HW)
+        for (long i = 0; i < b; i++)
+            Update(predicted.AsSpan((int)(i * n), (int)n), label.AsSpan((int)(i * n), (int)n));
     }
 
     /// <summary>Clears the sums.</summary>

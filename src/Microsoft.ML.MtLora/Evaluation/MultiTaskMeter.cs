@@ -3,8 +3,10 @@ using static TorchSharp.torch;
 namespace Microsoft.ML.MtLora.Evaluation;
 
 /// <summary>
-/// One meter per task (<see cref="SegmentationMeter"/>, <see cref="SaliencyMeter"/>, <see cref="NormalsMeter"/>),
-/// fed batch by batch with raw network outputs and targets (the trainer's validation, the CLI) and turned into
+/// One meter per task, chosen by its kind (<see cref="SegmentationMeter"/> for a segmentation, with the task's own class
+/// count; <see cref="SaliencyMeter"/> for <c>sal</c> and the binary maps scored by mIoU; <see cref="EdgeMeter"/> for the
+/// binary maps scored by <c>edge_f@0.5</c>, e.g. NYUD's edge; <see cref="NormalsMeter"/> for <c>normals</c>; <see cref="DepthMeter"/>
+/// for a depth task; see <see cref="DenseTaskDescriptor.MetricName"/>), fed batch by batch with raw network outputs and targets (the trainer's validation, the CLI) and turned into
 /// <see cref="MultiTaskMetrics"/>. Memory stays constant however many batches are added.
 /// </summary>
 public sealed class MultiTaskMeter
@@ -13,6 +15,10 @@ public sealed class MultiTaskMeter
     private readonly SegmentationMeter? _humanParts;
     private readonly SaliencyMeter? _saliency;
     private readonly NormalsMeter? _normals;
+    private readonly Dictionary<DenseTaskDescriptor, SegmentationMeter> _otherSegmentations = [];
+    private readonly Dictionary<DenseTaskDescriptor, SaliencyMeter> _otherSaliency = [];
+    private readonly Dictionary<DenseTaskDescriptor, EdgeMeter> _edges = [];
+    private readonly Dictionary<DenseTaskDescriptor, DepthMeter> _depths = [];
 
     /// <summary>Creates meters for the given tasks (21 semantic classes, 7 human-part classes).</summary>
     /// <param name="tasks">The tasks to evaluate (at least one, no repeats).</param>
@@ -21,7 +27,8 @@ public sealed class MultiTaskMeter
     {
     }
 
-    /// <summary>Creates a meter for the tasks, with PASCAL-Context's class counts (21 and 7).</summary>
+    /// <summary>Creates a meter for the tasks: PASCAL-Context's class counts (21 and 7) for its segmentations, each other
+    /// segmentation with its own <see cref="DenseTaskDescriptor.OutputChannels"/> classes.</summary>
     /// <param name="tasks">The tasks to evaluate.</param>
     public MultiTaskMeter(IEnumerable<DenseTaskDescriptor> tasks)
         : this(tasks, DenseTaskDescriptor.PascalSemanticSegmentation.OutputChannels, DenseTaskDescriptor.PascalHumanParts.OutputChannels)
@@ -43,10 +50,20 @@ public sealed class MultiTaskMeter
                 case "human_parts": _humanParts = new SegmentationMeter(humanPartsClasses); break;
                 case "sal": _saliency = new SaliencyMeter(); break;
                 case "normals": _normals = new NormalsMeter(); break;
-                default: throw new ArgumentOutOfRangeException(nameof(tasks), task, $"Task '{task.Name}' cannot be evaluated here: this meter scores semseg, human_parts, sal and normals.");
+                default:
+                    switch (task.Kind)
+                    {
+                        case DenseTaskKind.Segmentation: _otherSegmentations[task] = new SegmentationMeter(task.OutputChannels); break;
+                        case DenseTaskKind.BinaryMap when task.MetricName == EdgeMeter.MetricName: _edges[task] = new EdgeMeter(); break;
+                        case DenseTaskKind.BinaryMap: _otherSaliency[task] = new SaliencyMeter(); break;
+                        case DenseTaskKind.Depth: _depths[task] = new DepthMeter(task.IgnoreValue ?? DenseTaskDescriptor.DefaultIgnoreLabel); break;
+                        default: throw new ArgumentOutOfRangeException(nameof(tasks), task, $"Task '{task.Name}' cannot be evaluated here: a surface-normals task is scored only under the name 'normals'.");
+                    }
+                    break;
             }
         }
-        Tasks = DenseTaskDescriptor.Pascal.Where(list.Contains).ToArray();
+        // The reference's order (semseg, human_parts, sal, normals, depth, edge), then other tasks by name.
+        Tasks = list.Order().ToArray();
     }
 
     /// <summary>The tasks evaluated, in the reference's order.</summary>
@@ -54,8 +71,9 @@ public sealed class MultiTaskMeter
 
     /// <summary>Adds a batch of one task's raw outputs and targets.</summary>
     /// <param name="task">The task.</param>
-    /// <param name="output">Raw outputs (B, C, H, W): logits for the class maps and saliency, unnormalised vectors for normals.</param>
-    /// <param name="target">Targets (B, 1, H, W), or (B, 3, H, W) for normals, with 255 = ignore.</param>
+    /// <param name="output">Raw outputs (B, C, H, W): logits for the class maps and binary maps, unnormalised vectors for
+    /// normals, depths for a depth task.</param>
+    /// <param name="target">Targets (B, 1, H, W), or (B, 3, H, W) for normals, with 255 (a depth task: its ignore value) = ignore.</param>
     /// <exception cref="ArgumentException">The task is not evaluated by this meter, or the shapes or labels are wrong (the message names the task).</exception>
     public void Update(DenseTaskDescriptor task, Tensor output, Tensor target)
     {
@@ -67,6 +85,10 @@ public sealed class MultiTaskMeter
                 case "human_parts" when _humanParts is not null: _humanParts.Update(output, target); break;
                 case "sal" when _saliency is not null: _saliency.Update(output, target); break;
                 case "normals" when _normals is not null: _normals.Update(output, target); break;
+                case var _ when _otherSegmentations.TryGetValue(task, out var segmentation): segmentation.Update(output, target); break;
+                case var _ when _otherSaliency.TryGetValue(task, out var saliency): saliency.Update(output, target); break;
+                case var _ when _edges.TryGetValue(task, out var edge): edge.Update(output, target); break;
+                case var _ when _depths.TryGetValue(task, out var depth): depth.Update(output, target); break;
                 default: throw new ArgumentException($"This meter does not evaluate task {task.Name}; it evaluates {string.Join(", ", Tasks.Select(t => t.Name))}.", nameof(task));
             }
         }
@@ -103,6 +125,15 @@ public sealed class MultiTaskMeter
     /// <summary>The normals meter, for row-by-row updates.</summary>
     internal NormalsMeter? SurfaceNormals => _normals;
 
+    /// <summary>The depth meter of a depth task, for row-by-row updates.</summary>
+    internal DepthMeter? Depth(DenseTaskDescriptor task) => _depths.GetValueOrDefault(task);
+
+    /// <summary>The edge meter of a binary map scored by <c>edge_f@0.5</c>, for row-by-row updates.</summary>
+    internal EdgeMeter? Edge(DenseTaskDescriptor task) => _edges.GetValueOrDefault(task);
+
+    /// <summary>The meter of a segmentation other than PASCAL's semseg and human_parts, for row-by-row updates.</summary>
+    internal SegmentationMeter? OtherSegmentation(DenseTaskDescriptor task) => _otherSegmentations.GetValueOrDefault(task);
+
     /// <summary>Clears every meter.</summary>
     public void Reset()
     {
@@ -110,6 +141,10 @@ public sealed class MultiTaskMeter
         _humanParts?.Reset();
         _saliency?.Reset();
         _normals?.Reset();
+        foreach (var m in _otherSegmentations.Values) m.Reset();
+        foreach (var m in _otherSaliency.Values) m.Reset();
+        foreach (var m in _edges.Values) m.Reset();
+        foreach (var m in _depths.Values) m.Reset();
     }
 
     /// <summary>The metrics of everything added so far, and Δm against the baselines.</summary>
@@ -125,13 +160,24 @@ public sealed class MultiTaskMeter
                 "semseg" => _semseg!.ImageCount,
                 "human_parts" => _humanParts!.ImageCount,
                 "sal" => _saliency!.ImageCount,
-                _ => _normals!.ImageCount,
+                "normals" => _normals!.ImageCount,
+                _ when _otherSegmentations.TryGetValue(task, out var m) => m.ImageCount,
+                _ when _otherSaliency.TryGetValue(task, out var m) => m.ImageCount,
+                _ when _edges.TryGetValue(task, out var m) => m.ImageCount,
+                _ => _depths[task].ImageCount,
             };
             if (images == 0) throw new InvalidOperationException($"Task {task.Name} has received no data to evaluate.");
         }
         if (_normals is { PixelCount: 0 })
             throw new InvalidOperationException("Task normals has no valid pixel to evaluate: every label pixel is 255.");
+        foreach (var (task, depth) in _depths)
+            if (depth.PixelCount == 0)
+                throw new InvalidOperationException($"Task {task.Name} has no valid pixel to evaluate: every label pixel is the ignore value.");
         return new MultiTaskMetrics(_semseg?.GetMetrics(), _humanParts?.GetMetrics(), _saliency?.GetMetrics(), _normals?.GetMetrics(),
-            baselines ?? SingleTaskBaselines.Paper);
+            baselines ?? SingleTaskBaselines.Paper,
+            _otherSegmentations.ToDictionary(kv => kv.Key, kv => kv.Value.GetMetrics()),
+            _otherSaliency.ToDictionary(kv => kv.Key, kv => kv.Value.GetMetrics()),
+            _edges.ToDictionary(kv => kv.Key, kv => kv.Value.GetMetrics()),
+            _depths.ToDictionary(kv => kv.Key, kv => kv.Value.GetMetrics()));
     }
 }

@@ -7,7 +7,9 @@ namespace Microsoft.ML.MtLora.Evaluation;
 
 /// <summary>
 /// The result of a multi-task evaluation: each evaluated task's metrics and Δm against single-task baselines.
-/// Fractions in [0, 1] for the IoUs, accuracies and F-measures (ML.NET's convention); degrees for normals.
+/// Fractions in [0, 1] for the IoUs, accuracies and F-measures (ML.NET's convention); degrees for normals; the labels'
+/// unit (metres for NYUD) for depth. The PASCAL tasks have their own properties; any other task is in
+/// <see cref="OtherSegmentations"/>, <see cref="OtherSaliencyMaps"/>, <see cref="Edges"/> or <see cref="Depths"/> by its kind.
 /// </summary>
 public sealed class MultiTaskMetrics
 {
@@ -16,14 +18,25 @@ public sealed class MultiTaskMetrics
         SegmentationMetrics? humanParts,
         SaliencyMetrics? saliency,
         NormalsMetrics? surfaceNormals,
-        SingleTaskBaselines baselines)
+        SingleTaskBaselines baselines,
+        IReadOnlyDictionary<DenseTaskDescriptor, SegmentationMetrics>? otherSegmentations = null,
+        IReadOnlyDictionary<DenseTaskDescriptor, SaliencyMetrics>? otherSaliencyMaps = null,
+        IReadOnlyDictionary<DenseTaskDescriptor, EdgeMetrics>? edges = null,
+        IReadOnlyDictionary<DenseTaskDescriptor, DepthMetrics>? depths = null)
     {
+        OtherSegmentations = otherSegmentations ?? new Dictionary<DenseTaskDescriptor, SegmentationMetrics>();
+        OtherSaliencyMaps = otherSaliencyMaps ?? new Dictionary<DenseTaskDescriptor, SaliencyMetrics>();
+        Edges = edges ?? new Dictionary<DenseTaskDescriptor, EdgeMetrics>();
+        Depths = depths ?? new Dictionary<DenseTaskDescriptor, DepthMetrics>();
         SemanticSegmentation = semanticSegmentation;
         HumanParts = humanParts;
         Saliency = saliency;
         SurfaceNormals = surfaceNormals;
         Baselines = baselines;
-        Tasks = DenseTaskDescriptor.Pascal.Where(HasTask).ToArray();
+        // The reference's order (semseg, human_parts, sal, normals, depth, edge), then other tasks by name.
+        Tasks = DenseTaskDescriptor.Pascal.Where(HasTask)
+            .Concat(OtherSegmentations.Keys).Concat(OtherSaliencyMaps.Keys).Concat(Edges.Keys).Concat(Depths.Keys)
+            .Order().ToArray();
         DeltaM = Evaluation.DeltaM.Compute(Tasks.Select(t => KeyValuePair.Create(t, GetPaperMetric(t))), baselines);
     }
 
@@ -45,7 +58,21 @@ public sealed class MultiTaskMetrics
     /// <summary>Surface normals metrics, or null when the task was not evaluated.</summary>
     public NormalsMetrics? SurfaceNormals { get; }
 
-    /// <summary>The evaluated tasks, in the reference's order.</summary>
+    /// <summary>Segmentations other than PASCAL's semseg and human_parts (your own, with their own class counts), by task.</summary>
+    public IReadOnlyDictionary<DenseTaskDescriptor, SegmentationMetrics> OtherSegmentations { get; }
+
+    /// <summary>Binary maps other than <c>sal</c> scored as saliency is (those whose <see cref="DenseTaskDescriptor.MetricName"/>
+    /// is <c>mIoU</c>: the saliency loss rule, no fixed positive weight), by task.</summary>
+    public IReadOnlyDictionary<DenseTaskDescriptor, SaliencyMetrics> OtherSaliencyMaps { get; }
+
+    /// <summary>Binary maps scored by the pixel-wise F-measure at 0.5 (<see cref="EdgeMeter"/>, <c>edge_f@0.5</c>, not ODS-F):
+    /// those with a fixed positive weight, such as NYUD's edge, by task.</summary>
+    public IReadOnlyDictionary<DenseTaskDescriptor, EdgeMetrics> Edges { get; }
+
+    /// <summary>Depth tasks (<see cref="DepthMeter"/>: RMSE and log-RMSE, lower is better), by task.</summary>
+    public IReadOnlyDictionary<DenseTaskDescriptor, DepthMetrics> Depths { get; }
+
+    /// <summary>The evaluated tasks, in the reference's order (semseg, human_parts, sal, normals, depth, edge), then your own by name.</summary>
     public IReadOnlyList<DenseTaskDescriptor> Tasks { get; }
 
     /// <summary>The single-task baselines Δm was computed against.</summary>
@@ -58,7 +85,8 @@ public sealed class MultiTaskMetrics
 
     /// <summary>
     /// The metric a task is ranked by in the paper, in the paper's units: mIoU ×100 for semantic segmentation, human parts
-    /// and saliency; the mean angular error in degrees for normals. These are the values Δm compares with the baselines.
+    /// and saliency (and any other segmentation or saliency-like map); the mean angular error in degrees for normals; the RMSE
+    /// in the labels' unit for depth; <c>edge_f@0.5</c> ×100 for an edge map. These are the values Δm compares with the baselines.
     /// </summary>
     /// <param name="task">An evaluated task.</param>
     /// <returns>The metric.</returns>
@@ -69,6 +97,10 @@ public sealed class MultiTaskMetrics
         "human_parts" when HumanParts is not null => HumanParts.MeanIoU * 100,
         "sal" when Saliency is not null => Saliency.MeanIoU * 100,
         "normals" when SurfaceNormals is not null => SurfaceNormals.Mean,
+        _ when OtherSegmentations.TryGetValue(task, out var m) => m.MeanIoU * 100,
+        _ when OtherSaliencyMaps.TryGetValue(task, out var m) => m.MeanIoU * 100,
+        _ when Edges.TryGetValue(task, out var m) => m.FMeasure * 100,
+        _ when Depths.TryGetValue(task, out var m) => m.Rmse,
         _ => throw new ArgumentException($"Task {task.Name} was not evaluated.", nameof(task)),
     };
 
@@ -96,15 +128,19 @@ public sealed class MultiTaskMetrics
                 "semseg" => string.Format(ci, "pixel acc {0:F2} %", SemanticSegmentation!.PixelAccuracy * 100),
                 "human_parts" => string.Format(ci, "pixel acc {0:F2} %", HumanParts!.PixelAccuracy * 100),
                 "sal" => string.Format(ci, "maxF {0:F2} %, best threshold {1:F2}", Saliency!.MaxF * 100, Saliency.BestThreshold),
+                _ when OtherSegmentations.TryGetValue(task, out var m) => string.Format(ci, "pixel acc {0:F2} %", m.PixelAccuracy * 100),
+                _ when OtherSaliencyMaps.TryGetValue(task, out var m) => string.Format(ci, "maxF {0:F2} %, best threshold {1:F2}", m.MaxF * 100, m.BestThreshold),
+                _ when Edges.TryGetValue(task, out var m) => string.Format(ci, "precision {0:F2} %, recall {1:F2} % (pixel-wise, not ODS-F)", m.Precision * 100, m.Recall * 100),
+                _ when Depths.TryGetValue(task, out var m) => string.Format(ci, "log-RMSE {0:F4}", m.LogRmse),
                 _ => string.Format(ci, "median {0:F2}°, RMSE {1:F2}°, <11.25° {2:F2} %, <22.5° {3:F2} %, <30° {4:F2} %",
                     SurfaceNormals!.Median, SurfaceNormals.Rmse, SurfaceNormals.Within11_25 * 100, SurfaceNormals.Within22_5 * 100, SurfaceNormals.Within30 * 100),
             };
             rows.Add(
             [
                 task.Name,
-                task == DenseTask.SurfaceNormals ? "mean angle (°)" : "mIoU (%)",
-                value.ToString("F2", ci),
-                hasBaseline ? baseline.ToString("F2", ci) : "-",
+                MetricLabel(task),
+                value.ToString(Depths.ContainsKey(task) ? "F4" : "F2", ci),
+                hasBaseline ? baseline.ToString(Depths.ContainsKey(task) ? "F4" : "F2", ci) : "-",
                 hasBaseline ? Evaluation.DeltaM.RelativeGain(task, value, baseline).ToString("+0.00;-0.00;0.00", ci) : "-",
                 details,
             ]);
@@ -120,6 +156,12 @@ public sealed class MultiTaskMetrics
         return sb.ToString();
     }
 
+    private string MetricLabel(DenseTaskDescriptor task) =>
+        task == DenseTask.SurfaceNormals ? "mean angle (°)"
+        : Depths.ContainsKey(task) ? "RMSE"
+        : Edges.ContainsKey(task) ? EdgeMeter.MetricName + " (%)"
+        : "mIoU (%)";
+
     /// <summary>The same as <see cref="ToTable"/>.</summary>
     /// <returns>The printable table.</returns>
     public override string ToString() => ToTable();
@@ -128,21 +170,26 @@ public sealed class MultiTaskMetrics
     /// The metrics as a <see cref="DataFrame"/> with one row per evaluated task (for notebooks); a cell that does not
     /// apply to a task is null. Columns: Task, MeanIoU, PixelAccuracy, MaxF, MaxFBeta, MeanAngle, MedianAngle, Rmse,
     /// ReferenceRmse, Within11_25, Within22_5, Within30 (fractions and degrees as in the metric objects),
-    /// PaperMetric, Baseline, Gain (percent).
+    /// PaperMetric, Baseline, Gain (percent); then, only when a depth or edge task was evaluated, DepthRmse, DepthLogRmse,
+    /// EdgeF (the <c>edge_f@0.5</c> fraction), EdgePrecision, EdgeRecall.
     /// </summary>
     /// <returns>A new data frame.</returns>
     public DataFrame ToDataFrame()
     {
         double? Seg(DenseTaskDescriptor t, Func<SegmentationMetrics, double> f) =>
-            t == DenseTask.SemanticSegmentation ? f(SemanticSegmentation!) : t == DenseTask.HumanParts ? f(HumanParts!) : null;
-        double? Sal(DenseTaskDescriptor t, Func<SaliencyMetrics, double> f) => t == DenseTask.Saliency ? f(Saliency!) : null;
+            t == DenseTask.SemanticSegmentation ? f(SemanticSegmentation!) : t == DenseTask.HumanParts ? f(HumanParts!)
+            : OtherSegmentations.TryGetValue(t, out var m) ? f(m) : null;
+        double? Sal(DenseTaskDescriptor t, Func<SaliencyMetrics, double> f) =>
+            t == DenseTask.Saliency ? f(Saliency!) : OtherSaliencyMaps.TryGetValue(t, out var m) ? f(m) : null;
+        double? Dep(DenseTaskDescriptor t, Func<DepthMetrics, double> f) => Depths.TryGetValue(t, out var m) ? f(m) : null;
+        double? Edg(DenseTaskDescriptor t, Func<EdgeMetrics, double> f) => Edges.TryGetValue(t, out var m) ? f(m) : null;
         double? Nrm(DenseTaskDescriptor t, Func<NormalsMetrics, double> f) => t == DenseTask.SurfaceNormals ? f(SurfaceNormals!) : null;
         double? MeanIoU(DenseTaskDescriptor t) => Seg(t, m => m.MeanIoU) ?? Sal(t, m => m.MeanIoU);
         double? Baseline(DenseTaskDescriptor t) => Baselines.TryGetValue(t, out double b) ? b : null;
         double? Gain(DenseTaskDescriptor t) => Baseline(t) is double b ? Evaluation.DeltaM.RelativeGain(t, GetPaperMetric(t), b) : null;
 
         DoubleDataFrameColumn Column(string name, Func<DenseTaskDescriptor, double?> f) => new(name, Tasks.Select(f));
-        return new DataFrame(
+        var frame = new DataFrame(
             new StringDataFrameColumn("Task", Tasks.Select(t => t.Name)),
             Column("MeanIoU", MeanIoU),
             Column("PixelAccuracy", t => Seg(t, m => m.PixelAccuracy)),
@@ -158,6 +205,15 @@ public sealed class MultiTaskMetrics
             Column("PaperMetric", t => GetPaperMetric(t)),
             Column("Baseline", Baseline),
             Column("Gain", Gain));
+        if (Depths.Count + Edges.Count > 0)
+        {
+            frame.Columns.Add(Column("DepthRmse", t => Dep(t, m => m.Rmse)));
+            frame.Columns.Add(Column("DepthLogRmse", t => Dep(t, m => m.LogRmse)));
+            frame.Columns.Add(Column("EdgeF", t => Edg(t, m => m.FMeasure)));
+            frame.Columns.Add(Column("EdgePrecision", t => Edg(t, m => m.Precision)));
+            frame.Columns.Add(Column("EdgeRecall", t => Edg(t, m => m.Recall)));
+        }
+        return frame;
     }
 
     /// <summary>
@@ -166,7 +222,10 @@ public sealed class MultiTaskMetrics
     /// <c>sal</c> {<c>mIoU</c>, <c>maxF</c> (fractions), <c>best_threshold</c>, <c>maxF_threshold</c>, <c>max_f_beta</c>
     /// (β² = 0.3, computed correctly)}, <c>normals</c> {<c>mean</c>, <c>median</c>, <c>rmse</c> (the reference's,
     /// equal to the mean), <c>rmse_true</c> (degrees), <c>11.25</c>, <c>22.5</c>, <c>30</c> (percent of valid pixels,
-    /// as the reference reports them)}; then <c>delta_m</c> (percent) and <c>baselines</c> when Δm applies; first <c>protocol</c>
+    /// as the reference reports them)}; any other segmentation as semseg (its own class count), any other saliency-like map
+    /// as sal, a depth task {<c>rmse</c>, <c>log_rmse</c> (as the reference's <c>DepthMeter</c>), <c>pixels</c>}, an edge map
+    /// {<c>edge_f@0.5</c>, <c>precision</c>, <c>recall</c> (fractions; pixel-wise at threshold 0.5, not the ODS-F of the
+    /// reference's external MATLAB benchmark), <c>threshold</c>, <c>pixels</c>, <c>images</c>}; then <c>delta_m</c> (percent) and <c>baselines</c> when Δm applies; first <c>protocol</c>
     /// (<c>reference</c> or <c>native</c>) when <see cref="Protocol"/> is set. JSON has no NaN or
     /// infinity: a metric that is not a finite number (a network that outputs NaN) is written as <c>null</c>, and
     /// <c>non_finite</c> maps its path (e.g. <c>normals.mean</c>) to <c>"NaN"</c>, <c>"Infinity"</c> or <c>"-Infinity"</c>.
@@ -219,14 +278,23 @@ public sealed class MultiTaskMetrics
             {
                 "semseg" => SegmentationJson(SemanticSegmentation!),
                 "human_parts" => SegmentationJson(HumanParts!),
-                "sal" => new JsonObject
+                "sal" => SaliencyJson(Saliency!),
+                _ when OtherSegmentations.TryGetValue(task, out var m) => SegmentationJson(m),
+                _ when OtherSaliencyMaps.TryGetValue(task, out var m) => SaliencyJson(m),
+                _ when Edges.TryGetValue(task, out var m) => new JsonObject
                 {
-                    ["mIoU"] = Saliency!.MeanIoU,
-                    ["maxF"] = Saliency.MaxF,
-                    ["best_threshold"] = Saliency.BestThreshold,
-                    ["maxF_threshold"] = Saliency.MaxFThreshold,
-                    ["max_f_beta"] = Saliency.MaxFBeta,
-                    ["images"] = Saliency.ImageCount,
+                    [EdgeMeter.MetricName] = m.FMeasure,
+                    ["precision"] = m.Precision,
+                    ["recall"] = m.Recall,
+                    ["threshold"] = EdgeMeter.Threshold,
+                    ["pixels"] = m.PixelCount,
+                    ["images"] = m.ImageCount,
+                },
+                _ when Depths.TryGetValue(task, out var m) => new JsonObject
+                {
+                    ["rmse"] = m.Rmse,
+                    ["log_rmse"] = m.LogRmse,
+                    ["pixels"] = m.PixelCount,
                 },
                 _ => new JsonObject
                 {
@@ -251,6 +319,16 @@ public sealed class MultiTaskMetrics
         }
         return json;
     }
+
+    private static JsonObject SaliencyJson(SaliencyMetrics m) => new()
+    {
+        ["mIoU"] = m.MeanIoU,
+        ["maxF"] = m.MaxF,
+        ["best_threshold"] = m.BestThreshold,
+        ["maxF_threshold"] = m.MaxFThreshold,
+        ["max_f_beta"] = m.MaxFBeta,
+        ["images"] = m.ImageCount,
+    };
 
     private static JsonObject SegmentationJson(SegmentationMetrics m) => new()
     {

@@ -31,7 +31,8 @@ public static class EvaluateCommand
         var predictions = new Option<string>("--predictions")
         {
             Description = "A safetensors file with raw outputs out.<task> (N, C, H, W) and targets target.<task> (N, 1, H, W), " +
-                          "or (N, 3, H, W) for normals, 255 = ignore; tasks semseg, human_parts, sal, normals (any subset).",
+                          "or (N, 3, H, W) for normals, 255 = ignore; tasks semseg, human_parts, sal, normals, depth (out.depth: metres), " +
+                          "edge (out.edge: logits; scored as edge_f@0.5, not ODS-F) (any subset). With --dataset nyud: a folder (see --dataset).",
         };
         var baselines = new Option<string>("--baselines")
         {
@@ -54,11 +55,21 @@ public static class EvaluateCommand
         cmd.Options.Add(data);
         cmd.Options.Add(split);
         cmd.Options.Add(protocol);
+        var dataset = NyudCommands.DatasetOption();
+        dataset.Description = "pascal (the default) or nyud: score a folder --predictions with depth/<id>.npy (float32 H×W, metres) and/or " +
+                              "edge/<id>.npy|png (probabilities 0..1, or 8-bit gray /255) against the NYUD_MT root --data, split --split " +
+                              "(depth: rmse and log_rmse; edge: edge_f@0.5, a pixel-wise F at threshold 0.5, not ODS-F; --baselines default none).";
+        cmd.Options.Add(dataset);
         cmd.SetAction(parseResult =>
         {
             var stdout = parseResult.InvocationConfiguration.Output;
             var stderr = parseResult.InvocationConfiguration.Error;
             string? modelPath = parseResult.GetValue(model), dataRoot = parseResult.GetValue(data);
+            if (parseResult.GetValue(dataset) == "nyud")
+            {
+                string? baselinesGiven = parseResult.GetResult(baselines) is { Implicit: false } ? parseResult.GetValue(baselines) : null;
+                return RunNyud(parseResult.GetValue(predictions), dataRoot, modelPath, parseResult.GetValue(split), baselinesGiven, stdout, stderr);
+            }
             if (modelPath is null && dataRoot is null)
                 return Run(parseResult.GetValue(predictions), parseResult.GetValue(baselines), stdout, stderr);
             if (parseResult.GetValue(predictions) is not null)
@@ -105,6 +116,22 @@ public static class EvaluateCommand
             }
         });
 
+    /// <summary>
+    /// The <c>--dataset nyud</c> mode: scores a folder of per-image depth and edge predictions against a NYUD_MT split
+    /// (<see cref="NyudPredictions"/>) and prints the metrics JSON; 0 on success, 2 on a user error (one line on <paramref name="stderr"/>).
+    /// </summary>
+    public static int RunNyud(string? predictionsDir, string? dataRoot, string? modelPath, string? split, string? baselinesText, TextWriter stdout, TextWriter stderr) =>
+        CliCommon.Guard("evaluate", stderr, () =>
+        {
+            if (modelPath is not null)
+                throw new CliCommon.UsageException("--dataset nyud scores --predictions <dir> against --data <NYUD_MT root>; --model is not supported there (NYUD tasks cannot be trained yet).");
+            if (string.IsNullOrWhiteSpace(predictionsDir)) throw new CliCommon.UsageException("--dataset nyud needs --predictions <dir> (depth/<id>.npy, edge/<id>.npy|png).");
+            if (string.IsNullOrWhiteSpace(dataRoot)) throw new CliCommon.UsageException("--dataset nyud needs --data <NYUD_MT root>.");
+            var metrics = NyudPredictions.Evaluate(predictionsDir, dataRoot, string.IsNullOrWhiteSpace(split) ? "val" : split.Trim(), baselinesText);
+            WriteJson(metrics, stdout);
+            return 0;
+        });
+
     /// <summary>Runs the verb: 0 on success, 2 on bad input or a usage error (one line on <paramref name="stderr"/>).</summary>
     public static int Run(string? predictionsPath, string? baselinesText, TextWriter stdout, TextWriter stderr)
     {
@@ -116,7 +143,9 @@ public static class EvaluateCommand
         SingleTaskBaselines baselines;
         try
         {
-            baselines = SingleTaskBaselines.Parse(baselinesText ?? "paper");
+            string text = baselinesText ?? "paper";
+            // 'paper' holds PASCAL's tasks only; depth and edge, when the file has them, then have no baseline.
+            baselines = text.Trim().Equals("paper", StringComparison.OrdinalIgnoreCase) ? SingleTaskBaselines.Paper : SingleTaskBaselines.Parse(text, TensorFileTasks);
         }
         catch (FormatException e)
         {
@@ -136,35 +165,40 @@ public static class EvaluateCommand
         }
     }
 
+    /// <summary>The tasks a safetensors file may hold: PASCAL's four, and NYUD's depth (<c>out.depth</c>: depths in metres,
+    /// <c>target.depth</c> with 255 = ignore) and edge (<c>out.edge</c>: logits, <c>target.edge</c> 0/1/255).</summary>
+    private static readonly DenseTaskDescriptor[] TensorFileTasks =
+        [.. DenseTaskDescriptor.Pascal, DenseTaskDescriptor.NyudDepth, DenseTaskDescriptor.NyudEdge];
+
     /// <summary>Scores every task that has both <c>out.&lt;task&gt;</c> and <c>target.&lt;task&gt;</c> in the file, a few images at a time.</summary>
     public static MultiTaskMetrics EvaluateTensorFile(string path, SingleTaskBaselines baselines)
     {
         var tensors = SafeTensors.Load(path);
         try
         {
-            var tasks = new List<DenseTask>();
-            foreach (var task in DenseTasks.All)
+            var tasks = new List<DenseTaskDescriptor>();
+            foreach (var task in TensorFileTasks)
             {
-                bool hasOut = tensors.ContainsKey($"out.{task.ReferenceName()}");
-                bool hasTarget = tensors.ContainsKey($"target.{task.ReferenceName()}");
+                bool hasOut = tensors.ContainsKey($"out.{task.Name}");
+                bool hasTarget = tensors.ContainsKey($"target.{task.Name}");
                 if (hasOut != hasTarget)
-                    throw new InvalidDataException($"'{path}' has '{(hasOut ? "out" : "target")}.{task.ReferenceName()}' but not '{(hasOut ? "target" : "out")}.{task.ReferenceName()}'.");
+                    throw new InvalidDataException($"'{path}' has '{(hasOut ? "out" : "target")}.{task.Name}' but not '{(hasOut ? "target" : "out")}.{task.Name}'.");
                 if (hasOut) tasks.Add(task);
             }
             if (tasks.Count == 0)
-                throw new InvalidDataException($"'{path}' holds no out.<task>/target.<task> pair (tasks: semseg, human_parts, sal, normals). Keys: {string.Join(", ", tensors.Keys)}.");
+                throw new InvalidDataException($"'{path}' holds no out.<task>/target.<task> pair (tasks: semseg, human_parts, sal, normals, depth, edge). Keys: {string.Join(", ", tensors.Keys)}.");
 
-            var meter = new MultiTaskMeter(tasks.Select(t => t.ToDescriptor()));
+            var meter = new MultiTaskMeter(tasks);
             foreach (var task in tasks)
             {
-                var output = tensors[$"out.{task.ReferenceName()}"];
-                var target = tensors[$"target.{task.ReferenceName()}"];
-                long channels = task.OutputChannels(), targetChannels = task == DenseTask.SurfaceNormals ? 3 : 1;
+                var output = tensors[$"out.{task.Name}"];
+                var target = tensors[$"target.{task.Name}"];
+                long channels = task.OutputChannels, targetChannels = task.Kind == DenseTaskKind.SurfaceNormals ? 3 : 1;
                 if (output.dim() != 4 || output.size(1) != channels)
-                    throw new InvalidDataException($"'{path}': out.{task.ReferenceName()} has shape ({string.Join(", ", output.shape)}); expected (N, {channels}, H, W).");
+                    throw new InvalidDataException($"'{path}': out.{task.Name} has shape ({string.Join(", ", output.shape)}); expected (N, {channels}, H, W).");
                 long[] expected = [output.size(0), targetChannels, output.size(2), output.size(3)];
                 if (!target.shape.SequenceEqual(expected))
-                    throw new InvalidDataException($"'{path}': target.{task.ReferenceName()} has shape ({string.Join(", ", target.shape)}) but out.{task.ReferenceName()} is ({string.Join(", ", output.shape)}); expected ({string.Join(", ", expected)}).");
+                    throw new InvalidDataException($"'{path}': target.{task.Name} has shape ({string.Join(", ", target.shape)}) but out.{task.Name} is ({string.Join(", ", output.shape)}); expected ({string.Join(", ", expected)}).");
                 for (long start = 0; start < output.size(0); start += BatchSize)
                 {
                     using var scope = NewDisposeScope();
