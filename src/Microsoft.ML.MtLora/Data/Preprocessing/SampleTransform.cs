@@ -154,6 +154,46 @@ internal sealed class SampleTransform
     }
 
     /// <summary>
+    /// For the labels outside the PASCAL layouts (other segmentation and binary maps, depth): per S×S output pixel, the index
+    /// of the source pixel that flip, warp (<c>cv2.warpAffine(INTER_NEAREST)</c>) and the final <c>cv2.resize(INTER_NEAREST)</c>
+    /// read, or −1 where the warp reads outside the image. The same geometry as the PASCAL class maps, for both
+    /// <see cref="AugmentationGeometry"/> values (a nearest chain reads one source pixel either way).
+    /// </summary>
+    public ReadOnlySpan<int> NearestSourceIndices(SourceSample sample, bool augment, AugmentationDraw draw, TransformScratch scratch)
+    {
+        int w = sample.Width, h = sample.Height, s = _size;
+        bool flip = augment && draw.Flip;
+        if (augment && draw.Warps)
+            return ComposedNearestIndices(w, h, flip, CvGeometry.RotationMatrix2D(w / 2.0, h / 2.0, draw.AngleDegrees, draw.Scale), s, scratch).AsSpan(0, s * s);
+        var cols = CvGeometry.NearestIndices(w, s);
+        var rows = CvGeometry.NearestIndices(h, s);
+        var indices = scratch.Indices(s * s);
+        for (int v = 0; v < s; v++)
+            for (int u = 0; u < s; u++) indices[v * s + u] = rows[v] * w + (flip ? w - 1 - cols[u] : cols[u]);
+        return indices.AsSpan(0, s * s);
+    }
+
+    /// <summary>A byte label map sampled at <paramref name="source"/> into float32, 0 outside the image (OpenCV's constant border, as for the PASCAL class maps).</summary>
+    public static void GatherMap(byte[] map, ReadOnlySpan<int> source, Span<float> output)
+    {
+        for (int i = 0; i < output.Length; i++) output[i] = source[i] < 0 ? 0f : map[source[i]];
+    }
+
+    /// <summary>
+    /// A depth map sampled at <paramref name="source"/>: nearest, with the ignore value outside the image. Depth is not
+    /// interpolated because its invalid pixels carry the ignore value (255 by default, a hole in the sensor's depth): a
+    /// bicubic or bilinear kernel would blend 255 into the valid depths around each hole and give targets that are neither
+    /// valid depths nor the ignore value, which the masked L1 (label != ignore) would then train on. Pixels warped in from
+    /// outside the image get the ignore value, not OpenCV's border 0, for the same reason (0 m is no depth). The reference
+    /// (data/custom_transforms.py ScaleNRotate / FixedResize, flags set in data/mtl_ds.py) interpolates depth; it was not
+    /// available to check here, so this is a deliberate choice, not a copy of it.
+    /// </summary>
+    public static void GatherDepth(float[] depth, ReadOnlySpan<int> source, Span<float> output, float ignore)
+    {
+        for (int i = 0; i < output.Length; i++) output[i] = source[i] < 0 ? ignore : depth[source[i]];
+    }
+
+    /// <summary>
     /// Evaluation at the original resolution: the sample's labels with only the ignore rules applied, as per-task arrays
     /// (class maps W·H bytes, normals 3·W·H floats CHW with 255 = ignore).
     /// </summary>
