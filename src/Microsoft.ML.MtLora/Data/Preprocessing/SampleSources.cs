@@ -138,9 +138,9 @@ internal sealed class CursorSampleSource : SampleSource
         if (height is { } hc && width is { } wc) { columns.Add(hc); columns.Add(wc); }
         columns.AddRange(labels.Select(l => l.Column));
         _cursor = data.GetRowCursor(columns, order);
-        // The PASCAL-Context view decodes a new image per getter call, which the caller owns. Other sources (a cache, a
-        // transform) may hand out images they still hold, so those are left to their owner.
-        _ownsImages = data is PascalContextDataView;
+        // The PASCAL-Context and NYUD views decode a new image per getter call, which the caller owns. Other sources (a
+        // cache, a transform) may hand out images they still hold, so those are left to their owner.
+        _ownsImages = data is PascalContextDataView or Nyud.NyudDataView;
         _image = _cursor.GetGetter<MLImage>(image);
         if (id is { } idColumn) _id = _cursor.GetGetter<ReadOnlyMemory<char>>(idColumn);
         if (height is { } h && width is { } w)
