@@ -277,7 +277,7 @@ internal sealed class CursorSampleSource : SampleSource
                     throw new InvalidDataException($"Row '{id}': label column '{column}' of depth task '{task.Name}' holds {v} at index {i}; expected a finite depth ≥ 0 or the ignore value {ignore}.");
             }
             var output = TransformScratch.Grow(ref sample.DepthMaps[slot.Index], target);
-            if (resize) ResizeNearest(depth, lw, lh, output, sample.Width, sample.Height);
+            if (resize) CvGeometry.ResizeNearest<float>(depth, lw, lh, output, sample.Width, sample.Height);
             else depth.CopyTo(output);
             return;
         }
@@ -307,15 +307,6 @@ internal sealed class CursorSampleSource : SampleSource
         var buffer = TransformScratch.Grow(ref sample.ExtraMaps[slot.Index], target);
         if (resize) CvGeometry.ResizeNearest(map, lw, lh, buffer, sample.Width, sample.Height);
         else map.CopyTo(buffer);
-    }
-
-    /// <summary>cv2.resize(INTER_NEAREST) of a float map (the same source pixel per output pixel as the byte maps').</summary>
-    private static void ResizeNearest(ReadOnlySpan<float> src, int srcWidth, int srcHeight, Span<float> dst, int width, int height)
-    {
-        var cols = CvGeometry.NearestIndices(srcWidth, width);
-        var rows = CvGeometry.NearestIndices(srcHeight, height);
-        for (int y = 0; y < height; y++)
-            for (int x = 0; x < width; x++) dst[y * width + x] = src[rows[y] * srcWidth + cols[x]];
     }
 
     private static void CheckExtra(string id, DenseTaskDescriptor task, string column, int length, int expected, int h, int w)

@@ -93,6 +93,35 @@ public class CustomLabelBatchTests
     }
 
     [Fact]
+    public void Labels_smaller_than_the_image_are_resized_to_it_with_nearest_first()
+    {
+        var ml = new MLContext(seed: 1);
+        using var dir = Fixture.TempDir();
+        var rows = Rows(dir.Path, 1, 6, 4);
+        // 3×2 labels (the Height/Width columns) for a 6×4 image.
+        rows[0].Height = 2;
+        rows[0].Width = 3;
+        rows[0].DefectsLabel = [0, 1, 2, 3, 4, 255];
+        rows[0].RangeLabel = [1.5f, 2.5f, 255f, 4.5f, 5.5f, 6.5f];
+        rows[0].CracksLabel = [0, 1, 0, 1, 0, 1];
+        var reader = new DenseBatchReader(View(ml, dir.Path, rows), new DenseBatchReaderOptions { Tasks = [Defects, Range, Cracks], ImageSize = 6, BatchSize = 1 });
+        using var batch = Assert.Single(reader.ReadEpoch(0));
+        // 3×2 → 6×4 (label row y/2, column x/2), then 6×4 → 6×6 (OpenCV's nearest rows of 4 → 6).
+        var rowsOf = CvGeometry.NearestIndices(4, 6);
+        var d = batch.Targets[Defects].data<float>().ToArray();
+        var r = batch.Targets[Range].data<float>().ToArray();
+        var c = batch.Targets[Cracks].data<float>().ToArray();
+        for (int v = 0; v < 6; v++)
+            for (int u = 0; u < 6; u++)
+            {
+                int k = rowsOf[v] / 2 * 3 + u / 2;
+                Assert.Equal(rows[0].DefectsLabel[k], d[v * 6 + u]);
+                Assert.Equal(rows[0].RangeLabel[k], r[v * 6 + u]);
+                Assert.Equal(rows[0].CracksLabel[k], c[v * 6 + u]);
+            }
+    }
+
+    [Fact]
     public void Original_resolution_labels_of_custom_tasks_are_the_rows_labels()
     {
         var ml = new MLContext(seed: 1);
