@@ -187,7 +187,8 @@ public sealed class DenseBatchReader
             foreach (var (task, slot) in _layout.Extras)
             {
                 var output = buffers.Extra(task, i, area);
-                if (slot.Kind == LabelSlotKind.Depth) SampleTransform.GatherDepth(sample.DepthMaps[slot.Index], source, output, task.IgnoreValue!.Value);
+                if (slot.Kind == LabelSlotKind.Depth)
+                    SampleTransform.GatherDepth(sample.DepthMaps[slot.Index], source, output, task.IgnoreValue!.Value, _options.Augment && draw.Warps ? (float)draw.Scale : 1f);
                 else SampleTransform.GatherMap(sample.ExtraMaps[slot.Index], source, output);
             }
         }
@@ -196,7 +197,9 @@ public sealed class DenseBatchReader
             buffers.Original[i] = SampleTransform.OriginalLabels(sample, Tasks.Where(t => _layout[t].Kind is LabelSlotKind.Pascal or LabelSlotKind.Normals).ToArray());
             int n = sample.Width * sample.Height;
             foreach (var (task, slot) in _layout.Extras)
-                buffers.Original[i]![task] = slot.Kind == LabelSlotKind.Depth ? sample.DepthMaps[slot.Index].AsSpan(0, n).ToArray() : sample.ExtraMaps[slot.Index].AsSpan(0, n).ToArray();
+                buffers.Original[i]![task] = slot.Kind == LabelSlotKind.Depth
+                    ? SampleTransform.DepthWithIgnore(sample.DepthMaps[slot.Index].AsSpan(0, n), task.IgnoreValue!.Value)
+                    : sample.ExtraMaps[slot.Index].AsSpan(0, n).ToArray();
         }
         buffers.Ids[i] = sample.Id;
         buffers.Sizes[i] = (sample.Height, sample.Width);

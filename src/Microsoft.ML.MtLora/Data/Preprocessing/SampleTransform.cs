@@ -180,17 +180,28 @@ internal sealed class SampleTransform
     }
 
     /// <summary>
-    /// A depth map sampled at <paramref name="source"/>: nearest, with the ignore value outside the image. Depth is not
-    /// interpolated because its invalid pixels carry the ignore value (255 by default, a hole in the sensor's depth): a
-    /// bicubic or bilinear kernel would blend 255 into the valid depths around each hole and give targets that are neither
-    /// valid depths nor the ignore value, which the masked L1 (label != ignore) would then train on. Pixels warped in from
-    /// outside the image get the ignore value, not OpenCV's border 0, for the same reason (0 m is no depth). The reference
-    /// (data/custom_transforms.py ScaleNRotate / FixedResize, flags set in data/mtl_ds.py) interpolates depth; it was not
-    /// available to check here, so this is a deliberate choice, not a copy of it.
+    /// A depth map sampled at <paramref name="source"/> as the reference's NYUD pipeline does (data/mtl_ds.py sets depth's
+    /// FLAGVALS to INTER_NEAREST for ScaleNRotate and FixedResize; data/custom_transforms.py ScaleNRotate divides depth by
+    /// the scale, AddIgnoreRegions turns depth 0 into the ignore value): nearest, depth ÷ scale, and the ignore value for a
+    /// hole (0 or the ignore value) and for pixels warped in from outside the image (the reference's border 0, then 255).
+    /// Nearest matters here: a hole carries the ignore value, and an interpolating kernel would blend it into the valid
+    /// depths around it, giving targets that are neither a depth nor the ignore value, which the masked L1 would train on.
     /// </summary>
-    public static void GatherDepth(float[] depth, ReadOnlySpan<int> source, Span<float> output, float ignore)
+    public static void GatherDepth(float[] depth, ReadOnlySpan<int> source, Span<float> output, float ignore, float scale)
     {
-        for (int i = 0; i < output.Length; i++) output[i] = source[i] < 0 ? ignore : depth[source[i]];
+        for (int i = 0; i < output.Length; i++)
+        {
+            float v = source[i] < 0 ? 0f : depth[source[i]];
+            output[i] = v == 0f || v == ignore ? ignore : v / scale;
+        }
+    }
+
+    /// <summary>AddIgnoreRegions for depth at the original resolution: 0 → the ignore value.</summary>
+    public static float[] DepthWithIgnore(ReadOnlySpan<float> depth, float ignore)
+    {
+        var result = depth.ToArray();
+        for (int i = 0; i < result.Length; i++) if (result[i] == 0f) result[i] = ignore;
+        return result;
     }
 
     /// <summary>

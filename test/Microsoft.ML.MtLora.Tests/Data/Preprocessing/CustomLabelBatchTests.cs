@@ -147,14 +147,22 @@ public class CustomLabelBatchTests
         using var dir = Fixture.TempDir();
         var rows = Rows(dir.Path, 4, 10, 8);
         var view = View(ml, dir.Path, rows);
-        var allowed = rows.SelectMany(r => r.RangeLabel).Append(255f).ToHashSet();
         var first = new List<float[]>();
+        int warped = 0;
         foreach (var batch in Reader(view, 16, augment: true, seed: 3).ReadEpoch(1))
             using (batch)
             {
                 var depth = batch.Targets[Range].data<float>().ToArray();
-                // Nearest only: every target is a source depth or the ignore value, never a mix of a hole and its neighbours.
-                Assert.All(depth, v => Assert.Contains(v, allowed));
+                // Nearest only: every target is a source depth (÷ the draw's scale, as the reference's ScaleNRotate) or the
+                // ignore value, never a mix of a hole and its neighbours.
+                for (int i = 0; i < batch.Count; i++)
+                {
+                    var draw = AugmentationDraw.For(3, 1, batch.Index * 2 + i);
+                    float scale = draw.Warps ? (float)draw.Scale : 1f;
+                    warped += draw.Warps && draw.Scale != 1 ? 1 : 0;
+                    var allowed = rows[batch.Index * 2 + i].RangeLabel.Select(v => v == 255f ? 255f : v / scale).Append(255f).ToHashSet();
+                    Assert.All(depth.AsSpan(i * 256, 256).ToArray(), v => Assert.Contains(v, allowed));
+                }
                 Assert.All(batch.Targets[Defects].data<float>().ToArray(), v => Assert.True(v is >= 0 and <= 4 or 255));
                 first.Add([.. batch.Images.data<float>().ToArray(), .. depth, .. batch.Targets[Defects].data<float>().ToArray()]);
             }
@@ -163,6 +171,7 @@ public class CustomLabelBatchTests
             using (b) return (float[])[.. b.Images.data<float>().ToArray(), .. b.Targets[Range].data<float>().ToArray(), .. b.Targets[Defects].data<float>().ToArray()];
         }).ToList();
         Assert.Equal(2, first.Count);
+        Assert.True(warped > 0);
         Assert.Equal(first, second);
     }
 
