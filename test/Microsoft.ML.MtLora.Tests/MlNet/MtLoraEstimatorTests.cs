@@ -332,7 +332,7 @@ public class MtLoraEstimatorTests
             .Invoke(null, [schema])!;
 
     /// <summary>An IProgress that reports on the caller's thread (Progress&lt;T&gt; posts to the thread pool).</summary>
-    private sealed class SyncProgress<T>(Action<T> action) : IProgress<T>
+    internal sealed class SyncProgress<T>(Action<T> action) : IProgress<T>
     {
         public void Report(T value) => action(value);
     }

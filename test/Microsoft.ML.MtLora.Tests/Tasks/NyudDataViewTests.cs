@@ -73,13 +73,34 @@ public sealed class NyudDataViewTests : IDisposable
     }
 
     [Fact]
-    public void The_batch_pipeline_refuses_NYUD_tasks_by_name_until_it_reads_their_labels()
+    public void The_batch_pipeline_reads_every_NYUD_task_from_LoadNyud()
     {
-        SyntheticNyud.Generate(_root, new SyntheticNyudOptions { TrainCount = 1, ValCount = 1, Width = 16, Height = 16 });
+        SyntheticNyud.Generate(_root, new SyntheticNyudOptions { TrainCount = 1, ValCount = 2, Width = 24, Height = 16, Seed = 2 });
         var view = new MLContext().Data.LoadNyud(_root, "val");
-        // What the README says does not work yet: training and evaluation read PASCAL label layouts only.
-        var error = Assert.Throws<ArgumentException>(() => new DenseBatchReader(view, new DenseBatchReaderOptions { Tasks = DenseTaskDescriptor.Nyud }));
-        Assert.Contains("Task 'semseg' (Segmentation, 40 channel(s)) has no PASCAL label layout", error.Message);
+        var reader = new DenseBatchReader(view, new DenseBatchReaderOptions { Tasks = DenseTaskDescriptor.Nyud, ImageSize = 16, BatchSize = 2 });
+        Assert.Equal(DenseTaskDescriptor.Nyud, reader.Tasks);
+        using var batch = Assert.Single(reader.ReadEpoch(0));
+        Assert.Equal([2, 3, 16, 16], batch.Images.shape);
+        foreach (var task in DenseTaskDescriptor.Nyud) Assert.Equal([2, task.LabelChannels, 16, 16], batch.Targets[task].shape);
+        // 24×16 → 16×16, nearest: rows unchanged, output column u reads column floor(u·24/16).
+        for (int i = 0; i < 2; i++)
+        {
+            string id = batch.Ids[i];
+            var semseg = NyudLayout.ReadSemseg(_root, id, 24, 16);
+            var depth = NyudLayout.ReadDepth(_root, id, 24, 16);
+            var edge = NyudLayout.ReadEdge(_root, id, 24, 16);
+            var s = batch.Targets[DenseTaskDescriptor.NyudSemanticSegmentation][i, 0].data<float>().ToArray();
+            var d = batch.Targets[DenseTaskDescriptor.NyudDepth][i, 0].data<float>().ToArray();
+            var e = batch.Targets[DenseTaskDescriptor.NyudEdge][i, 0].data<float>().ToArray();
+            for (int v = 0; v < 16; v++)
+                for (int u = 0; u < 16; u++)
+                {
+                    int k = v * 24 + (int)Math.Floor(u * 24 / 16.0);
+                    Assert.Equal(semseg[k], s[v * 16 + u]);
+                    Assert.Equal(depth[k] == 0 ? 255f : depth[k], d[v * 16 + u]);   // AddIgnoreRegions: a hole (0) is ignored
+                    Assert.Equal(edge[k], e[v * 16 + u]);
+                }
+        }
     }
 
     [Fact]

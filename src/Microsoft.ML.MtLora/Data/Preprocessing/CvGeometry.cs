@@ -88,7 +88,11 @@ internal static class CvGeometry
     }
 
     /// <summary><c>cv2.resize(..., INTER_NEAREST)</c> of a one-byte-per-pixel map.</summary>
-    public static void ResizeNearest(ReadOnlySpan<byte> src, int srcWidth, int srcHeight, Span<byte> dst, int width, int height)
+    public static void ResizeNearest(ReadOnlySpan<byte> src, int srcWidth, int srcHeight, Span<byte> dst, int width, int height) =>
+        ResizeNearest<byte>(src, srcWidth, srcHeight, dst, width, height);
+
+    /// <summary><c>cv2.resize(..., INTER_NEAREST)</c> of a one-value-per-pixel map of any type (e.g. a float depth map).</summary>
+    public static void ResizeNearest<T>(ReadOnlySpan<T> src, int srcWidth, int srcHeight, Span<T> dst, int width, int height)
     {
         CheckLength(src, srcWidth * srcHeight, nameof(src));
         CheckLength(dst, width * height, nameof(dst));

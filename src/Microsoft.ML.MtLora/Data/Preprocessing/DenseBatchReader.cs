@@ -49,6 +49,7 @@ public sealed class DenseBatchReader
     private readonly DataViewSchema.Column? _id, _height, _width;
     private readonly Dictionary<DenseTaskDescriptor, DataViewSchema.Column> _labels = [];
     private readonly SampleTransform _transform;
+    private readonly LabelLayout _layout;
     private readonly LabelCache _labelCache = new(LabelCache.DefaultCapacity);
 
     /// <summary>Creates a reader; the schema is checked now.</summary>
@@ -90,15 +91,12 @@ public sealed class DenseBatchReader
                 ? item == NumberDataViewType.Single
                 : item == NumberDataViewType.Byte || item == NumberDataViewType.Single;
             if (!ok)
-                throw new ArgumentException($"Label column '{name}' has type {column.Type}; expected {(task.LabelChannels == 3 ? "Vector<Single> (3·H·W, CHW)" : task.LabelItemType == NumberDataViewType.Single ? "Vector<Single> (H·W)" : "Vector<Byte> or Vector<Single> (H·W)")}.", nameof(data));
+                throw new ArgumentException($"Label column '{name}' of task '{task.Name}' has type {column.Type}; expected {(task.LabelChannels == 3 ? "Vector<Single> (3·H·W, CHW)" : task.LabelItemType == NumberDataViewType.Single ? "Vector<Single> (H·W)" : "Vector<Byte> or Vector<Single> (H·W)")}.", nameof(data));
             _labels[task] = column;
         }
-        foreach (var task in _labels.Keys)
-        {
-            try { task.ToPascalTask(); }
-            catch (NotSupportedException e) { throw new ArgumentException(e.Message, nameof(options), e); }
-        }
-        Tasks = DenseTaskDescriptor.Pascal.Where(_labels.ContainsKey).ToArray();
+        _layout = LabelLayout.For(_labels.Keys.ToArray());
+        // PASCAL tasks keep the reference's order (and their batches stay bit-identical); other lists keep the caller's order.
+        Tasks = _layout.AllPascal ? DenseTaskDescriptor.Pascal.Where(_labels.ContainsKey).ToArray() : _labels.Keys.ToArray();
         _transform = new SampleTransform(_options.ImageSize, _options.Geometry);
     }
 
@@ -157,8 +155,9 @@ public sealed class DenseBatchReader
             : null;
         // The PASCAL-Context view itself: workers decode its files directly. With SkipBadSamples its cursor decides which
         // rows exist (it decodes while it moves), so it is read like any other data.
-        if (_data is PascalContextDataView pascal && !pascal.SkipsBadSamples) return new PascalSampleSource(pascal, Tasks.Select(t => t.ToPascalTask()).ToArray(), order, _labelCache);
-        return new CursorSampleSource(_data, _image, _id, _height, _width, Tasks.Select(t => (t.ToPascalTask(), _labels[t])).ToArray(), order);
+        if (_data is PascalContextDataView pascal && !pascal.SkipsBadSamples && _layout.AllPascal)
+            return new PascalSampleSource(pascal, Tasks.Select(t => t.ToPascalTask()).ToArray(), order, _labelCache);
+        return new CursorSampleSource(_data, _image, _id, _height, _width, Tasks.Select(t => (t, _layout[t], _labels[t])).ToArray(), order);
     }
 
     /// <summary>One sample k of the epoch into its slice of a batch's tensors (on a worker, or inline). No TorchSharp calls.</summary>
@@ -181,7 +180,27 @@ public sealed class DenseBatchReader
         // Class ids as float32, as the trainer takes them (the maps stay bytes until here).
         for (int slot = 0; slot < 3; slot++)
             if (buffers.HasClassMap(slot)) ToFloat(maps.Slice(slot * area, area), buffers.ClassMap(slot, i, area));
-        if (keepOriginal) buffers.Original[i] = SampleTransform.OriginalLabels(sample, Tasks);
+        if (_layout.HasExtras && !keepOriginal)
+        {
+            // Every extra label follows the image's geometry with nearest sampling (one source pixel per output pixel).
+            var source = _transform.NearestSourceIndices(sample, _options.Augment, draw, scratch);
+            foreach (var (task, slot) in _layout.Extras)
+            {
+                var output = buffers.Extra(task, i, area);
+                if (slot.Kind == LabelSlotKind.Depth)
+                    SampleTransform.GatherDepth(sample.DepthMaps[slot.Index], source, output, task.IgnoreValue!.Value, _options.Augment && draw.Warps ? (float)draw.Scale : 1f);
+                else SampleTransform.GatherMap(sample.ExtraMaps[slot.Index], source, output);
+            }
+        }
+        if (keepOriginal)
+        {
+            buffers.Original[i] = SampleTransform.OriginalLabels(sample, Tasks.Where(t => _layout[t].Kind is LabelSlotKind.Pascal or LabelSlotKind.Normals).ToArray());
+            int n = sample.Width * sample.Height;
+            foreach (var (task, slot) in _layout.Extras)
+                buffers.Original[i]![task] = slot.Kind == LabelSlotKind.Depth
+                    ? SampleTransform.DepthWithIgnore(sample.DepthMaps[slot.Index].AsSpan(0, n), task.IgnoreValue!.Value)
+                    : sample.ExtraMaps[slot.Index].AsSpan(0, n).ToArray();
+        }
         buffers.Ids[i] = sample.Id;
         buffers.Sizes[i] = (sample.Height, sample.Width);
         if (Timings is { } timings)
@@ -212,13 +231,13 @@ public sealed class DenseBatchReader
                 var (h, w) = buffers.Sizes[i];
                 original.Add(buffers.Original[i]!.ToDictionary(p => p.Key, p => (p.Value is byte[] map
                     ? FromBytes(map, [1, h, w])                                                  // (1, H, W)
-                    : FromFloats((float[])p.Value, [3, h, w])).MoveToOuterDisposeScope()));     // (3, H, W)
+                    : FromFloats((float[])p.Value, [p.Value.Length / (h * w), h, w])).MoveToOuterDisposeScope())); // (3 or 1, H, W)
                 buffers.Original[i] = null;
             }
         }
         else
         {
-            foreach (var task in Tasks) targets[task] = buffers.TakeTarget(task, count).MoveToOuterDisposeScope(); // (B, C, S, S)
+            foreach (var task in Tasks) targets[task] = buffers.TakeTarget(task, _layout[task], count).MoveToOuterDisposeScope(); // (B, C, S, S)
         }
         var batch = new DenseBatch(epoch, checked((int)index), images, targets, original,
             buffers.Ids[..count].ToArray(), buffers.Sizes[..count].ToArray());
@@ -264,6 +283,7 @@ public sealed class DenseBatchReader
         private readonly Tensor?[] _classMaps = new Tensor?[3];
         private float* _imagePtr, _normalsPtr;
         private readonly nint[] _classPtr = new nint[3];
+        private readonly Dictionary<DenseTaskDescriptor, (Tensor Tensor, nint Pointer)> _extras = [];
 
         public BatchBuffers(int batchSize)
         {
@@ -279,7 +299,7 @@ public sealed class DenseBatchReader
         public Dictionary<DenseTaskDescriptor, Array>?[] Original { get; }
 
         /// <summary>Makes the tensors for <paramref name="count"/> samples (on the consuming thread).</summary>
-        public void Allocate(int count, int size, IReadOnlyList<DenseTaskDescriptor> tasks, bool keepOriginal)
+        public void Allocate(int count, int size, IReadOnlyList<DenseTaskDescriptor> tasks, LabelLayout layout, bool keepOriginal)
         {
             using var scope = NewDisposeScope();
             _images = torch.empty([count, 3, size, size], ScalarType.Float32).DetachFromDisposeScope(); // (B, 3, S, S)
@@ -287,16 +307,21 @@ public sealed class DenseBatchReader
             if (keepOriginal) return;
             foreach (var task in tasks)
             {
-                if (task == DenseTask.SurfaceNormals)
+                var slot = layout[task];
+                if (slot.Kind is LabelSlotKind.ExtraMap or LabelSlotKind.Depth)
+                {
+                    var t = torch.empty([count, 1, size, size], ScalarType.Float32).DetachFromDisposeScope(); // (B, 1, S, S)
+                    _extras[task] = (t, (nint)Pointer(t));
+                }
+                else if (slot.Kind == LabelSlotKind.Normals)
                 {
                     _normals = torch.empty([count, 3, size, size], ScalarType.Float32).DetachFromDisposeScope(); // (B, 3, S, S)
                     _normalsPtr = Pointer(_normals);
                 }
                 else
                 {
-                    int slot = SourceSample.Slot(task.ToPascalTask());
-                    _classMaps[slot] = torch.empty([count, 1, size, size], ScalarType.Float32).DetachFromDisposeScope(); // (B, 1, S, S)
-                    _classPtr[slot] = (nint)Pointer(_classMaps[slot]!);
+                    _classMaps[slot.Index] = torch.empty([count, 1, size, size], ScalarType.Float32).DetachFromDisposeScope(); // (B, 1, S, S)
+                    _classPtr[slot.Index] = (nint)Pointer(_classMaps[slot.Index]!);
                 }
             }
         }
@@ -314,8 +339,21 @@ public sealed class DenseBatchReader
         /// <summary>The image tensor, registered on the caller's dispose scope (its first <paramref name="count"/> samples).</summary>
         public Tensor TakeImages(int count) => Take(ref _images, count);
 
-        public Tensor TakeTarget(DenseTaskDescriptor task, int count) =>
-            task == DenseTask.SurfaceNormals ? Take(ref _normals, count) : Take(ref _classMaps[SourceSample.Slot(task.ToPascalTask())], count);
+        /// <summary>(S, S) of one sample in an extra (non-PASCAL single-channel) task's target.</summary>
+        public Span<float> Extra(DenseTaskDescriptor task, int sample, int area) => new((float*)_extras[task].Pointer + (long)sample * area, area);
+
+        public Tensor TakeTarget(DenseTaskDescriptor task, LabelSlot slot, int count)
+        {
+            switch (slot.Kind)
+            {
+                case LabelSlotKind.Normals: return Take(ref _normals, count);
+                case LabelSlotKind.Pascal: return Take(ref _classMaps[slot.Index], count);
+                default:
+                    Tensor? t = _extras[task].Tensor;
+                    _extras.Remove(task);
+                    return Take(ref t, count);
+            }
+        }
 
         private static Tensor Take(ref Tensor? stored, int count)
         {
@@ -332,6 +370,8 @@ public sealed class DenseBatchReader
             _images?.Dispose();
             _normals?.Dispose();
             foreach (var t in _classMaps) t?.Dispose();
+            foreach (var (t, _) in _extras.Values) t.Dispose();
+            _extras.Clear();
             _images = _normals = null;
             Array.Clear(_classMaps);
             Array.Clear(Original);
@@ -383,7 +423,7 @@ public sealed class DenseBatchReader
             _owner.Preprocess(worker.Sample, worker.Scratch, _buffers[slot], index, _epoch, k);
 
         protected override void Prepare(long batch, int slot, int count) =>
-            _buffers[slot].Allocate(count, _owner._options.ImageSize, _owner.Tasks, _owner._options.KeepOriginalLabelResolution);
+            _buffers[slot].Allocate(count, _owner._options.ImageSize, _owner.Tasks, _owner._layout, _owner._options.KeepOriginalLabelResolution);
 
         protected override DenseBatch Make(long batch, int slot, int count) => _owner.MakeBatch(_buffers[slot], count, _epoch, batch);
 

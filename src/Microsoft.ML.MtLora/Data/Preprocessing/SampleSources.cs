@@ -125,21 +125,22 @@ internal sealed class CursorSampleSource : SampleSource
     private readonly ValueGetter<MLImage> _image;
     private readonly ValueGetter<ReadOnlyMemory<char>>? _id;
     private readonly ValueGetter<int>? _height, _width;
-    private readonly List<(DenseTask Task, string Column, ValueGetter<VBuffer<byte>>? Bytes, ValueGetter<VBuffer<float>>? Floats)> _labels = [];
+    private readonly List<(DenseTaskDescriptor Task, LabelSlot Slot, string Column, ValueGetter<VBuffer<byte>>? Bytes, ValueGetter<VBuffer<float>>? Floats)> _labels = [];
+    private readonly int _extraMaps, _depthMaps;
     private VBuffer<byte> _byteBuffer;
     private VBuffer<float> _floatBuffer;
 
     public CursorSampleSource(IDataView data, DataViewSchema.Column image, DataViewSchema.Column? id, DataViewSchema.Column? height,
-        DataViewSchema.Column? width, IReadOnlyList<(DenseTask Task, DataViewSchema.Column Column)> labels, Random? order)
+        DataViewSchema.Column? width, IReadOnlyList<(DenseTaskDescriptor Task, LabelSlot Slot, DataViewSchema.Column Column)> labels, Random? order)
     {
         var columns = new List<DataViewSchema.Column> { image };
         if (id is { } i) columns.Add(i);
         if (height is { } hc && width is { } wc) { columns.Add(hc); columns.Add(wc); }
         columns.AddRange(labels.Select(l => l.Column));
         _cursor = data.GetRowCursor(columns, order);
-        // The PASCAL-Context view decodes a new image per getter call, which the caller owns. Other sources (a cache, a
-        // transform) may hand out images they still hold, so those are left to their owner.
-        _ownsImages = data is PascalContextDataView;
+        // The PASCAL-Context and NYUD views decode a new image per getter call, which the caller owns. Other sources (a
+        // cache, a transform) may hand out images they still hold, so those are left to their owner.
+        _ownsImages = data is PascalContextDataView or Nyud.NyudDataView;
         _image = _cursor.GetGetter<MLImage>(image);
         if (id is { } idColumn) _id = _cursor.GetGetter<ReadOnlyMemory<char>>(idColumn);
         if (height is { } h && width is { } w)
@@ -147,10 +148,12 @@ internal sealed class CursorSampleSource : SampleSource
             _height = _cursor.GetGetter<int>(h);
             _width = _cursor.GetGetter<int>(w);
         }
-        foreach (var (task, column) in labels)
+        foreach (var (task, slot, column) in labels)
         {
             bool isByte = ((VectorDataViewType)column.Type).ItemType == NumberDataViewType.Byte;
-            _labels.Add((task, column.Name, isByte ? _cursor.GetGetter<VBuffer<byte>>(column) : null, isByte ? null : _cursor.GetGetter<VBuffer<float>>(column)));
+            _labels.Add((task, slot, column.Name, isByte ? _cursor.GetGetter<VBuffer<byte>>(column) : null, isByte ? null : _cursor.GetGetter<VBuffer<float>>(column)));
+            if (slot.Kind == LabelSlotKind.ExtraMap) _extraMaps = Math.Max(_extraMaps, slot.Index + 1);
+            if (slot.Kind == LabelSlotKind.Depth) _depthMaps = Math.Max(_depthMaps, slot.Index + 1);
         }
     }
 
@@ -201,16 +204,24 @@ internal sealed class CursorSampleSource : SampleSource
             _height(ref lh);
             _width(ref lw);
         }
-        foreach (var (task, column, bytes, floats) in _labels)
+        if (sample.ExtraMaps.Length < _extraMaps) sample.ExtraMaps = [.. sample.ExtraMaps, .. Enumerable.Range(0, _extraMaps - sample.ExtraMaps.Length).Select(_ => Array.Empty<byte>())];
+        if (sample.DepthMaps.Length < _depthMaps) sample.DepthMaps = [.. sample.DepthMaps, .. Enumerable.Range(0, _depthMaps - sample.DepthMaps.Length).Select(_ => Array.Empty<float>())];
+        foreach (var (descriptor, labelSlot, column, bytes, floats) in _labels)
         {
-            if (task == DenseTask.SurfaceNormals)
+            if (labelSlot.Kind is LabelSlotKind.ExtraMap or LabelSlotKind.Depth)
+            {
+                ReadExtra(id, descriptor, labelSlot, column, bytes, floats, sample, lw, lh);
+                continue;
+            }
+            if (labelSlot.Kind == LabelSlotKind.Normals)
             {
                 floats!(ref _floatBuffer);
                 Check(id, column, _floatBuffer.Length, 3L * lh * lw, 3, lh, lw);
                 ReadNormals(sample, _floatBuffer, lw, lh);
                 continue;
             }
-            int slot = SourceSample.Slot(task);
+            var task = descriptor.ToPascalTask();
+            int slot = labelSlot.Index;
             var map = TransformScratch.Grow(ref sample.MapBuffers[slot], lh * lw);
             if (bytes is not null)
             {
@@ -240,6 +251,68 @@ internal sealed class CursorSampleSource : SampleSource
         }
         Stop(timings, LoaderStage.LoadLabels, t);
         return true;
+    }
+
+    /// <summary>
+    /// A label outside the PASCAL layouts into its extra slot at the image size (nearest resize when the label's size
+    /// differs), checked: class ids below the class count or the ignore label, binary maps 0/1, depths finite and not
+    /// negative (or the task's ignore value).
+    /// </summary>
+    private void ReadExtra(string id, DenseTaskDescriptor task, LabelSlot slot, string column, ValueGetter<VBuffer<byte>>? bytes,
+        ValueGetter<VBuffer<float>>? floats, SourceSample sample, int lw, int lh)
+    {
+        int n = lh * lw, target = sample.Width * sample.Height;
+        bool resize = lh != sample.Height || lw != sample.Width;
+        if (slot.Kind == LabelSlotKind.Depth)
+        {
+            floats!(ref _floatBuffer);
+            CheckExtra(id, task, column, _floatBuffer.Length, n, lh, lw);
+            var depth = TransformScratch.Grow(ref sample.FloatBuffer, n);
+            CopyDense(_floatBuffer, depth);
+            float ignore = task.IgnoreValue!.Value;
+            for (int i = 0; i < n; i++)
+            {
+                float v = depth[i];
+                if (v != ignore && !(v >= 0 && float.IsFinite(v)))
+                    throw new InvalidDataException($"Row '{id}': label column '{column}' of depth task '{task.Name}' holds {v} at index {i}; expected a finite depth ≥ 0 or the ignore value {ignore}.");
+            }
+            var output = TransformScratch.Grow(ref sample.DepthMaps[slot.Index], target);
+            if (resize) CvGeometry.ResizeNearest<float>(depth, lw, lh, output, sample.Width, sample.Height);
+            else depth.CopyTo(output);
+            return;
+        }
+        var map = TransformScratch.Grow(ref sample.ResizeBuffer, n);
+        if (bytes is not null)
+        {
+            bytes(ref _byteBuffer);
+            CheckExtra(id, task, column, _byteBuffer.Length, n, lh, lw);
+            CopyDense(_byteBuffer, map);
+        }
+        else
+        {
+            floats!(ref _floatBuffer);
+            CheckExtra(id, task, column, _floatBuffer.Length, n, lh, lw);
+            ToClassIds(id, column, _floatBuffer, map);
+        }
+        bool binary = task.Kind == DenseTaskKind.BinaryMap;
+        int classes = task.OutputChannels;
+        for (int i = 0; i < n; i++)
+        {
+            byte v = map[i];
+            if (binary ? v > 1 : v >= classes && v != DenseTasks.IgnoreLabel)
+                throw new InvalidDataException(binary
+                    ? $"Row '{id}': label column '{column}' of binary-map task '{task.Name}' holds {v} at index {i}; expected 0 or 1."
+                    : $"Row '{id}': label column '{column}' of task '{task.Name}' holds class id {v} at index {i}; expected 0..{classes - 1} or {DenseTasks.IgnoreLabel} (ignore).");
+        }
+        var buffer = TransformScratch.Grow(ref sample.ExtraMaps[slot.Index], target);
+        if (resize) CvGeometry.ResizeNearest(map, lw, lh, buffer, sample.Width, sample.Height);
+        else map.CopyTo(buffer);
+    }
+
+    private static void CheckExtra(string id, DenseTaskDescriptor task, string column, int length, int expected, int h, int w)
+    {
+        if (length != expected)
+            throw new InvalidDataException($"Row '{id}': label column '{column}' of task '{task.Name}' holds {length} values; expected {expected} ({h}·{w}, the row's Height·Width).");
     }
 
     /// <summary>CHW normals with 255 = invalid → (x, y, z, 0) with the zero vector for invalid pixels, at the image size.</summary>

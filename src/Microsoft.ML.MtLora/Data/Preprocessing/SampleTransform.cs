@@ -154,6 +154,57 @@ internal sealed class SampleTransform
     }
 
     /// <summary>
+    /// For the labels outside the PASCAL layouts (other segmentation and binary maps, depth): per S×S output pixel, the index
+    /// of the source pixel that flip, warp (<c>cv2.warpAffine(INTER_NEAREST)</c>) and the final <c>cv2.resize(INTER_NEAREST)</c>
+    /// read, or −1 where the warp reads outside the image. The same geometry as the PASCAL class maps, for both
+    /// <see cref="AugmentationGeometry"/> values (a nearest chain reads one source pixel either way).
+    /// </summary>
+    public ReadOnlySpan<int> NearestSourceIndices(SourceSample sample, bool augment, AugmentationDraw draw, TransformScratch scratch)
+    {
+        int w = sample.Width, h = sample.Height, s = _size;
+        bool flip = augment && draw.Flip;
+        if (augment && draw.Warps)
+            return ComposedNearestIndices(w, h, flip, CvGeometry.RotationMatrix2D(w / 2.0, h / 2.0, draw.AngleDegrees, draw.Scale), s, scratch).AsSpan(0, s * s);
+        var cols = CvGeometry.NearestIndices(w, s);
+        var rows = CvGeometry.NearestIndices(h, s);
+        var indices = scratch.Indices(s * s);
+        for (int v = 0; v < s; v++)
+            for (int u = 0; u < s; u++) indices[v * s + u] = rows[v] * w + (flip ? w - 1 - cols[u] : cols[u]);
+        return indices.AsSpan(0, s * s);
+    }
+
+    /// <summary>A byte label map sampled at <paramref name="source"/> into float32, 0 outside the image (OpenCV's constant border, as for the PASCAL class maps).</summary>
+    public static void GatherMap(byte[] map, ReadOnlySpan<int> source, Span<float> output)
+    {
+        for (int i = 0; i < output.Length; i++) output[i] = source[i] < 0 ? 0f : map[source[i]];
+    }
+
+    /// <summary>
+    /// A depth map sampled at <paramref name="source"/> as the reference's NYUD pipeline does (data/mtl_ds.py sets depth's
+    /// FLAGVALS to INTER_NEAREST for ScaleNRotate and FixedResize; data/custom_transforms.py ScaleNRotate divides depth by
+    /// the scale, AddIgnoreRegions turns depth 0 into the ignore value): nearest, depth ÷ scale, and the ignore value for a
+    /// hole (0 or the ignore value) and for pixels warped in from outside the image (the reference's border 0, then 255).
+    /// Nearest matters here: a hole carries the ignore value, and an interpolating kernel would blend it into the valid
+    /// depths around it, giving targets that are neither a depth nor the ignore value, which the masked L1 would train on.
+    /// </summary>
+    public static void GatherDepth(float[] depth, ReadOnlySpan<int> source, Span<float> output, float ignore, float scale)
+    {
+        for (int i = 0; i < output.Length; i++)
+        {
+            float v = source[i] < 0 ? 0f : depth[source[i]];
+            output[i] = v == 0f || v == ignore ? ignore : v / scale;
+        }
+    }
+
+    /// <summary>AddIgnoreRegions for depth at the original resolution: 0 → the ignore value.</summary>
+    public static float[] DepthWithIgnore(ReadOnlySpan<float> depth, float ignore)
+    {
+        var result = depth.ToArray();
+        for (int i = 0; i < result.Length; i++) if (result[i] == 0f) result[i] = ignore;
+        return result;
+    }
+
+    /// <summary>
     /// Evaluation at the original resolution: the sample's labels with only the ignore rules applied, as per-task arrays
     /// (class maps W·H bytes, normals 3·W·H floats CHW with 255 = ignore).
     /// </summary>

@@ -37,6 +37,15 @@ internal sealed class SourceSample
     /// <summary>Reusable float buffer (normals read from a column).</summary>
     public float[] FloatBuffer = [];
 
+    /// <summary>
+    /// W·H labels per task outside the PASCAL layouts, by the reader's extra slot (<see cref="DenseBatchReader"/>'s label
+    /// layout): class ids or 0/1 for segmentation and binary-map tasks; reused from sample to sample.
+    /// </summary>
+    public byte[][] ExtraMaps = [];
+
+    /// <summary>W·H depth values per depth task, by the reader's depth slot (the task's ignore value marks an invalid pixel).</summary>
+    public float[][] DepthMaps = [];
+
     /// <summary>Whether <see cref="Normals"/> holds this sample's normals.</summary>
     public bool HasNormals { get; set; }
 

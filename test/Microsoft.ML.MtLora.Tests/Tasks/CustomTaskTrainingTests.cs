@@ -1,0 +1,78 @@
+using Microsoft.ML.Data;
+using Microsoft.ML.MtLora.Data.Nyud;
+using Microsoft.ML.MtLora.Data.Synthetic;
+using Microsoft.ML.MtLora.Tests.Data.Preprocessing;
+using Microsoft.ML.MtLora.Tests.MlNet;
+using Microsoft.ML.MtLora.Training;
+
+namespace Microsoft.ML.MtLora.Tests.Tasks;
+
+// Fit seeds and draws from torch's process-wide generator: bitwise checks need no test beside it.
+[Collection(SerialCollection.Name)]
+public class CustomTaskTrainingTests
+{
+    private static readonly DenseTaskDescriptor Defects = CustomLabelBatchTests.Defects;
+    private static readonly DenseTaskDescriptor Range = CustomLabelBatchTests.Range;
+
+    private static (MtLoraTransformer Model, List<TrainingProgress> Reports) Fit(MLContext ml, IDataView data, IReadOnlyList<DenseTaskDescriptor> tasks, int epochs)
+    {
+        var reports = new List<TrainingProgress>();
+        var options = MtLoraEstimatorTests.TinyOptions();
+        options.Network.Tasks = tasks;
+        options.Epochs = epochs;
+        options.WarmupEpochs = epochs > 1 ? 1 : 0;
+        options.PretrainedWeightsPath = Fixture.Path("swin_ms", "swin_ms_format.pth"); // a backbone: the task heads start fresh
+        options.Progress = new MtLoraEstimatorTests.SyncProgress<TrainingProgress>(reports.Add);
+        return (ml.MultiTask().Trainers.MtLora(options).Fit(data), reports);
+    }
+
+    [Fact]
+    public void A_custom_two_task_model_trains_saves_loads_and_predicts_the_same()
+    {
+        using var dir = Fixture.TempDir();
+        var ml = new MLContext(seed: 1);
+        var rows = CustomLabelBatchTests.Rows(dir.Path, 4, 24, 20);
+        foreach (var r in rows) for (int k = 0; k < r.RangeLabel.Length; k++) if (r.RangeLabel[k] != 255f) r.RangeLabel[k] /= 100f; // depths of a few metres
+        var data = CustomLabelBatchTests.View(ml, dir.Path, rows);
+
+        var (model, reports) = Fit(ml, data, [Defects, Range], epochs: 4);
+        using (model)
+        {
+            Assert.Equal(8, reports.Count);                                   // 4 epochs × 2 batches
+            Assert.All(reports, r => Assert.Equal(["defects", "range"], r.TaskLosses.Keys.Order()));
+            double first = reports.Take(2).Average(r => r.TotalLoss), last = reports.TakeLast(2).Average(r => r.TotalLoss);
+            Assert.True(last < first, $"loss {first} → {last}");
+
+            // Deterministic: the same Fit gives the same losses.
+            var (again, reportsAgain) = Fit(new MLContext(seed: 1), data, [Defects, Range], epochs: 4);
+            again.Dispose();
+            Assert.Equal(reports.Select(r => r.TotalLoss), reportsAgain.Select(r => r.TotalLoss));
+
+            var zip = dir.File("model.zip");
+            ml.Model.Save(model, data.Schema, zip);
+            var loaded = new MLContext(seed: 2).Model.Load(zip, out _);
+            string[] columns = ["DefectsPredictedLabel", "DefectsScore", "RangePredicted"];
+            var before = MtLoraTransformerTests.ReadPredictions(model.Transform(data), columns);
+            var after = MtLoraTransformerTests.ReadPredictions(loaded.Transform(data), columns);
+            MtLoraTransformerTests.AssertSame(before, after);
+            Assert.All(before, r => Assert.Equal(24 * 20, r["RangePredicted"].Length));
+            (loaded as IDisposable)?.Dispose();
+        }
+    }
+
+    [Fact]
+    public void Fit_trains_every_NYUD_task_from_LoadNyud()
+    {
+        using var dir = Fixture.TempDir();
+        SyntheticNyud.Generate(dir.Path, new SyntheticNyudOptions { TrainCount = 4, ValCount = 1, Width = 32, Height = 24, Seed = 3 });
+        var ml = new MLContext(seed: 1);
+        var (model, reports) = Fit(ml, ml.Data.LoadNyud(dir.Path, "train"), DenseTaskDescriptor.Nyud, epochs: 1);
+        using (model)
+        {
+            Assert.Equal(2, reports.Count);
+            Assert.All(reports, r => Assert.Equal(["depth", "edge", "normals", "semseg"], r.TaskLosses.Keys.Order()));
+            Assert.All(reports, r => Assert.All(r.TaskLosses.Values, v => Assert.True(double.IsFinite(v) && v > 0)));
+            Assert.Equal(DenseTaskDescriptor.Nyud, model.Tasks);
+        }
+    }
+}
