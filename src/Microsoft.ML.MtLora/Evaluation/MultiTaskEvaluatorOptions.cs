@@ -74,7 +74,8 @@ public sealed class MultiTaskEvaluatorOptions
         "semseg" => SemsegLabelColumnName,
         "human_parts" => HumanPartsLabelColumnName,
         "sal" => SaliencyLabelColumnName,
-        _ => NormalsLabelColumnName,
+        "normals" => NormalsLabelColumnName,
+        _ => task.LabelColumnName,                  // a task of your own: the column its descriptor names
     };
 
     internal string PredictionColumn(DenseTaskDescriptor task) => task.Name switch
@@ -82,6 +83,7 @@ public sealed class MultiTaskEvaluatorOptions
         "semseg" => SemsegPredictedLabelColumnName,
         "human_parts" => HumanPartsPredictedLabelColumnName,
         "sal" => SaliencyProbabilityColumnName,
-        _ => NormalsPredictedColumnName,
+        "normals" => NormalsPredictedColumnName,
+        _ => task.PredictionColumnName,
     };
 }

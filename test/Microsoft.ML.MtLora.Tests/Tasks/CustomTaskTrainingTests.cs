@@ -75,4 +75,38 @@ public class CustomTaskTrainingTests
             Assert.Equal(DenseTaskDescriptor.Nyud, model.Tasks);
         }
     }
+
+    [Fact]
+    public void Fit_validates_custom_tasks_and_the_last_validation_is_what_Evaluate_gives()
+    {
+        using var dir = Fixture.TempDir();
+        var ml = new MLContext(seed: 1);
+        var rows = CustomLabelBatchTests.Rows(dir.Path, 4, 24, 20);
+        foreach (var r in rows) for (int k = 0; k < r.RangeLabel.Length; k++) if (r.RangeLabel[k] != 255f) r.RangeLabel[k] /= 100f;
+        var data = CustomLabelBatchTests.View(ml, dir.Path, rows);
+
+        var validations = new List<MtLoraValidationReport>();
+        var options = MtLoraEstimatorTests.TinyOptions();
+        options.Network.Tasks = [Defects, Range];
+        options.Epochs = 2;
+        options.WarmupEpochs = 1;
+        options.PretrainedWeightsPath = Fixture.Path("swin_ms", "swin_ms_format.pth");
+        options.ValidationSet = data;
+        options.ValidationEveryEpochs = 1;
+        options.ValidationProgress = new MtLoraEstimatorTests.SyncProgress<MtLoraValidationReport>(validations.Add);
+        using var model = ml.MultiTask().Trainers.MtLora(options).Fit(data);
+
+        Assert.Equal([1, 2], validations.Select(v => v.Epoch));
+        var last = validations[^1].Metrics;
+        var defects = Assert.Single(last.OtherSegmentations).Value;                     // scored with its own 5 classes
+        Assert.Equal(5, defects.PerClassIoU.Count);
+        var range = Assert.Single(last.Depths).Value;
+        Assert.True(double.IsFinite(range.Rmse) && range.Rmse > 0 && range.PixelCount > 0, $"{range}");
+        Assert.Null(last.DeltaM);                                                        // no baseline for these tasks
+
+        // The returned (last) weights, evaluated again under the same protocol, give the last validation's numbers.
+        var again = ml.MultiTask().Evaluate(model, data);
+        Assert.Equal(defects.MeanIoU, Assert.Single(again.OtherSegmentations).Value.MeanIoU, 6);
+        Assert.Equal(range.Rmse, Assert.Single(again.Depths).Value.Rmse, 5);
+    }
 }
