@@ -90,19 +90,12 @@ internal static class MultiTaskEvaluator
 
     private static void Validate(MultiTaskEvaluatorOptions options)
     {
-        foreach (var task in DenseTaskDescriptor.Pascal)
+        if (options.Tasks is { } listed && listed.Any(t => t is null))
+            throw new ArgumentException($"{nameof(options.Tasks)} holds a null task.", nameof(options));
+        foreach (var task in DenseTaskDescriptor.Pascal.Concat(options.Tasks ?? []))
         {
             if (string.IsNullOrWhiteSpace(options.LabelColumn(task)) || string.IsNullOrWhiteSpace(options.PredictionColumn(task)))
                 throw new ArgumentException($"The label and prediction column names of task {task.Name} must not be empty.", nameof(options));
-        }
-        if (options.Tasks is { } tasks)
-        {
-            foreach (var task in tasks)
-            {
-                if (task is null) throw new ArgumentException($"{nameof(options.Tasks)} holds a null task.", nameof(options));
-                if (string.IsNullOrWhiteSpace(options.LabelColumn(task)) || string.IsNullOrWhiteSpace(options.PredictionColumn(task)))
-                    throw new ArgumentException($"The label and prediction column names of task {task.Name} must not be empty.", nameof(options));
-            }
         }
         if (options.SemsegClassCount is < 1 or >= DenseTasks.IgnoreLabel)
             throw new ArgumentOutOfRangeException(nameof(options), options.SemsegClassCount, $"{nameof(options.SemsegClassCount)} must be between 1 and 254.");

@@ -93,7 +93,7 @@ internal static class NyudPredictions
         string path = Path.Combine(dir, "depth", id + ".npy");
         if (!File.Exists(path)) throw new FileNotFoundException($"--predictions: '{path}' is missing: every id of the split needs its depth prediction (float32 H×W .npy, metres).", path);
         var a = NpyFile.Read(path);
-        CheckShape(a.Shape, path, width, height, 1);
+        NyudLayout.CheckShape(a, path, width, height, 1);
         int bad = Array.FindIndex(a.Values, v => !float.IsFinite(v));
         if (bad >= 0) throw new InvalidDataException($"'{path}': pixel (x {bad % width}, y {bad / width}) holds {a.Values[bad]}; expected a finite depth in metres.");
         return a.Values;
@@ -103,23 +103,7 @@ internal static class NyudPredictions
     private static float[] ReadNormalsPrediction(string dir, string id, int width, int height)
     {
         string npy = Path.Combine(dir, "normals", id + ".npy"), png = Path.Combine(dir, "normals", id + ".png");
-        int n = width * height;
-        var planar = new float[3 * n];
-        if (File.Exists(npy))
-        {
-            var a = NpyFile.Read(npy);
-            CheckShape(a.Shape, npy, width, height, 3);
-            for (int i = 0; i < n; i++)
-            {
-                for (int c = 0; c < 3; c++)
-                {
-                    float v = a.Values[3 * i + c];
-                    if (!float.IsFinite(v)) throw new InvalidDataException($"'{npy}': pixel (x {i % width}, y {i / width}) holds a non-finite normal; expected finite x, y, z.");
-                    planar[c * n + i] = v;
-                }
-            }
-            return planar;
-        }
+        if (File.Exists(npy)) return NyudLayout.ReadNormals(dir, id, width, height);     // the labels' layout: (H, W, 3), finite
         if (!File.Exists(png)) throw new FileNotFoundException($"--predictions: neither '{npy}' nor '{png}' exists: every id of the split needs its normals prediction (float32 H×W×3 .npy, or RGB PNG).", npy);
         MLImage image;
         try { image = MLImage.CreateFromFile(png); }
@@ -127,6 +111,8 @@ internal static class NyudPredictions
         {
             throw new InvalidDataException($"'{png}' could not be decoded as an RGB PNG: {e.Message}", e);
         }
+        int n = width * height;
+        var planar = new float[3 * n];
         using (image)
         {
             if (image.Width != width || image.Height != height)
@@ -151,7 +137,7 @@ internal static class NyudPredictions
         if (File.Exists(npy))
         {
             var a = NpyFile.Read(npy);
-            CheckShape(a.Shape, npy, width, height, 1);
+            NyudLayout.CheckShape(a, npy, width, height, 1);
             int bad = Array.FindIndex(a.Values, v => !(v >= 0 && v <= 1));
             if (bad >= 0) throw new InvalidDataException($"'{npy}': pixel (x {bad % width}, y {bad / width}) holds {a.Values[bad]}; expected an edge probability in 0..1.");
             return a.Values;
@@ -161,16 +147,5 @@ internal static class NyudPredictions
         if (image.Width != width || image.Height != height)
             throw new InvalidDataException($"'{png}' is {image.Width}×{image.Height} but the label is {width}×{height}.");
         return image.Pixels.Select(v => v / 255f).ToArray();
-    }
-
-    private static void CheckShape(IReadOnlyList<int> shape, string path, int width, int height, int channels)
-    {
-        bool ok = shape.Count >= 2 && shape[0] == height && shape[1] == width &&
-            (shape.Count == 2 ? channels == 1 : shape.Count == 3 && shape[2] == channels);
-        if (!ok)
-        {
-            string expected = channels == 1 ? $"({height}, {width}) or ({height}, {width}, 1)" : $"({height}, {width}, {channels})";
-            throw new InvalidDataException($"'{path}' has shape ({string.Join(", ", shape)}); expected {expected} as its label.");
-        }
     }
 }
