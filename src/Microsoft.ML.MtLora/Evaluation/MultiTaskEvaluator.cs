@@ -20,12 +20,17 @@ internal static class MultiTaskEvaluator
         var plans = new List<TaskColumns>();
         foreach (var task in tasks)
         {
-            var label = CheckVector(schema, options.LabelColumn(task), task, "label", allowByte: task != DenseTask.SurfaceNormals);
-            var prediction = CheckVector(schema, options.PredictionColumn(task), task, "prediction", allowByte: task.IsClassification);
+            // Per kind (DenseTaskDescriptor.LabelItemType / PredictionItemType, and what a user's own columns may hold):
+            // class and binary maps Byte or Single labels; class-map predictions Byte, Single or a UInt32 key (ML.NET's
+            // MapValueToKey: key k + 1 is class k); everything else Single.
+            bool byteLabel = task.Kind is DenseTaskKind.Segmentation or DenseTaskKind.BinaryMap;
+            var label = CheckVector(schema, options.LabelColumn(task), task, "label", allowByte: byteLabel, allowKey: false);
+            var prediction = CheckVector(schema, options.PredictionColumn(task), task, "prediction", allowByte: task.IsClassification, allowKey: task.IsClassification);
             needed.Add(label);
             needed.Add(prediction);
             plans.Add(new TaskColumns(task, label, prediction));
         }
+        bool listed = options.Tasks is not null;
         var height = OptionalColumn(schema, options.HeightColumnName, NumberDataViewType.Int32);
         var width = OptionalColumn(schema, options.WidthColumnName, NumberDataViewType.Int32);
         bool checkSize = height is not null && width is not null;
@@ -68,7 +73,11 @@ internal static class MultiTaskEvaluator
                 }
                 catch (ArgumentException e)
                 {
-                    throw new InvalidOperationException($"{RowName()}, task {plan.Task.Name}: {e.Message}", e);
+                    // Found by its columns, semseg is PASCAL's (21 classes): a larger class id is most likely NYUD's 40 or a task of one's own.
+                    string hint = !listed && plan.Task.Name == "semseg" && e.ParamName is "label" or "predicted"
+                        ? $" If this is not PASCAL-Context's {plan.Task.Name}, list the tasks: MultiTaskEvaluatorOptions.Tasks = the model's Tasks (e.g. DenseTaskDescriptor.Nyud)."
+                        : "";
+                    throw new InvalidOperationException($"{RowName()}, task {plan.Task.Name}: {e.Message}{hint}", e);
                 }
             }
             row++;
@@ -81,7 +90,9 @@ internal static class MultiTaskEvaluator
 
     private static void Validate(MultiTaskEvaluatorOptions options)
     {
-        foreach (var task in DenseTaskDescriptor.Pascal)
+        if (options.Tasks is { } listed && listed.Any(t => t is null))
+            throw new ArgumentException($"{nameof(options.Tasks)} holds a null task.", nameof(options));
+        foreach (var task in DenseTaskDescriptor.Pascal.Concat(options.Tasks ?? []))
         {
             if (string.IsNullOrWhiteSpace(options.LabelColumn(task)) || string.IsNullOrWhiteSpace(options.PredictionColumn(task)))
                 throw new ArgumentException($"The label and prediction column names of task {task.Name} must not be empty.", nameof(options));
@@ -112,17 +123,17 @@ internal static class MultiTaskEvaluator
                         throw new ArgumentException($"The {role} column '{name}' of task {task.Name} is not in the data. Columns: {string.Join(", ", schema.Select(c => c.Name))}.", nameof(options));
                 }
             }
-            return DenseTaskDescriptor.Pascal.Where(requested.Contains).ToArray();
+            return requested.ToArray();                          // each task as listed: PASCAL's, NYUD's or your own descriptor
         }
-        var present = DenseTaskDescriptor.Pascal
+        var present = AutoDetected
             .Where(t => schema.GetColumnOrNull(options.LabelColumn(t)) is not null && schema.GetColumnOrNull(options.PredictionColumn(t)) is not null)
             .ToArray();
         if (present.Length == 0)
         {
-            var expected = string.Join("; ", DenseTaskDescriptor.Pascal.Select(t => $"{t.Name}: '{options.LabelColumn(t)}' and '{options.PredictionColumn(t)}'"));
-            throw new ArgumentException($"No task has both its label and prediction columns in the data ({expected}). Columns: {string.Join(", ", schema.Select(c => c.Name))}.", "data");
+            var expected = string.Join("; ", AutoDetected.Select(t => $"{t.Name}: '{options.LabelColumn(t)}' and '{options.PredictionColumn(t)}'"));
+            throw new ArgumentException($"No task has both its label and prediction columns in the data ({expected}); for tasks of your own, list them in MultiTaskEvaluatorOptions.Tasks. Columns: {string.Join(", ", schema.Select(c => c.Name))}.", "data");
         }
-        foreach (var task in DenseTaskDescriptor.Pascal.Except(present))
+        foreach (var task in AutoDetected.Except(present))
         {
             // A prediction without its label is almost always a renamed or forgotten label column: say so.
             if (schema.GetColumnOrNull(options.PredictionColumn(task)) is not null)
@@ -131,14 +142,25 @@ internal static class MultiTaskEvaluator
         return present;
     }
 
-    private static DataViewSchema.Column CheckVector(DataViewSchema schema, string name, DenseTaskDescriptor task, string role, bool allowByte)
+    /// <summary>
+    /// The tasks found by their columns when <see cref="MultiTaskEvaluatorOptions.Tasks"/> is null: PASCAL-Context's four (so
+    /// <c>semseg</c> is PASCAL's, with <see cref="MultiTaskEvaluatorOptions.SemsegClassCount"/> classes) and the two NYUD tasks
+    /// whose names no PASCAL task shares (<c>depth</c>, <c>edge</c>). NYUD's 40-class semseg and tasks of your own are listed.
+    /// </summary>
+    private static readonly DenseTaskDescriptor[] AutoDetected = [.. DenseTaskDescriptor.Pascal, DenseTaskDescriptor.NyudDepth, DenseTaskDescriptor.NyudEdge];
+
+    private static DataViewSchema.Column CheckVector(DataViewSchema schema, string name, DenseTaskDescriptor task, string role, bool allowByte, bool allowKey)
     {
         var column = schema.GetColumnOrNull(name)
             ?? throw new ArgumentException($"The {role} column '{name}' of task {task.Name} is not in the data.", "data");
         bool ok = column.Type is VectorDataViewType vector &&
-            (vector.ItemType == NumberDataViewType.Single || (allowByte && vector.ItemType == NumberDataViewType.Byte));
+            (vector.ItemType == NumberDataViewType.Single || (allowByte && vector.ItemType == NumberDataViewType.Byte) ||
+             (allowKey && vector.ItemType is KeyDataViewType { RawType: var raw } && raw == typeof(uint)));
         if (!ok)
-            throw new ArgumentException($"The {role} column '{name}' of task {task.Name} has type {column.Type}; expected a vector of {(allowByte ? "Byte or Single" : "Single")}.", "data");
+        {
+            string expected = allowKey ? "Byte or Single class ids, or UInt32 keys" : allowByte ? "Byte or Single" : "Single";
+            throw new ArgumentException($"The {role} column '{name}' of task {task.Name} ({task.Kind}) has type {column.Type}; expected a vector of {expected}.", "data");
+        }
         return column;
     }
 
@@ -173,7 +195,7 @@ internal static class MultiTaskEvaluator
         {
             _label.Read();
             _prediction.Read();
-            long perPixel = Task == DenseTask.SurfaceNormals ? 3 : 1;
+            long perPixel = Task.LabelChannels;
             if (pixels >= 0 && _label.Length != perPixel * pixels)
                 throw new ArgumentException($"the label column '{label.Name}' has {_label.Length} values but the image is {h}×{w}{(perPixel == 3 ? " (3 values per pixel)" : "")}, so {perPixel * pixels} were expected.");
             bool reference = protocol == EvaluationProtocol.Reference;
@@ -187,17 +209,26 @@ internal static class MultiTaskEvaluator
                 throw new ArgumentException($"the label column '{label.Name}' has {_label.Length} values, not {size}×{size}; the Reference protocol resizes it from the image's size, so the view needs the Int32 size columns (MultiTaskEvaluatorOptions.HeightColumnName/WidthColumnName).");
             // Labels already at S×S go through the same FixedResize, which is then the identity (AddIgnoreRegions and the renormalisation still apply).
             int lw = pixels < 0 ? size : w, lh = pixels < 0 ? size : h;
-            switch (Task.Name)
+            switch (meter.RowMeter(Task))
             {
-                case "semseg": meter.SemanticSegmentation!.Update(_prediction.Bytes(prediction.Name), ClassMap(reference, lw, lh, size)); break;
-                case "human_parts": meter.HumanParts!.Update(_prediction.Bytes(prediction.Name), ClassMap(reference, lw, lh, size)); break;
-                case "sal": meter.Saliency!.Update(_prediction.Floats(), ClassMap(reference, lw, lh, size)); break;
-                default: meter.SurfaceNormals!.Update(_prediction.Floats(), Normals(reference, lw, lh, size)); break;
+                case SegmentationMeter segmentation: segmentation.Update(_prediction.Bytes(prediction.Name), ClassMap(reference, lw, lh, size)); break;
+                case SaliencyMeter saliency: saliency.Update(_prediction.Floats(), ClassMap(reference, lw, lh, size)); break;
+                case EdgeMeter edge: edge.Update(_prediction.Floats(), ClassMap(reference, lw, lh, size)); break;
+                case DepthMeter depth: depth.Update(_prediction.Floats(), Depth(reference, lw, lh, size)); break;
+                case NormalsMeter normals: normals.Update(_prediction.Floats(), Normals(reference, lw, lh, size)); break;
             }
         }
 
+        /// <summary>A class or binary map; under Reference resized nearest (PASCAL's human parts: all 0 → ignored, as the batch pipeline's PASCAL slot).</summary>
         private ReadOnlySpan<byte> ClassMap(bool reference, int w, int h, int size) =>
-            reference ? ProtocolLabels.ResizeClassMap(_label.Bytes(label.Name), w, h, size, humanParts: Task.Name == "human_parts") : _label.Bytes(label.Name);
+            reference ? ProtocolLabels.ResizeClassMap(_label.Bytes(label.Name), w, h, size, humanParts: Task.SameDefinition(DenseTaskDescriptor.PascalHumanParts)) : _label.Bytes(label.Name);
+
+        /// <summary>A depth map with its holes (0) as the ignore value; under Reference resized nearest.</summary>
+        private ReadOnlySpan<float> Depth(bool reference, int w, int h, int size)
+        {
+            float ignore = Task.IgnoreValue ?? DenseTaskDescriptor.DefaultIgnoreLabel;
+            return reference ? ProtocolLabels.ResizeDepth(_label.Floats(), w, h, size, ignore) : ProtocolLabels.OriginalDepth(_label.Floats(), ignore);
+        }
 
         private ReadOnlySpan<float> Normals(bool reference, int w, int h, int size)
         {
@@ -208,35 +239,60 @@ internal static class MultiTaskEvaluator
         }
     }
 
-    /// <summary>Reads a Byte or Single vector column as a dense span, converting between the two where asked.</summary>
+    /// <summary>Reads a Byte, Single or UInt32-key vector column as a dense span, converting to bytes or floats where asked.</summary>
     private sealed class VectorReader(DataViewSchema.Column column)
     {
-        private readonly bool _isByte = ((VectorDataViewType)column.Type).ItemType == NumberDataViewType.Byte;
+        private readonly DataViewType _item = ((VectorDataViewType)column.Type).ItemType;
         private ValueGetter<VBuffer<byte>>? _byteGetter;
         private ValueGetter<VBuffer<float>>? _floatGetter;
+        private ValueGetter<VBuffer<uint>>? _keyGetter;
         private VBuffer<byte> _byteBuffer;
         private VBuffer<float> _floatBuffer;
+        private VBuffer<uint> _keyBuffer;
         private byte[] _bytes = [];
         private float[] _floats = [];
+        private uint[] _keys = [];
 
-        public int Length => _isByte ? _byteBuffer.Length : _floatBuffer.Length;
+        private bool IsByte => _item == NumberDataViewType.Byte;
+
+        private bool IsKey => _item is KeyDataViewType;
+
+        public int Length => IsByte ? _byteBuffer.Length : IsKey ? _keyBuffer.Length : _floatBuffer.Length;
 
         public void Bind(DataViewRowCursor cursor)
         {
-            if (_isByte) _byteGetter = cursor.GetGetter<VBuffer<byte>>(column);
+            if (IsByte) _byteGetter = cursor.GetGetter<VBuffer<byte>>(column);
+            else if (IsKey) _keyGetter = cursor.GetGetter<VBuffer<uint>>(column);
             else _floatGetter = cursor.GetGetter<VBuffer<float>>(column);
         }
 
         public void Read()
         {
-            if (_isByte) _byteGetter!(ref _byteBuffer);
+            if (IsByte) _byteGetter!(ref _byteBuffer);
+            else if (IsKey) _keyGetter!(ref _keyBuffer);
             else _floatGetter!(ref _floatBuffer);
         }
 
-        /// <summary>The values as bytes: class ids or 0/1 with 255 = ignore; Single values must be whole numbers in [0, 255].</summary>
+        /// <summary>
+        /// The values as bytes: class ids or 0/1 with 255 = ignore. Single values must be whole numbers in [0, 255]; a key k
+        /// (1-based, ML.NET's convention) is class k − 1, and the missing key 0 is refused.
+        /// </summary>
         public ReadOnlySpan<byte> Bytes(string name)
         {
-            if (_isByte) return Dense(_byteBuffer, ref _bytes);
+            if (IsByte) return Dense(_byteBuffer, ref _bytes);
+            if (IsKey)
+            {
+                var keys = Dense(_keyBuffer, ref _keys);
+                if (_bytes.Length < keys.Length) _bytes = new byte[keys.Length];
+                for (int i = 0; i < keys.Length; i++)
+                {
+                    uint k = keys[i];
+                    if (k is 0 or > DenseTasks.IgnoreLabel)
+                        throw new ArgumentException($"column '{name}' holds key {k} at index {i}; expected a key 1..{DenseTasks.IgnoreLabel} (class key − 1; 0 is a missing value).");
+                    _bytes[i] = (byte)(k - 1);
+                }
+                return _bytes.AsSpan(0, keys.Length);
+            }
             var source = Dense(_floatBuffer, ref _floats);
             if (_bytes.Length < source.Length) _bytes = new byte[source.Length];
             for (int i = 0; i < source.Length; i++)
@@ -249,6 +305,7 @@ internal static class MultiTaskEvaluator
             return _bytes.AsSpan(0, source.Length);
         }
 
+        /// <summary>The values as floats (Single columns only: the callers' column checks allow nothing else here).</summary>
         public ReadOnlySpan<float> Floats() => Dense(_floatBuffer, ref _floats);
 
         private static ReadOnlySpan<T> Dense<T>(in VBuffer<T> buffer, ref T[] scratch)

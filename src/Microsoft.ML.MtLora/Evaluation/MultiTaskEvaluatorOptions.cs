@@ -7,8 +7,15 @@ namespace Microsoft.ML.MtLora.Evaluation;
 public sealed class MultiTaskEvaluatorOptions
 {
     /// <summary>
-    /// The tasks to evaluate. Null (the default): every task whose label and prediction columns are both in the data.
-    /// A task listed here whose column is missing is an error.
+    /// The tasks to evaluate: any descriptors (PASCAL-Context's, NYUD-v2's or your own, e.g. a model's
+    /// <see cref="MtLoraTransformer.Tasks"/>), each read from the columns it names (<see cref="DenseTaskDescriptor.LabelColumnName"/>
+    /// and <see cref="DenseTaskDescriptor.PredictionColumnName"/>; the column properties below rename PASCAL's four names) and
+    /// scored by its kind: a segmentation with its own class count, a binary map (<c>edge_f@0.5</c> when it has a fixed positive
+    /// weight, else the saliency metrics), depth (holes, 0, and the task's ignore value left out) or normals. A task listed here
+    /// whose column is missing is an error.
+    /// Null (the default): the built-ins found by their columns: PASCAL-Context's four (so <c>semseg</c> is PASCAL's, with
+    /// <see cref="SemsegClassCount"/> classes) and NYUD's <c>depth</c> and <c>edge</c>. NYUD's 40-class <c>semseg</c>
+    /// shares PASCAL's name and columns, so list it (<see cref="DenseTaskDescriptor.Nyud"/>), as any task of your own.
     /// </summary>
     public IList<DenseTaskDescriptor>? Tasks { get; set; }
 
@@ -59,7 +66,8 @@ public sealed class MultiTaskEvaluatorOptions
     /// evaluator runs the model itself (<c>Evaluate(model, data, options)</c>), and <see cref="EvaluationProtocol.Native"/> for
     /// an already scored view, whose predictions the MTLoRA transformer gives at each image's own size. A scored view under
     /// <see cref="EvaluationProtocol.Reference"/> needs predictions of <see cref="ImageSize"/>×<see cref="ImageSize"/>; its labels
-    /// are resized from each row's <see cref="HeightColumnName"/>×<see cref="WidthColumnName"/> as the reference does.
+    /// are resized from each row's <see cref="HeightColumnName"/>×<see cref="WidthColumnName"/> as the reference does (nearest
+    /// for class maps, binary maps and depth, bicubic and renormalised for normals: the rules of <c>Evaluate(model, data)</c>).
     /// </summary>
     public EvaluationProtocol? Protocol { get; set; }
 

@@ -134,6 +134,21 @@ public sealed class MultiTaskMeter
     /// <summary>The meter of a segmentation other than PASCAL's semseg and human_parts, for row-by-row updates.</summary>
     internal SegmentationMeter? OtherSegmentation(DenseTaskDescriptor task) => _otherSegmentations.GetValueOrDefault(task);
 
+    /// <summary>The meter that scores <paramref name="task"/> (a <see cref="SegmentationMeter"/>, <see cref="SaliencyMeter"/>,
+    /// <see cref="EdgeMeter"/>, <see cref="DepthMeter"/> or <see cref="NormalsMeter"/>), for row-by-row updates.</summary>
+    internal object RowMeter(DenseTaskDescriptor task) => task.Name switch
+    {
+        "semseg" when _semseg is not null => _semseg,
+        "human_parts" when _humanParts is not null => _humanParts,
+        "sal" when _saliency is not null => _saliency,
+        "normals" when _normals is not null => _normals,
+        _ when _otherSegmentations.TryGetValue(task, out var m) => m,
+        _ when _otherSaliency.TryGetValue(task, out var m) => m,
+        _ when _edges.TryGetValue(task, out var m) => m,
+        _ when _depths.TryGetValue(task, out var m) => m,
+        _ => throw new ArgumentException($"This meter does not evaluate task {task.Name}; it evaluates {string.Join(", ", Tasks.Select(t => t.Name))}.", nameof(task)),
+    };
+
     /// <summary>Clears every meter.</summary>
     public void Reset()
     {

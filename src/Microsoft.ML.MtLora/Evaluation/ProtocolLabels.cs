@@ -4,7 +4,8 @@ namespace Microsoft.ML.MtLora.Evaluation;
 
 /// <summary>
 /// The labels an <see cref="EvaluationProtocol"/> scores, from labels at the image's own size as the loader gives them
-/// (class maps H·W with 255 = ignore; normals 3·H·W CHW with 255 in every plane where invalid).
+/// (class maps H·W with 255 = ignore; normals 3·H·W CHW with 255 in every plane where invalid; depth H·W with 0 or the
+/// task's ignore value where invalid).
 /// </summary>
 /// <remarks>
 /// <see cref="EvaluationProtocol.Reference"/> is the reference's test transform of the labels (data/mtl_ds.py::get_transformations:
@@ -49,6 +50,25 @@ internal static class ProtocolLabels
         SampleTransform.RenormalizeToPlanar(resized, result, size * size);
         return result;
     }
+
+    /// <summary>
+    /// FixedResize of a depth map (cv2 INTER_NEAREST, data/mtl_ds.py FLAGVALS) to S×S, then AddIgnoreRegions: a hole (0) and
+    /// the ignore value stay the ignore value. The same sampling as the batch pipeline's depth targets without augmentation
+    /// (<see cref="SampleTransform.GatherDepth"/>).
+    /// </summary>
+    public static float[] ResizeDepth(ReadOnlySpan<float> depth, int width, int height, int size, float ignore)
+    {
+        var resized = new float[size * size];
+        CvGeometry.ResizeNearest(depth, width, height, resized, size, size);
+        for (int i = 0; i < resized.Length; i++) if (resized[i] == 0f) resized[i] = ignore;
+        return resized;
+    }
+
+    /// <summary>
+    /// The <see cref="EvaluationProtocol.Native"/> depth label: AddIgnoreRegions at the original resolution, a hole (0) becomes
+    /// the ignore value (<see cref="SampleTransform.DepthWithIgnore"/>, as <c>Evaluate(model, data)</c> does).
+    /// </summary>
+    public static float[] OriginalDepth(ReadOnlySpan<float> depth, float ignore) => SampleTransform.DepthWithIgnore(depth, ignore);
 
     /// <summary>
     /// The <see cref="EvaluationProtocol.Native"/> normals label: each valid vector renormalised as n/(‖n‖ + eps) in place;

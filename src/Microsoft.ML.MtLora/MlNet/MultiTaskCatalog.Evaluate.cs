@@ -50,7 +50,9 @@ public sealed partial class MultiTaskCatalog
     }
 
     /// <summary>
-    /// Evaluates dense multi-task predictions against their labels with full control over tasks, columns and baselines.
+    /// Evaluates dense multi-task predictions against their labels with full control over tasks, columns and baselines:
+    /// any task descriptors listed in <see cref="MultiTaskEvaluatorOptions.Tasks"/> (e.g. a model's own tasks, or
+    /// <see cref="DenseTaskDescriptor.Nyud"/>), each read from its columns and scored by its kind.
     /// </summary>
     /// <param name="data">The scored data.</param>
     /// <param name="options">Tasks, column names, class counts and Δm baselines.</param>

@@ -154,7 +154,9 @@ public static class NyudLayout
         return map;
     }
 
-    private static void CheckShape(NpyArray a, string path, int width, int height, int channels)
+    /// <summary>Checks an array's shape against an image of <paramref name="width"/>×<paramref name="height"/>: (H, W), or (H, W, 1) for one channel; (H, W, C) otherwise.</summary>
+    /// <exception cref="InvalidDataException">Another shape; the message names the file.</exception>
+    internal static void CheckShape(NpyArray a, string path, int width, int height, int channels)
     {
         var s = a.Shape;
         bool ok = s.Count >= 2 && s[0] == height && s[1] == width &&

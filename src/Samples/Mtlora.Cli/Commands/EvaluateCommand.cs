@@ -56,9 +56,9 @@ public static class EvaluateCommand
         cmd.Options.Add(split);
         cmd.Options.Add(protocol);
         var dataset = NyudCommands.DatasetOption();
-        dataset.Description = "pascal (the default) or nyud: score a folder --predictions with depth/<id>.npy (float32 H×W, metres) and/or " +
-                              "edge/<id>.npy|png (probabilities 0..1, or 8-bit gray /255) against the NYUD_MT root --data, split --split " +
-                              "(depth: rmse and log_rmse; edge: edge_f@0.5, a pixel-wise F at threshold 0.5, not ODS-F; --baselines default none).";
+        dataset.Description = "pascal (the default) or nyud: score a folder --predictions with any of " + NyudPredictions.Layout +
+                              ", one file per id at its label's size, against the NYUD_MT root --data, split --split (semseg: mIoU over 40 classes; " +
+                              "depth: rmse and log_rmse; normals: angles; edge: edge_f@0.5, a pixel-wise F at threshold 0.5, not ODS-F; --baselines default none).";
         cmd.Options.Add(dataset);
         cmd.SetAction(parseResult =>
         {
@@ -117,7 +117,7 @@ public static class EvaluateCommand
         });
 
     /// <summary>
-    /// The <c>--dataset nyud</c> mode: scores a folder of per-image depth and edge predictions against a NYUD_MT split
+    /// The <c>--dataset nyud</c> mode: scores a folder of per-image semseg, depth, normals and edge predictions against a NYUD_MT split
     /// (<see cref="NyudPredictions"/>) and prints the metrics JSON; 0 on success, 2 on a user error (one line on <paramref name="stderr"/>).
     /// </summary>
     public static int RunNyud(string? predictionsDir, string? dataRoot, string? modelPath, string? split, string? baselinesText, TextWriter stdout, TextWriter stderr) =>
@@ -125,7 +125,7 @@ public static class EvaluateCommand
         {
             if (modelPath is not null)
                 throw new CliCommon.UsageException("--dataset nyud scores --predictions <dir> against --data <NYUD_MT root>; --model is not supported there (NYUD tasks cannot be trained yet).");
-            if (string.IsNullOrWhiteSpace(predictionsDir)) throw new CliCommon.UsageException("--dataset nyud needs --predictions <dir> (depth/<id>.npy, edge/<id>.npy|png).");
+            if (string.IsNullOrWhiteSpace(predictionsDir)) throw new CliCommon.UsageException($"--dataset nyud needs --predictions <dir> ({NyudPredictions.Layout}).");
             if (string.IsNullOrWhiteSpace(dataRoot)) throw new CliCommon.UsageException("--dataset nyud needs --data <NYUD_MT root>.");
             var metrics = NyudPredictions.Evaluate(predictionsDir, dataRoot, string.IsNullOrWhiteSpace(split) ? "val" : split.Trim(), baselinesText);
             WriteJson(metrics, stdout);
