@@ -8,7 +8,8 @@
 // splits/train.txt and splits/val.txt (else every image is used for both). Edit `tasks` below for your own tasks.
 // Options: --out <folder> (default own-tasks-run), --backbone <swin .pth/.safetensors> (default: none, random weights:
 // only for a smoke run), --config <network.json> (default: a tiny Swin, 128 px), --epochs <n> (default 10), --batch <n>
-// (default 4), --device auto|cpu|cuda. Writes model.zip into the output folder, reloads it, evaluates both and prints the
+// (default 4), --lr <rate> (default: the reference's 5e-4 × batch / 512 with --backbone, 1e-3 without),
+// --device auto|cpu|cuda. Writes model.zip into the output folder, reloads it, evaluates both and prints the
 // metrics.
 using Microsoft.ML;
 using Microsoft.ML.MtLora;
@@ -30,7 +31,7 @@ if (folder is null)
 else if (!Directory.Exists(folder))
 {
     Console.Error.WriteLine($"error: folder '{folder}' does not exist (expected images/, defects/ and range/ in it).");
-    Console.Error.WriteLine("usage: OwnTasks [<folder>] [--out <folder>] [--backbone <swin.pth>] [--config <network.json>] [--epochs 10] [--batch 4] [--device auto]");
+    Console.Error.WriteLine("usage: OwnTasks [<folder>] [--out <folder>] [--backbone <swin.pth>] [--config <network.json>] [--epochs 10] [--batch 4] [--lr <rate>] [--device auto]");
     return 2;
 }
 
@@ -55,8 +56,11 @@ var options = new MtLoraOptions
     Epochs = epochs,
     WarmupEpochs = Math.Min(2, epochs - 1),
     BatchSize = int.Parse(Arg("batch") ?? "4"),
+    // The reference's rate (5e-4 × batch / 512) fine-tunes a pretrained backbone; random weights need a larger one.
+    LearningRate = Arg("lr") is { } lr ? double.Parse(lr, System.Globalization.CultureInfo.InvariantCulture) : Arg("backbone") is null ? 1e-3 : null,
     Device = Arg("device") ?? "auto",
     Seed = 0,
+    Progress = new SyncProgress<Microsoft.ML.MtLora.Training.TrainingProgress>(p => Console.WriteLine(p)),
 };
 if (options.PretrainedWeightsPath is null) Console.WriteLine("no --backbone: training from random weights (a smoke run, not a useful model)");
 
@@ -125,3 +129,9 @@ static void WriteSyntheticFolder(string root, int count, int width, int height)
 }
 
 static byte Clamp(float v) => (byte)Math.Clamp((int)MathF.Round(v), 0, 255);
+
+/// <summary>Calls the action on the reporting thread (unlike <see cref="Progress{T}"/>, which posts to the thread pool).</summary>
+sealed class SyncProgress<T>(Action<T> action) : IProgress<T>
+{
+    public void Report(T value) => action(value);
+}
