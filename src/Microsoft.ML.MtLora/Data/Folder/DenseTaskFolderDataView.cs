@@ -1,6 +1,5 @@
 using Microsoft.ML.Data;
 using Microsoft.ML.Transforms.Image;
-using SkiaSharp;
 
 namespace Microsoft.ML.MtLora.Data.Folder;
 
@@ -45,12 +44,9 @@ public sealed class DenseTaskFolderDataView : IDataView
 {
     private static readonly string[] ImageExtensions = [".jpg", ".jpeg", ".png"];
     private readonly string[] _ids;
-    private readonly string[] _imagePaths;
     private readonly string[][] _labelPaths; // [task][row]
     private readonly DenseTaskDescriptor[] _tasks;
-    private readonly float _depthPngScale;
-    private readonly int _pathColumn, _imageColumn, _idColumn, _heightColumn, _widthColumn;
-    private readonly Dictionary<int, int> _labelColumns = []; // column index → task index
+    private readonly DenseFileRows _rows;
 
     internal DenseTaskFolderDataView(string root, IEnumerable<DenseTaskDescriptor> tasks, string? split, DenseTaskFolderOptions? options)
     {
@@ -61,7 +57,6 @@ public sealed class DenseTaskFolderDataView : IDataView
         ArgumentException.ThrowIfNullOrEmpty(options.SplitsFolder, "options.SplitsFolder");
         if (!(options.DepthPngScale > 0) || !float.IsFinite(options.DepthPngScale))
             throw new ArgumentOutOfRangeException(nameof(options), options.DepthPngScale, "DenseTaskFolderOptions.DepthPngScale must be a finite number > 0 (metres per PNG unit).");
-        _depthPngScale = options.DepthPngScale;
         _tasks = CheckTasks(tasks);
         Root = Path.GetFullPath(root);
         if (!Directory.Exists(Root)) throw new DirectoryNotFoundException($"Dense task folder '{Root}' does not exist.");
@@ -70,7 +65,7 @@ public sealed class DenseTaskFolderDataView : IDataView
         if (!Directory.Exists(images))
             throw new DirectoryNotFoundException($"Images folder '{images}' does not exist (expected {options.ImagesFolder}/<id>.jpg or .png under '{Root}').");
 
-        (_ids, _imagePaths) = split is null ? ListImages(images) : ReadSplit(Root, options.SplitsFolder, split, images);
+        (_ids, var imagePaths) = split is null ? ListImages(images) : ReadSplit(Root, options.SplitsFolder, split, images);
         _labelPaths = new string[_tasks.Length][];
         for (int t = 0; t < _tasks.Length; t++)
         {
@@ -83,20 +78,9 @@ public sealed class DenseTaskFolderDataView : IDataView
             for (int i = 0; i < _ids.Length; i++) _labelPaths[t][i] = DenseTaskFolderLabels.Find(folder, _ids[i], task);
         }
 
-        var builder = new DataViewSchema.Builder();
-        builder.AddColumn(MtLoraColumnNames.ImagePath, TextDataViewType.Instance);
-        builder.AddColumn(MtLoraColumnNames.Image, new ImageDataViewType());
-        builder.AddColumn(MtLoraColumnNames.Id, TextDataViewType.Instance);
-        builder.AddColumn(MtLoraColumnNames.Height, NumberDataViewType.Int32);
-        builder.AddColumn(MtLoraColumnNames.Width, NumberDataViewType.Int32);
-        foreach (var task in _tasks) builder.AddColumn(task.LabelColumnName, new VectorDataViewType(task.LabelItemType));
-        Schema = builder.ToSchema();
-        _pathColumn = Schema[MtLoraColumnNames.ImagePath].Index;
-        _imageColumn = Schema[MtLoraColumnNames.Image].Index;
-        _idColumn = Schema[MtLoraColumnNames.Id].Index;
-        _heightColumn = Schema[MtLoraColumnNames.Height].Index;
-        _widthColumn = Schema[MtLoraColumnNames.Width].Index;
-        for (int t = 0; t < _tasks.Length; t++) _labelColumns[Schema[_tasks[t].LabelColumnName].Index] = t;
+        float depthPngScale = options.DepthPngScale;
+        _rows = new DenseFileRows(_ids, imagePaths, _tasks,
+            (t, row, w, h) => DenseTaskFolderLabels.Read(_tasks[t], _labelPaths[t][row], imagePaths[row], w, h, depthPngScale));
     }
 
     /// <summary>The dataset folder (full path).</summary>
@@ -112,7 +96,7 @@ public sealed class DenseTaskFolderDataView : IDataView
     public IReadOnlyList<string> Ids => _ids;
 
     /// <inheritdoc/>
-    public DataViewSchema Schema { get; }
+    public DataViewSchema Schema => _rows.Schema;
 
     /// <summary>True: cursors can visit the rows in a random order drawn from the <see cref="Random"/> they are given.</summary>
     public bool CanShuffle => true;
@@ -122,12 +106,8 @@ public sealed class DenseTaskFolderDataView : IDataView
     public long? GetRowCount() => _ids.Length;
 
     /// <inheritdoc/>
-    public DataViewRowCursor GetRowCursor(IEnumerable<DataViewSchema.Column> columnsNeeded, Random? rand = null)
-    {
-        var active = DenseViewRows.ActiveColumns(Schema, columnsNeeded);
-        var order = DenseViewRows.Order(_ids.Length, rand);
-        return new Cursor(this, active, order);
-    }
+    public DataViewRowCursor GetRowCursor(IEnumerable<DataViewSchema.Column> columnsNeeded, Random? rand = null) =>
+        _rows.GetRowCursor(columnsNeeded, rand);
 
     /// <summary>One cursor (the view decodes on the caller's thread; ML.NET accepts fewer cursors than asked for).</summary>
     /// <param name="columnsNeeded">The columns to read.</param>
@@ -180,100 +160,17 @@ public sealed class DenseTaskFolderDataView : IDataView
         var ids = new List<string>();
         var paths = new List<string>();
         var seen = new Dictionary<string, int>(StringComparer.Ordinal);
-        var lines = File.ReadAllLines(list);
-        for (int i = 0; i < lines.Length; i++)
+        foreach (var (id, line) in DenseViewRows.ReadIdList(list))
         {
-            string id = lines[i].Trim();
-            if (id.Length == 0) continue;
-            if (id.IndexOfAny(['/', '\\']) >= 0 || id is "." or "..")
-                throw new InvalidDataException($"'{list}' line {i + 1}: id '{id}' is not a file name.");
             if (seen.TryGetValue(id, out int first))
-                throw new InvalidDataException($"'{list}' line {i + 1}: id '{id}' is listed again (first on line {first}); expected each id once.");
-            seen[id] = i + 1;
+                throw new InvalidDataException($"'{list}' line {line}: id '{id}' is listed again (first on line {first}); expected each id once.");
+            seen[id] = line;
             string? path = ImageExtensions.Select(e => Path.Combine(images, id + e)).FirstOrDefault(File.Exists)
-                ?? throw new FileNotFoundException($"'{list}' line {i + 1} lists '{id}' but the images folder '{images}' has no {id}.jpg, {id}.jpeg or {id}.png.", Path.Combine(images, id + ".jpg"));
+                ?? throw new FileNotFoundException($"'{list}' line {line} lists '{id}' but the images folder '{images}' has no {id}.jpg, {id}.jpeg or {id}.png.", Path.Combine(images, id + ".jpg"));
             ids.Add(id);
             paths.Add(path);
         }
         if (ids.Count == 0) throw new InvalidDataException($"Split list '{list}' lists no id; expected one id per line.");
         return (ids.ToArray(), paths.ToArray());
-    }
-
-    private (int Width, int Height) ReadImageSize(int row)
-    {
-        var path = _imagePaths[row];
-        using var codec = SKCodec.Create(path, out var result)
-            ?? throw new InvalidDataException($"'{path}': cannot decode the image header ({result}); expected a JPEG or PNG image.");
-        return (codec.Info.Width, codec.Info.Height);
-    }
-
-    private sealed class Cursor(DenseTaskFolderDataView view, bool[] active, int[] order) : DataViewRowCursor
-    {
-        private int _next;
-        private long _position = -1;
-        private int _row = -1;
-        private (int Width, int Height)? _size;
-        private readonly Array?[] _labels = new Array?[view._tasks.Length];
-
-        public override long Position => _position;
-
-        public override long Batch => 0;
-
-        public override DataViewSchema Schema => view.Schema;
-
-        private int Row => _row >= 0 ? _row : throw new InvalidOperationException("The cursor is not on a row: call MoveNext first (and only read while it returns true).");
-
-        public override bool MoveNext()
-        {
-            _size = null;
-            Array.Clear(_labels);
-            if (_next >= order.Length)
-            {
-                _row = -1;
-                return false;
-            }
-            _row = order[_next++];
-            _position++;
-            return true;
-        }
-
-        private (int Width, int Height) Size() => _size ??= view.ReadImageSize(Row);
-
-        private Array Label(int t)
-        {
-            if (_labels[t] is { } cached) return cached;
-            var (w, h) = Size();
-            var label = DenseTaskFolderLabels.Read(view._tasks[t], view._labelPaths[t][Row], view._imagePaths[Row], w, h, view._depthPngScale);
-            _labels[t] = label;
-            return label;
-        }
-
-        public override ValueGetter<DataViewRowId> GetIdGetter() => (ref DataViewRowId value) => value = new DataViewRowId((ulong)Row, 0);
-
-        public override bool IsColumnActive(DataViewSchema.Column column) => active[column.Index];
-
-        public override ValueGetter<TValue> GetGetter<TValue>(DataViewSchema.Column column)
-        {
-            DenseViewRows.CheckGetter(active, column);
-            int index = column.Index;
-            Delegate getter;
-            if (index == view._pathColumn)
-                getter = (ValueGetter<ReadOnlyMemory<char>>)((ref ReadOnlyMemory<char> value) => value = view._imagePaths[Row].AsMemory());
-            else if (index == view._imageColumn)
-                getter = (ValueGetter<MLImage>)((ref MLImage value) => value = MLImage.CreateFromFile(view._imagePaths[Row]));
-            else if (index == view._idColumn)
-                getter = (ValueGetter<ReadOnlyMemory<char>>)((ref ReadOnlyMemory<char> value) => value = view._ids[Row].AsMemory());
-            else if (index == view._heightColumn)
-                getter = (ValueGetter<int>)((ref int value) => value = Size().Height);
-            else if (index == view._widthColumn)
-                getter = (ValueGetter<int>)((ref int value) => value = Size().Width);
-            else if (view._labelColumns.TryGetValue(index, out int t))
-                getter = view._tasks[t].LabelItemType == NumberDataViewType.Single
-                    ? (ValueGetter<VBuffer<float>>)((ref VBuffer<float> value) => DenseViewRows.Fill(ref value, (float[])Label(t)))
-                    : (ValueGetter<VBuffer<byte>>)((ref VBuffer<byte> value) => DenseViewRows.Fill(ref value, (byte[])Label(t)));
-            else
-                throw new ArgumentOutOfRangeException(nameof(column), $"Column '{column.Name}' is not in this view's schema.");
-            return DenseViewRows.Typed<TValue>(getter, column);
-        }
     }
 }
