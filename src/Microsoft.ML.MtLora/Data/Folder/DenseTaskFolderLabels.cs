@@ -144,6 +144,7 @@ internal static class DenseTaskFolderLabels
         var (bitDepth, colorType) = PngFormat(task, path, imagePath, width, height);
         if (colorType != PngRgb || bitDepth != 8)
             throw Bad(task, path, $"found a {IndexedPng.Describe(bitDepth, colorType)} PNG; a normals label PNG is 8-bit RGB (n = 2v/255 − 1, black = invalid).");
+        if ((long)width * height > ImageLimits.MaxPixels) throw Bad(task, path, ImageLimits.TooLarge(width, height));
         using var codec = SKCodec.Create(path, out var created)
             ?? throw Bad(task, path, $"cannot decode the PNG ({created}); expected an 8-bit RGB PNG.");
         var info = new SKImageInfo(width, height, SKColorType.Rgba8888, SKAlphaType.Unpremul);
