@@ -36,6 +36,23 @@ internal static class DenseViewRows
         return order;
     }
 
+    /// <summary>The ids of a split list (one per line, trimmed, blank lines skipped) with their 1-based line numbers; an id
+    /// that is not a plain file name fails with an error naming the list and the line.</summary>
+    public static List<(string Id, int Line)> ReadIdList(string list)
+    {
+        var ids = new List<(string Id, int Line)>();
+        var lines = File.ReadAllLines(list);
+        for (int i = 0; i < lines.Length; i++)
+        {
+            string id = lines[i].Trim();
+            if (id.Length == 0) continue;
+            if (id.IndexOfAny(['/', '\\']) >= 0 || id is "." or "..")
+                throw new InvalidDataException($"'{list}' line {i + 1}: id '{id}' is not a file name.");
+            ids.Add((id, i + 1));
+        }
+        return ids;
+    }
+
     /// <summary>Copies <paramref name="data"/> into <paramref name="value"/>, reusing its buffer when large enough.</summary>
     public static void Fill<T>(ref VBuffer<T> value, T[] data)
     {

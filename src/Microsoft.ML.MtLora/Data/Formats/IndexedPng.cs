@@ -86,12 +86,59 @@ public static class IndexedPng
             stream.CopyTo(copy);
             bytes = copy.ToArray();
         }
-        return Decode(bytes, name);
+        var (width, height, pixels) = Decode(bytes, name, keep16: false);
+        return new IndexedImage(width, height, pixels);
     }
+
+    /// <summary>
+    /// Reads a 16-bit grayscale PNG keeping all 16 bits of each sample (SkiaSharp 2.88 decodes such files to 8 bits), for
+    /// label maps stored in 16-bit units such as depth in millimetres.
+    /// </summary>
+    /// <param name="path">The PNG file.</param>
+    /// <returns>The size and the W·H samples, row-major.</returns>
+    /// <exception cref="InvalidDataException">The file is not a 16-bit grayscale PNG, or it is corrupt or truncated.</exception>
+    internal static (int Width, int Height, ushort[] Values) ReadGray16(string path)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(path);
+        var (width, height, pixels) = Decode(File.ReadAllBytes(path), path, keep16: true);
+        var values = new ushort[(long)width * height];
+        for (int i = 0; i < values.Length; i++) values[i] = BinaryPrimitives.ReadUInt16BigEndian(pixels.AsSpan(2 * i));
+        return (width, height, values);
+    }
+
+    /// <summary>The size, bit depth and colour type of a PNG from its IHDR chunk (the first 33 bytes; nothing else is read).</summary>
+    /// <param name="path">The PNG file.</param>
+    /// <returns>The header fields.</returns>
+    /// <exception cref="InvalidDataException">The file does not start with a PNG signature and an IHDR chunk.</exception>
+    internal static (int Width, int Height, int BitDepth, int ColorType) ReadHeader(string path)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(path);
+        Span<byte> head = stackalloc byte[33];
+        int read;
+        using (var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 64))
+            read = stream.ReadAtLeast(head, head.Length, throwOnEndOfStream: false);
+        if (read < head.Length || !head[..8].SequenceEqual(Signature) || !head.Slice(12, 4).SequenceEqual("IHDR"u8))
+            throw Bad(path, "not a PNG file (expected the PNG signature followed by an IHDR chunk).");
+        uint w = BinaryPrimitives.ReadUInt32BigEndian(head[16..]), h = BinaryPrimitives.ReadUInt32BigEndian(head[20..]);
+        if (w == 0 || h == 0 || w > int.MaxValue || h > int.MaxValue)
+            throw Bad(path, $"image size {w}x{h} is not usable; expected at least one pixel.");
+        return ((int)w, (int)h, head[24], head[25]);
+    }
+
+    /// <summary>A one-line description of a PNG colour type and bit depth, for error messages.</summary>
+    internal static string Describe(int bitDepth, int colorType) => colorType switch
+    {
+        ColorTypeGray => $"{bitDepth}-bit grayscale",
+        ColorTypeRgb => $"{bitDepth}-bit RGB",
+        ColorTypePalette => $"{bitDepth}-bit palette",
+        4 => $"{bitDepth}-bit gray+alpha",
+        6 => $"{bitDepth}-bit RGBA",
+        _ => $"colour type {colorType}, {bitDepth}-bit",
+    };
 
     private static InvalidDataException Bad(string name, string message) => new($"PNG '{name}': {message}");
 
-    private static IndexedImage Decode(byte[] data, string name)
+    private static (int Width, int Height, byte[] Pixels) Decode(byte[] data, string name, bool keep16)
     {
         if (data.Length < Signature.Length || !data.AsSpan(0, Signature.Length).SequenceEqual(Signature))
             throw Bad(name, $"not a PNG file (the first bytes are {Convert.ToHexString(data.AsSpan(0, Math.Min(8, data.Length)))}; expected the PNG signature 89504E470D0A1A0A).");
@@ -131,6 +178,8 @@ public static class IndexedPng
                 if ((long)w * h > ImageLimits.MaxPixels) throw Bad(name, ImageLimits.TooLarge(w, h));
                 width = (int)w;
                 height = (int)h;
+                if (keep16 && (colorType != ColorTypeGray || bitDepth != 16))
+                    throw Bad(name, $"found a {Describe(bitDepth, colorType)} image; expected a 16-bit grayscale PNG.");
                 CheckFormat(name, bitDepth, colorType);
                 if (compression != 0) throw Bad(name, $"compression method {compression}; expected 0 (deflate).");
                 if (filter != 0) throw Bad(name, $"filter method {filter}; expected 0.");
@@ -154,14 +203,14 @@ public static class IndexedPng
         if (sampleBytes > idat.Length * MaxDeflateRatio + 1024)
             throw Bad(name, $"truncated: {idat.Length} bytes of compressed data cannot hold the {width}x{height} pixels the header claims.");
 
-        var pixels = new byte[(long)width * height];
+        var pixels = new byte[(long)width * height * (keep16 ? 2 : 1)];
         idat.Position = 0;
         try
         {
             using var z = new ZLibStream(idat, CompressionMode.Decompress);
             if (interlace == 0)
             {
-                DecodePass(z, name, pixels, width, width, height, bitDepth, 0, 0, 1, 1);
+                DecodePass(z, name, pixels, width, width, height, bitDepth, 0, 0, 1, 1, keep16);
             }
             else
             {
@@ -172,7 +221,7 @@ public static class IndexedPng
                     int x0 = passes[4 * p], y0 = passes[4 * p + 1], dx = passes[4 * p + 2], dy = passes[4 * p + 3];
                     int pw = width > x0 ? (width - x0 + dx - 1) / dx : 0;
                     int ph = height > y0 ? (height - y0 + dy - 1) / dy : 0;
-                    if (pw > 0 && ph > 0) DecodePass(z, name, pixels, width, pw, ph, bitDepth, x0, y0, dx, dy);
+                    if (pw > 0 && ph > 0) DecodePass(z, name, pixels, width, pw, ph, bitDepth, x0, y0, dx, dy, keep16);
                 }
             }
         }
@@ -180,7 +229,7 @@ public static class IndexedPng
         {
             throw Bad(name, $"corrupt compressed image data ({e.Message}).");
         }
-        return new IndexedImage(width, height, pixels);
+        return (width, height, pixels);
     }
 
     private static void CheckFormat(string name, int bitDepth, int colorType)
@@ -206,7 +255,7 @@ public static class IndexedPng
     }
 
     private static void DecodePass(Stream z, string name, byte[] pixels, int width, int passWidth, int passHeight,
-        int bitDepth, int x0, int y0, int dx, int dy)
+        int bitDepth, int x0, int y0, int dx, int dy, bool keep16)
     {
         int rowBytes = (int)(((long)passWidth * bitDepth + 7) / 8);
         int bpp = Math.Max(1, bitDepth / 8);
@@ -224,6 +273,14 @@ public static class IndexedPng
                 case 8:
                     if (dx == 1) cur.AsSpan(0, passWidth).CopyTo(pixels.AsSpan(outRow));
                     else for (int i = 0; i < passWidth; i++) pixels[outRow + x0 + i * dx] = cur[i];
+                    break;
+                case 16 when keep16:
+                    for (int i = 0; i < passWidth; i++)
+                    {
+                        int o = 2 * (outRow + x0 + i * dx);
+                        pixels[o] = cur[2 * i];
+                        pixels[o + 1] = cur[2 * i + 1];
+                    }
                     break;
                 case 16:
                     for (int i = 0; i < passWidth; i++)

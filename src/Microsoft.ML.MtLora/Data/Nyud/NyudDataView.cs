@@ -1,6 +1,5 @@
 using Microsoft.ML.Data;
 using Microsoft.ML.Transforms.Image;
-using SkiaSharp;
 
 namespace Microsoft.ML.MtLora.Data.Nyud;
 
@@ -26,13 +25,12 @@ namespace Microsoft.ML.MtLora.Data.Nyud;
 /// </list>
 /// <para>A label whose size differs from its image's, or that holds a value the reference's loader would not (a class above
 /// 40, a negative or NaN depth, an edge value outside 0..1), fails the getter with an <see cref="InvalidDataException"/>
-/// naming the file. Training and evaluating these tasks is not wired yet (see the README, "Your own tasks").</para>
+/// naming the file. <c>MtLoraEstimator.Fit</c> trains these tasks from this view (see the README, "Your own tasks").</para>
 /// </remarks>
 public sealed class NyudDataView : IDataView
 {
     private readonly string[] _ids;
-    private readonly int _pathColumn, _imageColumn, _idColumn, _heightColumn, _widthColumn;
-    private readonly Dictionary<int, DenseTaskDescriptor> _labelColumns = [];
+    private readonly DenseFileRows _rows;
 
     internal NyudDataView(string root, string split)
     {
@@ -42,21 +40,7 @@ public sealed class NyudDataView : IDataView
         if (!Directory.Exists(Root)) throw new DirectoryNotFoundException($"NYUD_MT root '{Root}' does not exist.");
         Split = split;
         _ids = NyudLayout.ReadSplit(Root, split).ToArray();
-
-        var builder = new DataViewSchema.Builder();
-        builder.AddColumn(MtLoraColumnNames.ImagePath, TextDataViewType.Instance);
-        builder.AddColumn(MtLoraColumnNames.Image, new ImageDataViewType());
-        builder.AddColumn(MtLoraColumnNames.Id, TextDataViewType.Instance);
-        builder.AddColumn(MtLoraColumnNames.Height, NumberDataViewType.Int32);
-        builder.AddColumn(MtLoraColumnNames.Width, NumberDataViewType.Int32);
-        foreach (var task in Tasks) builder.AddColumn(task.LabelColumnName, new VectorDataViewType(task.LabelItemType));
-        Schema = builder.ToSchema();
-        _pathColumn = Schema[MtLoraColumnNames.ImagePath].Index;
-        _imageColumn = Schema[MtLoraColumnNames.Image].Index;
-        _idColumn = Schema[MtLoraColumnNames.Id].Index;
-        _heightColumn = Schema[MtLoraColumnNames.Height].Index;
-        _widthColumn = Schema[MtLoraColumnNames.Width].Index;
-        foreach (var task in Tasks) _labelColumns[Schema[task.LabelColumnName].Index] = task;
+        _rows = new DenseFileRows(_ids, _ids.Select(id => NyudLayout.ImagePath(Root, id)).ToArray(), Tasks, ReadLabel);
     }
 
     /// <summary>The dataset root (full path).</summary>
@@ -72,7 +56,7 @@ public sealed class NyudDataView : IDataView
     public IReadOnlyList<string> Ids => _ids;
 
     /// <inheritdoc/>
-    public DataViewSchema Schema { get; }
+    public DataViewSchema Schema => _rows.Schema;
 
     /// <summary>True: cursors can visit the rows in a random order drawn from the <see cref="Random"/> they are given.</summary>
     public bool CanShuffle => true;
@@ -82,12 +66,8 @@ public sealed class NyudDataView : IDataView
     public long? GetRowCount() => _ids.Length;
 
     /// <inheritdoc/>
-    public DataViewRowCursor GetRowCursor(IEnumerable<DataViewSchema.Column> columnsNeeded, Random? rand = null)
-    {
-        var active = DenseViewRows.ActiveColumns(Schema, columnsNeeded);
-        var order = DenseViewRows.Order(_ids.Length, rand);
-        return new Cursor(this, active, order);
-    }
+    public DataViewRowCursor GetRowCursor(IEnumerable<DataViewSchema.Column> columnsNeeded, Random? rand = null) =>
+        _rows.GetRowCursor(columnsNeeded, rand);
 
     /// <summary>One cursor (the view decodes on the caller's thread; ML.NET accepts fewer cursors than asked for).</summary>
     /// <param name="columnsNeeded">The columns to read.</param>
@@ -97,91 +77,11 @@ public sealed class NyudDataView : IDataView
     public DataViewRowCursor[] GetRowCursorSet(IEnumerable<DataViewSchema.Column> columnsNeeded, int n, Random? rand = null) =>
         [GetRowCursor(columnsNeeded, rand)];
 
-    private (int Width, int Height) ReadImageSize(string id)
+    private Array ReadLabel(int t, int row, int width, int height) => Tasks[t].Kind switch
     {
-        var path = NyudLayout.ImagePath(Root, id);
-        using var codec = SKCodec.Create(path, out var result)
-            ?? throw new InvalidDataException($"'{path}': cannot decode the image header ({result}); expected a JPEG.");
-        return (codec.Info.Width, codec.Info.Height);
-    }
-
-    private sealed class Cursor(NyudDataView view, bool[] active, int[] order) : DataViewRowCursor
-    {
-        private int _next;
-        private long _position = -1;
-        private int _row = -1;
-        private (int Width, int Height)? _size;
-        private readonly Dictionary<string, Array> _labels = new(StringComparer.Ordinal);
-
-        public override long Position => _position;
-
-        public override long Batch => 0;
-
-        public override DataViewSchema Schema => view.Schema;
-
-        private string Id => _row >= 0 ? view._ids[_row] : throw new InvalidOperationException("The cursor is not on a row: call MoveNext first (and only read while it returns true).");
-
-        public override bool MoveNext()
-        {
-            _size = null;
-            _labels.Clear();
-            if (_next >= order.Length)
-            {
-                _row = -1;
-                return false;
-            }
-            _row = order[_next++];
-            _position++;
-            return true;
-        }
-
-        private (int Width, int Height) Size() => _size ??= view.ReadImageSize(Id);
-
-        private Array Label(DenseTaskDescriptor task)
-        {
-            if (_labels.TryGetValue(task.Name, out var cached)) return cached;
-            var (w, h) = Size();
-            Array label = task.Kind switch
-            {
-                DenseTaskKind.Segmentation => NyudLayout.ReadSemseg(view.Root, Id, w, h),
-                DenseTaskKind.Depth => NyudLayout.ReadDepth(view.Root, Id, w, h),
-                DenseTaskKind.SurfaceNormals => NyudLayout.ReadNormals(view.Root, Id, w, h),
-                _ => NyudLayout.ReadEdge(view.Root, Id, w, h),
-            };
-            _labels[task.Name] = label;
-            return label;
-        }
-
-        public override ValueGetter<DataViewRowId> GetIdGetter() => (ref DataViewRowId value) =>
-        {
-            _ = Id;
-            value = new DataViewRowId((ulong)_row, 0);
-        };
-
-        public override bool IsColumnActive(DataViewSchema.Column column) => active[column.Index];
-
-        public override ValueGetter<TValue> GetGetter<TValue>(DataViewSchema.Column column)
-        {
-            DenseViewRows.CheckGetter(active, column);
-            int index = column.Index;
-            Delegate getter;
-            if (index == view._pathColumn)
-                getter = (ValueGetter<ReadOnlyMemory<char>>)((ref ReadOnlyMemory<char> value) => value = NyudLayout.ImagePath(view.Root, Id).AsMemory());
-            else if (index == view._imageColumn)
-                getter = (ValueGetter<MLImage>)((ref MLImage value) => value = MLImage.CreateFromFile(NyudLayout.ImagePath(view.Root, Id)));
-            else if (index == view._idColumn)
-                getter = (ValueGetter<ReadOnlyMemory<char>>)((ref ReadOnlyMemory<char> value) => value = Id.AsMemory());
-            else if (index == view._heightColumn)
-                getter = (ValueGetter<int>)((ref int value) => value = Size().Height);
-            else if (index == view._widthColumn)
-                getter = (ValueGetter<int>)((ref int value) => value = Size().Width);
-            else if (view._labelColumns.TryGetValue(index, out var task))
-                getter = task.LabelItemType == NumberDataViewType.Single
-                    ? (ValueGetter<VBuffer<float>>)((ref VBuffer<float> value) => DenseViewRows.Fill(ref value, (float[])Label(task)))
-                    : (ValueGetter<VBuffer<byte>>)((ref VBuffer<byte> value) => DenseViewRows.Fill(ref value, (byte[])Label(task)));
-            else
-                throw new ArgumentOutOfRangeException(nameof(column), $"Column '{column.Name}' is not in this view's schema.");
-            return DenseViewRows.Typed<TValue>(getter, column);
-        }
-    }
+        DenseTaskKind.Segmentation => NyudLayout.ReadSemseg(Root, _ids[row], width, height),
+        DenseTaskKind.Depth => NyudLayout.ReadDepth(Root, _ids[row], width, height),
+        DenseTaskKind.SurfaceNormals => NyudLayout.ReadNormals(Root, _ids[row], width, height),
+        _ => NyudLayout.ReadEdge(Root, _ids[row], width, height),
+    };
 }

@@ -27,16 +27,11 @@ public static class NyudLayout
         if (!File.Exists(list))
             throw new FileNotFoundException($"NYUD split list '{list}' was not found (expected gt_sets/{split}.txt under the NYUD_MT root).", list);
         var ids = new List<string>();
-        var lines = File.ReadAllLines(list);
-        for (int i = 0; i < lines.Length; i++)
+        foreach (var (id, line) in DenseViewRows.ReadIdList(list))
         {
-            string id = lines[i].Trim();
-            if (id.Length == 0) continue;
-            if (id.IndexOfAny(['/', '\\']) >= 0 || id is "." or "..")
-                throw new InvalidDataException($"'{list}' line {i + 1}: id '{id}' is not a file name.");
             foreach (var (path, what) in Files(root, id))
                 if (!File.Exists(path))
-                    throw new FileNotFoundException($"'{list}' line {i + 1} lists '{id}' but its {what} '{path}' does not exist.", path);
+                    throw new FileNotFoundException($"'{list}' line {line} lists '{id}' but its {what} '{path}' does not exist.", path);
             ids.Add(id);
         }
         return ids;
