@@ -1,0 +1,165 @@
+using Microsoft.ML.MtLora.Checkpoints;
+using Microsoft.ML.MtLora.Training;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Microsoft.ML.MtLora.Tests.Training;
+
+/// <summary>
+/// The best validation survives a resume: it is read back from <c>best/</c> beside the resumed checkpoint and replaced only
+/// by a higher score measured the same way. The validation is a scripted score per step (the trainer only compares the
+/// numbers it is given), so which validation is better is known exactly.
+/// </summary>
+[Collection(SerialCollection.Name)]
+public class BestAcrossResumeTests
+{
+    private const string Criterion = "Δm; protocol Reference; tasks semseg,human_parts,sal,normals";
+
+    /// <summary>TinyData: 4 batches per epoch; validation every 5 epochs: steps 20, 40, 60 and the end (64).</summary>
+    private static MultiTaskTrainerSettings Settings(string dir, long maxSteps, Dictionary<long, double> scores,
+        Dictionary<long, Dictionary<string, Tensor>> seen, TinyMultiTaskNet model, List<string> warnings, string? criterion = Criterion) =>
+        MultiTaskTrainerTests.Settings(maxSteps: 1) with
+        {
+            Epochs = 16,
+            MaxSteps = maxSteps,
+            ValidateEveryEpochs = 5,
+            KeepBest = true,
+            CheckpointDirectory = dir,
+            ValidationCriterion = criterion,
+            Warning = warnings.Add,
+            // The validation runs in the trainer's dispose scope: keep the snapshot out of it.
+            Validation = (epoch, step) =>
+            {
+                seen[step] = model.Snapshot().ToDictionary(kv => kv.Key, kv => kv.Value.DetachFromDisposeScope());
+                return scores[step];
+            },
+        };
+
+    private static string BestFile(string dir) => Path.Combine(dir, TrainerValidation.BestFolderName, TrainerValidation.BestFileName);
+
+    /// <summary>best/'s metadata, and whether its tensors are bit-identical to <paramref name="expected"/>.</summary>
+    private static (IReadOnlyDictionary<string, string> Metadata, bool Same) ReadBest(string dir, Dictionary<string, Tensor> expected)
+    {
+        var onDisk = SafeTensors.Load(BestFile(dir), out var metadata);
+        try
+        {
+            return (metadata, expected.All(kv => kv.Value.eq(onDisk[kv.Key]).all().item<bool>()));
+        }
+        finally { foreach (var t in onDisk.Values) t.Dispose(); }
+    }
+
+    private static bool Same(Dictionary<string, Tensor> expected, Dictionary<string, Tensor> actual) =>
+        actual.Count > 0 && actual.All(kv => kv.Value.eq(expected[kv.Key]).all().item<bool>());
+
+    /// <summary>Trains to step 40 (validations at 20: score 5, and 40: score 1), so best/ holds step 20 and the checkpoint step 40.</summary>
+    private static void FirstRun(string dir, Dictionary<long, Dictionary<string, Tensor>> seen, string? criterion = Criterion)
+    {
+        using var model = new TinyMultiTaskNet(seed: 4);
+        var warnings = new List<string>();
+        using var trainer = new MultiTaskTrainer(model, new TinyData(), Settings(dir, 40, new() { [20] = 5.0, [40] = 1.0 }, seen, model, warnings, criterion));
+        var result = trainer.Train();
+        Assert.Equal(20, result.BestStep);
+        Assert.Empty(warnings);
+        Assert.Equal("step-000000040", Path.GetFileName(Assert.Single(TrainingCheckpoint.List(dir))));
+        var (metadata, same) = ReadBest(dir, seen[20]);
+        Assert.Equal("20", metadata["step"]);
+        Assert.Equal(criterion ?? "", metadata["criterion"]);
+        Assert.True(same);
+    }
+
+    private static void DisposeAll(Dictionary<long, Dictionary<string, Tensor>> seen)
+    {
+        foreach (var s in seen.Values) foreach (var t in s.Values) t.Dispose();
+    }
+
+    [Fact]
+    public void AResumedRunReplacesTheStoredBestOnlyWithABetterValidation()
+    {
+        using var dir = Fixture.TempDir();
+        var seen = new Dictionary<long, Dictionary<string, Tensor>>();
+        try
+        {
+            FirstRun(dir.Path, seen);
+
+            // Resumed at step 40: the validation at step 60 scores 4, worse than the stored 5 of step 20.
+            var warnings = new List<string>();
+            using (var model = new TinyMultiTaskNet(seed: 9))
+            using (var trainer = new MultiTaskTrainer(model, new TinyData(),
+                Settings(dir.Path, 60, new() { [60] = 4.0 }, seen, model, warnings) with { ResumeFrom = dir.Path }))
+            {
+                var result = trainer.Train();
+                Assert.Empty(warnings);
+                Assert.Equal(((int?)5, (long?)20, (double?)5.0), (result.BestEpoch, result.BestStep, result.BestScore));
+                var (metadata, same) = ReadBest(dir.Path, seen[20]);
+                Assert.Equal("20", metadata["step"]);                                   // best/ was not overwritten
+                Assert.True(same);
+                var best = trainer.TakeBestState();                                    // the kept weights are step 20's, read back
+                Assert.NotNull(best);
+                Assert.True(Same(seen[20], best!));
+                foreach (var t in best!.Values) t.Dispose();
+            }
+
+            // Resumed at step 60: the end's validation (step 64) scores 6, better than 5.
+            using (var model = new TinyMultiTaskNet(seed: 9))
+            using (var trainer = new MultiTaskTrainer(model, new TinyData(),
+                Settings(dir.Path, 64, new() { [64] = 6.0 }, seen, model, warnings) with { ResumeFrom = dir.Path }))
+            {
+                var result = trainer.Train();
+                Assert.Empty(warnings);
+                Assert.Equal(((int?)16, (long?)64, (double?)6.0), (result.BestEpoch, result.BestStep, result.BestScore));
+                var (metadata, same) = ReadBest(dir.Path, seen[64]);
+                Assert.Equal("64", metadata["step"]);
+                Assert.Equal("6", metadata["score"]);
+                Assert.True(same);
+                var best = trainer.TakeBestState();
+                Assert.True(Same(seen[64], best!));
+                foreach (var t in best!.Values) t.Dispose();
+            }
+        }
+        finally { DisposeAll(seen); }
+    }
+
+    [Theory]
+    [InlineData("old", "not how it was scored")]           // best/ as versions before the criterion wrote it
+    [InlineData("other", "are not comparable")]            // another criterion (here: another protocol)
+    [InlineData("missing", "does not exist")]              // no best/ at all
+    public void AStoredBestOfUnknownOrOtherCriterionIsNotComparedAndTheFirstValidationSetsIt(string stored, string expectedWarning)
+    {
+        using var dir = Fixture.TempDir();
+        var seen = new Dictionary<long, Dictionary<string, Tensor>>();
+        try
+        {
+            FirstRun(dir.Path, seen);
+            var file = BestFile(dir.Path);
+            switch (stored)
+            {
+                case "old":
+                    var state = SafeTensors.Load(file, out var metadata);
+                    SafeTensors.Save(file, state, metadata.Where(kv => kv.Key != "criterion").ToDictionary());
+                    foreach (var t in state.Values) t.Dispose();
+                    break;
+                case "missing":
+                    Directory.Delete(Path.GetDirectoryName(file)!, recursive: true);
+                    break;
+            }
+
+            var warnings = new List<string>();
+            using var model = new TinyMultiTaskNet(seed: 9);
+            string criterion = stored == "other" ? Criterion.Replace("Reference", "Native", StringComparison.Ordinal) : Criterion;
+            using var trainer = new MultiTaskTrainer(model, new TinyData(),
+                Settings(dir.Path, 60, new() { [60] = 4.0 }, seen, model, warnings, criterion) with { ResumeFrom = dir.Path });
+            var result = trainer.Train();                                              // the old checkpoint resumes
+
+            var warning = Assert.Single(warnings);
+            Assert.Contains(expectedWarning, warning);
+            Assert.Contains("the first validation after the resume sets it", warning);
+            // Score 4 is worse than the stored 5, but the stored one is not comparable: step 60 is the best now.
+            Assert.Equal(((int?)15, (long?)60, (double?)4.0), (result.BestEpoch, result.BestStep, result.BestScore));
+            var (written, same) = ReadBest(dir.Path, seen[60]);
+            Assert.Equal("60", written["step"]);
+            Assert.Equal(criterion, written["criterion"]);
+            Assert.True(same);
+        }
+        finally { DisposeAll(seen); }
+    }
+}
