@@ -512,7 +512,7 @@ internal sealed class MultiTaskTrainer : IDisposable
         _globalStep = position.GlobalStep;
         _epoch = position.Epoch;
         _batchInEpoch = position.BatchInEpoch;
-        _validation.Restore(folder, position.GlobalStep);
+        _validation.Restore(folder, position.GlobalStep, position.Epoch);
     }
 
     private static Tensor Require(Dictionary<string, Tensor> state, string key, string file, Tensor? like)

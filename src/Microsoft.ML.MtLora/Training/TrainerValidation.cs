@@ -131,13 +131,16 @@ internal sealed class TrainerValidation : IDisposable
     /// </summary>
     /// <param name="checkpointFolder">The resumed checkpoint folder (<c>ROOT/step-N</c>); its best validation is <c>ROOT/best/</c>.</param>
     /// <param name="checkpointStep">The resumed checkpoint's global step.</param>
-    public void Restore(string checkpointFolder, long checkpointStep)
+    /// <param name="checkpointEpoch">The epoch the resumed checkpoint continues with (epochs completed before it).</param>
+    public void Restore(string checkpointFolder, long checkpointStep, int checkpointEpoch)
     {
         if (!Enabled) return;                                                       // nothing is compared: best/ is left as it is
         var path = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(checkpointFolder))!, BestFolderName, BestFileName);
         const string Unknown = "the best score is unknown, and the first validation after the resume sets it";
         if (!File.Exists(path))
         {
+            // Silent when no validation of this cadence came before the checkpoint: the first one after it is the run's first.
+            if (_settings.ValidateEveryEpochs == 0 || checkpointEpoch < _settings.ValidateEveryEpochs) return;
             _settings.Warning?.Invoke($"Resuming '{checkpointFolder}': no best validation is recorded beside it ('{path}' does not exist); {Unknown}.");
             return;
         }

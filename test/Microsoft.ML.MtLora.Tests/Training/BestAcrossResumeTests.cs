@@ -35,6 +35,12 @@ public class BestAcrossResumeTests
             },
         };
 
+    /// <summary>Reports on the training thread (Progress&lt;T&gt; would post to the thread pool).</summary>
+    private sealed class InlineProgress(Action<TrainingProgress> report) : IProgress<TrainingProgress>
+    {
+        public void Report(TrainingProgress value) => report(value);
+    }
+
     private static string BestFile(string dir) => Path.Combine(dir, TrainerValidation.BestFolderName, TrainerValidation.BestFileName);
 
     /// <summary>best/'s metadata, and whether its tensors are bit-identical to <paramref name="expected"/>.</summary>
@@ -115,6 +121,33 @@ public class BestAcrossResumeTests
                 Assert.True(Same(seen[64], best!));
                 foreach (var t in best!.Values) t.Dispose();
             }
+        }
+        finally { DisposeAll(seen); }
+    }
+
+    [Fact]
+    public void ACheckpointBeforeTheFirstValidationResumesWithoutAWarning()
+    {
+        using var dir = Fixture.TempDir();
+        var seen = new Dictionary<long, Dictionary<string, Tensor>>();
+        try
+        {
+            var warnings = new List<string>();
+            // Stopped (as by Ctrl+C) after step 8, in epoch 2: no validation ran, so none is stored.
+            using (var cancel = new CancellationTokenSource())
+            using (var model = new TinyMultiTaskNet(seed: 4))
+            using (var trainer = new MultiTaskTrainer(model, new TinyData(), Settings(dir.Path, 64, [], seen, model, warnings) with
+            {
+                ProgressEverySteps = 1,
+                Progress = new InlineProgress(p => { if (p.Step == 8) cancel.Cancel(); }),
+            }))
+                Assert.True(trainer.Train(cancel.Token).Cancelled);
+            Assert.False(File.Exists(BestFile(dir.Path)));
+            using (var model = new TinyMultiTaskNet(seed: 9))
+            using (var trainer = new MultiTaskTrainer(model, new TinyData(),
+                Settings(dir.Path, 20, new() { [20] = 0.5 }, seen, model, warnings) with { ResumeFrom = dir.Path }))
+                Assert.Equal(20, trainer.Train().BestStep);
+            Assert.Empty(warnings);
         }
         finally { DisposeAll(seen); }
     }
