@@ -98,13 +98,16 @@ public class ValidationCadenceTests
         }
     }
 
-    [Fact]
-    public void SkipStepSkipsNonFiniteStepsAndCountsThem()
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]    // two forward passes per step, each updating the BatchNorm statistics
+    public void SkipStepSkipsNonFiniteStepsAndCountsThem(int accumulation)
     {
         using var model = new TinyMultiTaskNet(seed: 5);
         Dictionary<string, Tensor>? atStep3 = null;
         var settings = Settings(epochs: 10, maxSteps: 6) with
         {
+            AccumulationSteps = accumulation,
             NonFiniteLoss = NonFiniteLossPolicy.SkipStep,
             ProgressEverySteps = 1,
             Progress = new Progress(r =>
