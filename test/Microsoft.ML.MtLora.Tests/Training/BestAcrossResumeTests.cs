@@ -87,42 +87,34 @@ public class BestAcrossResumeTests
         {
             FirstRun(dir.Path, seen);
 
-            // Resumed at step 40: the validation at step 60 scores 4, worse than the stored 5 of step 20.
+            // Resumed at step 40: the validation at step 60 scores 4, worse than the stored 5 of step 20: best/ stays step 20's,
+            // and the kept weights are step 20's, read back from it.
             var warnings = new List<string>();
-            using (var model = new TinyMultiTaskNet(seed: 9))
-            using (var trainer = new MultiTaskTrainer(model, new TinyData(),
-                Settings(dir.Path, 60, new() { [60] = 4.0 }, seen, model, warnings) with { ResumeFrom = dir.Path }))
-            {
-                var result = trainer.Train();
-                Assert.Empty(warnings);
-                Assert.Equal(((int?)5, (long?)20, (double?)5.0), (result.BestEpoch, result.BestStep, result.BestScore));
-                var (metadata, same) = ReadBest(dir.Path, seen[20]);
-                Assert.Equal("20", metadata["step"]);                                   // best/ was not overwritten
-                Assert.True(same);
-                var best = trainer.TakeBestState();                                    // the kept weights are step 20's, read back
-                Assert.NotNull(best);
-                Assert.True(Same(seen[20], best!));
-                foreach (var t in best!.Values) t.Dispose();
-            }
-
-            // Resumed at step 60: the end's validation (step 64) scores 6, better than 5.
-            using (var model = new TinyMultiTaskNet(seed: 9))
-            using (var trainer = new MultiTaskTrainer(model, new TinyData(),
-                Settings(dir.Path, 64, new() { [64] = 6.0 }, seen, model, warnings) with { ResumeFrom = dir.Path }))
-            {
-                var result = trainer.Train();
-                Assert.Empty(warnings);
-                Assert.Equal(((int?)16, (long?)64, (double?)6.0), (result.BestEpoch, result.BestStep, result.BestScore));
-                var (metadata, same) = ReadBest(dir.Path, seen[64]);
-                Assert.Equal("64", metadata["step"]);
-                Assert.Equal("6", metadata["score"]);
-                Assert.True(same);
-                var best = trainer.TakeBestState();
-                Assert.True(Same(seen[64], best!));
-                foreach (var t in best!.Values) t.Dispose();
-            }
+            ResumeAndCheck(dir.Path, 60, 4.0, seen, warnings, expected: (5, 20, 5.0));
+            // Resumed at step 60: the end's validation (step 64) scores 6, better than 5: it replaces best/.
+            ResumeAndCheck(dir.Path, 64, 6.0, seen, warnings, expected: (16, 64, 6.0));
+            Assert.Empty(warnings);
         }
         finally { DisposeAll(seen); }
+    }
+
+    /// <summary>Resumes from <paramref name="dir"/> to <paramref name="maxSteps"/>, whose one validation scores <paramref name="score"/>,
+    /// and checks the best (epoch, step, score) in the result, in best/ and in the kept weights.</summary>
+    private static void ResumeAndCheck(string dir, long maxSteps, double score, Dictionary<long, Dictionary<string, Tensor>> seen,
+        List<string> warnings, (int Epoch, long Step, double Score) expected)
+    {
+        using var model = new TinyMultiTaskNet(seed: 9);
+        using var trainer = new MultiTaskTrainer(model, new TinyData(), Settings(dir, maxSteps, new() { [maxSteps] = score }, seen, model, warnings) with { ResumeFrom = dir });
+        var result = trainer.Train();
+        Assert.Equal(((int?)expected.Epoch, (long?)expected.Step, (double?)expected.Score), (result.BestEpoch, result.BestStep, result.BestScore));
+        var (metadata, same) = ReadBest(dir, seen[expected.Step]);
+        Assert.Equal(expected.Step.ToString(System.Globalization.CultureInfo.InvariantCulture), metadata["step"]);
+        Assert.Equal(expected.Score.ToString("R", System.Globalization.CultureInfo.InvariantCulture), metadata["score"]);
+        Assert.True(same);
+        var best = trainer.TakeBestState();
+        Assert.NotNull(best);
+        try { Assert.True(Same(seen[expected.Step], best)); }
+        finally { foreach (var t in best.Values) t.Dispose(); }
     }
 
     [Fact]
