@@ -166,7 +166,7 @@ public sealed class MtLoraEstimator : IEstimator<MtLoraTransformer>
         };
         var validations = new List<MtLoraValidationReport>();
         if (o.ValidationSet is not null)
-            settings = settings with { Validation = (epoch, step) => ValidateLive(ch, network, device, epoch, step, validations) };
+            settings = settings with { Validation = (epoch, step) => ValidateLive(ch, network, device, epoch, step, validations), ValidationCriterion = ValidationCriterion() };
         var source = new DelegateBatchSource(checked((int)batchesPerEpoch), (epoch, skip) => Batches(reader, epoch, skip));
         TrainingResult result;
         Dictionary<string, Tensor>? best = null;
@@ -193,11 +193,12 @@ public sealed class MtLoraEstimator : IEstimator<MtLoraTransformer>
             ch.Warning(MessageSensitivity.None, "MTLoRA: {0} step(s) skipped because their loss was not finite.", result.SkippedSteps);
         var bestReport = validations.LastOrDefault(v => v.Step == result.BestStep && v.Epoch == result.BestEpoch);
         var model = Snapshot(network, device);
+        // The best may be one a resumed run read back from best/ (its metrics are not stored: the report's Best is null then).
         model.TrainingReport = new MtLoraTrainingReport(result.GlobalStep, result.SkippedSteps, o.ValidationSet is null ? null : o.ValidationProtocol,
-            bestReport, validations.LastOrDefault(), o.Keep == MtLoraKeep.Best && bestReport is not null ? MtLoraKeep.Best : MtLoraKeep.Last);
-        if (bestReport is not null)
-            ch.Info(MessageSensitivity.None, "MTLoRA: best validation after epoch {0} (step {1}); returning the {2} weights.", bestReport.Epoch, bestReport.Step,
-                model.TrainingReport.Kept == MtLoraKeep.Best ? "best" : "last");
+            bestReport, validations.LastOrDefault(), o.Keep == MtLoraKeep.Best && best is not null ? MtLoraKeep.Best : MtLoraKeep.Last);
+        if (result.BestStep is not null)
+            ch.Info(MessageSensitivity.None, "MTLoRA: best validation after epoch {0} (step {1}{2}); returning the {3} weights.", result.BestEpoch, result.BestStep,
+                bestReport is null ? ", before the resume" : "", model.TrainingReport.Kept == MtLoraKeep.Best ? "best" : "last");
         return model;
     }
 
@@ -286,6 +287,17 @@ public sealed class MtLoraEstimator : IEstimator<MtLoraTransformer>
         validations.Add(report);
         o.ValidationProgress?.Report(report);
         return o.BestEpochTask is { } task ? Evaluation.DeltaM.Sign(task) * metrics.GetPaperMetric(task) : metrics.DeltaM;
+    }
+
+    /// <summary>How <see cref="ValidateLive"/> scores, stored with the best weights: a resume compares only like with like.</summary>
+    private string ValidationCriterion()
+    {
+        var o = _options;
+        var ci = System.Globalization.CultureInfo.InvariantCulture;
+        var tasks = o.Network.Tasks.ToArray();
+        var baselines = tasks.Select(t => o.ValidationBaselines.TryGetValue(t, out double b) ? $"{t.Name}={b.ToString("R", ci)}" : null).OfType<string>();
+        return (o.BestEpochTask is { } task ? $"{task.Name} paper metric" : "Δm")
+            + $"; protocol {o.ValidationProtocol}; image size {o.Network.ImageSize.ToString(ci)}; tasks {string.Join(",", tasks.Select(t => t.Name))}; baselines {string.Join(",", baselines)}";
     }
 
     private static long CountRows(IDataView data)

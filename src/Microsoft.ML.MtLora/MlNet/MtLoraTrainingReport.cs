@@ -16,7 +16,7 @@ public enum MtLoraKeep
 /// <param name="Steps">Optimizer steps done in all (across resumes).</param>
 /// <param name="SkippedSteps">Steps skipped because their loss was not finite (<see cref="Training.NonFiniteLossPolicy.SkipStep"/>).</param>
 /// <param name="Protocol">The validation's protocol, or null without a validation set.</param>
-/// <param name="Best">The best validation (by Δm, or by <see cref="MtLoraOptions.BestEpochTask"/>'s metric), or null.</param>
+/// <param name="Best">The best validation (by Δm, or by <see cref="MtLoraOptions.BestEpochTask"/>'s metric), or null (also when a resumed run kept the best of the run before the resume, whose metrics are not stored).</param>
 /// <param name="Last">The last validation (after the last step), or null.</param>
 /// <param name="Kept">Which weights the returned transformer holds.</param>
 public sealed record MtLoraTrainingReport(long Steps, long SkippedSteps, EvaluationProtocol? Protocol, MtLoraValidationReport? Best, MtLoraValidationReport? Last, MtLoraKeep Kept);

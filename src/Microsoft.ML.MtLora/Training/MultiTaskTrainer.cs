@@ -22,7 +22,8 @@ namespace Microsoft.ML.MtLora.Training;
 /// (<see cref="TaskLosses"/>), backward of the sum divided by the number of micro-batches, gradients added up in float32
 /// (<see cref="FlatAdamW.CollectGradients"/>);</item>
 /// <item>one device-to-host read of all the loss values (the progress report and the check that stops with
-/// <see cref="NonFiniteLossException"/>, naming the task, before any weight moves); nothing else in the step reads back
+/// <see cref="NonFiniteLossException"/>, naming the task, before any weight moves, and with the BatchNorm running statistics
+/// put back as they were before the step's forward passes); nothing else in the step reads back
 /// from the device: the labels are checked on the batch's CPU copy, and clipping computes its coefficient on the device;</item>
 /// <item>global L2 gradient clipping over the parameters that have a gradient, AdamW step (<see cref="FlatAdamW"/>).</item>
 /// </list>
@@ -78,6 +79,9 @@ internal sealed class MultiTaskTrainer : IDisposable
     private long _lastCheckpointStep = -1;
     private long _firstStepOfRun;
     private readonly TrainerValidation _validation;
+    // The BatchNorm running statistics (running_mean, running_var, num_batches_tracked): a step's forward moves them, so a
+    // step whose loss is not finite puts them back (RunStep).
+    private readonly Tensor[] _normStatistics;
 
     /// <summary>Creates a trainer: moves the model to the device and builds AdamW over its trainable parameters.</summary>
     /// <param name="model">The network: (B, 3, H, W) images → outputs by reference task name. Parameters with
@@ -140,6 +144,9 @@ internal sealed class MultiTaskTrainer : IDisposable
         _optimized = _optimizer.Parameters.ToList();
         _microBatchShare = (1.0 / settings.AccumulationSteps).ToScalar();
         _validation = new TrainerValidation(settings, _model, _optimized.Select(o => o.Name).ToList(), Float32State);
+        // After the device move and the bfloat16 cast, which may replace buffer tensors; Resume copies into these ones.
+        _normStatistics = _model.modules().OfType<NormBase>()
+            .SelectMany(n => new[] { n.running_mean, n.running_var, n.num_batches_tracked }).OfType<Tensor>().ToArray();
     }
 
     /// <summary>
@@ -292,6 +299,10 @@ internal sealed class MultiTaskTrainer : IDisposable
                 $"The batch at epoch {_epoch} position {_batchInEpoch} holds {size} images, which AccumulationSteps = {k} cannot split into equal micro-batches.");
         long micro = size / k;
         ReseedForStep(_globalStep);
+        // The forward passes update the BatchNorm running statistics; a copy (in the step's scope) lets a step whose loss is
+        // not finite leave the network exactly as it was. PyTorch keeps the failed step's statistics; restoring them costs a
+        // few small device copies per step (eng/benchmarks/README.md, "Non-finite steps").
+        var normBefore = _normStatistics.Length == 0 ? [] : _normStatistics.Select(t => t.clone()).ToArray();
 
         var names = new List<string>();
         var rows = new List<Tensor>(k);
@@ -331,8 +342,8 @@ internal sealed class MultiTaskTrainer : IDisposable
         for (int i = 0; i < k; i++)
         {
             for (int j = 0; j < names.Count; j++)
-                if (!float.IsFinite(values[i * width + j])) throw new NonFiniteLossException(names[j], values[i * width + j], _epoch, _globalStep, lr);
-            if (!float.IsFinite(values[i * width + names.Count])) throw new NonFiniteLossException("total", values[i * width + names.Count], _epoch, _globalStep, lr);
+                if (!float.IsFinite(values[i * width + j])) throw NonFinite(names[j], values[i * width + j]);
+            if (!float.IsFinite(values[i * width + names.Count])) throw NonFinite("total", values[i * width + names.Count]);
         }
         // Per task: the mean over the micro-batches that had labels for it; the total: the mean of the micro-batch totals.
         var taskLosses = new Dictionary<string, double>();
@@ -342,6 +353,14 @@ internal sealed class MultiTaskTrainer : IDisposable
             if (present.Count > 0) taskLosses[names[j]] = present.Average();
         }
         double total = Enumerable.Range(0, k).Average(i => (double)values[i * width + names.Count]);
+
+        // No weight has moved yet (the optimizer step comes below): put the BatchNorm statistics back and stop the step.
+        NonFiniteLossException NonFinite(string task, float value)
+        {
+            using (torch.no_grad())
+                for (int n = 0; n < normBefore.Length; n++) _normStatistics[n].copy_(normBefore[n]);
+            return new NonFiniteLossException(task, value, _epoch, _globalStep, lr);
+        }
 
         ProfileRegions.Phase("optimizer.clip");
         if (_settings.ClipGradientNorm is > 0 and var maxNorm) _optimizer.ClipGradientNorm(maxNorm);
@@ -493,6 +512,7 @@ internal sealed class MultiTaskTrainer : IDisposable
         _globalStep = position.GlobalStep;
         _epoch = position.Epoch;
         _batchInEpoch = position.BatchInEpoch;
+        _validation.Restore(folder, position.GlobalStep, position.Epoch);
     }
 
     private static Tensor Require(Dictionary<string, Tensor> state, string key, string file, Tensor? like)

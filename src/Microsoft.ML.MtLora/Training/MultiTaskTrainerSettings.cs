@@ -95,8 +95,9 @@ internal sealed record MultiTaskTrainerSettings
     public Action? CheckAlive { get; init; }
 
     /// <summary>
-    /// Receives warnings: a checkpoint that could not be written (full disk, no permission). Training goes on then, so an
-    /// output failure never costs the model being trained.
+    /// Receives warnings: a checkpoint that could not be written (full disk, no permission; training goes on then, so an
+    /// output failure never costs the model being trained), and what a resume found of the best validation before it
+    /// (none, one measured by another criterion, or one written by an older version that does not record its criterion).
     /// </summary>
     public Action<string>? Warning { get; init; }
 
@@ -107,6 +108,13 @@ internal sealed record MultiTaskTrainerSettings
     /// <see cref="CheckpointDirectory"/>). Null: no validation.
     /// </summary>
     public Func<int, long, double?>? Validation { get; init; }
+
+    /// <summary>
+    /// How <see cref="Validation"/> computes its score, in words that change whenever the score would (e.g. "Δm; protocol
+    /// Reference; tasks …; baselines …"). It is stored with the best weights (<c>best/model.safetensors</c>), and a resumed
+    /// run compares its scores with the stored best only when the two criteria are the same text (null counts as empty).
+    /// </summary>
+    public string? ValidationCriterion { get; init; }
 
     /// <summary>Validate every this many epochs (the reference's EVAL_FREQ, 5), and at the end; 0: only at the end.</summary>
     public int ValidateEveryEpochs { get; init; } = TrainingRecipe.Paper.ValidationEveryEpochs;

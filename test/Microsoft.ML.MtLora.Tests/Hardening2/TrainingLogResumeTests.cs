@@ -84,20 +84,38 @@ public class TrainingLogResumeTests(TinyPascal data) : IClassFixture<TinyPascal>
         psi.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "mtlora.dll"));
         foreach (var a in Args()) psi.ArgumentList.Add(a);
         using var child = Process.Start(psi)!;
-        var stdout = child.StandardOutput.ReadToEndAsync();
         var stderr = new List<string>();
-        // Progress lines go to a redirected stderr ("training 1/400 ..."): the first one says a step is done.
-        while (child.StandardError.ReadLine() is { } line)
+        // Readiness: progress lines go to a redirected stderr ("training 1/400 ..."), the first one after the first step, and
+        // train listens for Ctrl+C before its first step, so the signal cannot come too early however loaded the machine is.
+        // The limit only bounds a hang: a one-thread child runs 8× slower at load 20, more when memory is short.
+        var limit = TimeSpan.FromMinutes(15);
+        var clock = Stopwatch.StartNew();
+        async Task<T> Within<T>(Task<T> task, string what)
         {
+            var left = limit - clock.Elapsed;
+            try { return await task.WaitAsync(left > TimeSpan.Zero ? left : TimeSpan.FromMilliseconds(1)); }
+            catch (TimeoutException) { child.Kill(entireProcessTree: true); throw new TimeoutException($"{what} within {limit}:\n{string.Join('\n', stderr)}"); }
+        }
+
+        var stdout = child.StandardOutput.ReadToEndAsync();
+        while (true)
+        {
+            var line = await Within(child.StandardError.ReadLineAsync(), "no training step was done");
+            Assert.True(line is not null, $"train exited before its first step:\n{string.Join('\n', stderr)}");
             stderr.Add(line);
             if (line.StartsWith("training ", StringComparison.Ordinal)) break;
         }
         using (var kill = Process.Start(new ProcessStartInfo("kill", ["-INT", child.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]))!)
+        {
             kill.WaitForExit();
-        stderr.AddRange(child.StandardError.ReadToEnd().Split('\n', StringSplitOptions.RemoveEmptyEntries));
+            Assert.Equal(0, kill.ExitCode);
+        }
+        stderr.AddRange((await Within(child.StandardError.ReadToEndAsync(), "the run did not stop after Ctrl+C")).Split('\n', StringSplitOptions.RemoveEmptyEntries));
         Assert.True(child.WaitForExit(120_000), "the run did not stop after Ctrl+C");
         Assert.True(child.ExitCode == 130, string.Join('\n', stderr));
         Assert.Equal("", await stdout);
+        // The signal was heard (whenever the loaded machine delivered it), and the run stopped at a step boundary.
+        Assert.Contains(stderr, l => l.StartsWith("mtlora train: stopping after the current step", StringComparison.Ordinal));
 
         var last = stderr[^1];
         Assert.Matches(@"^mtlora train: stopped by Ctrl\+C after step (\d+); the checkpoint of step \1 is in '.*step-0+\1': continue with --resume '.*ckpt'\.$", last);

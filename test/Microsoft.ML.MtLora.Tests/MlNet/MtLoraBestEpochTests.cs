@@ -88,6 +88,48 @@ public class MtLoraBestEpochTests
         }
     }
 
+    [Fact]
+    public void BestWeightsRecordHowTheyWereScoredAndAResumeUnderAnotherProtocolSaysItDoesNotCompare()
+    {
+        var ml = new MLContext(seed: 1);
+        using var images = Fixture.TempDir();
+        using var checkpoints = Fixture.TempDir();
+        var data = MtLoraEstimatorTests.Labelled(ml, images.Path, 4);
+        var warnings = new List<string>();
+        ml.Log += (_, e) => { if (e.Kind == Microsoft.ML.Runtime.ChannelMessageKind.Warning) warnings.Add(e.RawMessage); };
+        var best = Path.Combine(checkpoints.Path, Microsoft.ML.MtLora.Training.TrainerValidation.BestFolderName, Microsoft.ML.MtLora.Training.TrainerValidation.BestFileName);
+        string Criterion()
+        {
+            var weights = Microsoft.ML.MtLora.Checkpoints.SafeTensors.Load(best, out var metadata);
+            foreach (var t in weights.Values) t.Dispose();
+            return metadata["criterion"];
+        }
+
+        // 2 of 4 epochs (2 steps each), validated after each: best/ says how its score was measured.
+        var options = MtLoraEstimatorTests.TinyOptions();
+        options.Epochs = 4;
+        options.MaxSteps = 4;
+        options.ValidationSet = data;
+        options.ValidationEveryEpochs = 1;
+        options.BestEpochTask = DenseTask.SemanticSegmentation;
+        options.CheckpointDirectory = checkpoints.Path;
+        using (ml.MultiTask().Trainers.MtLora(options).Fit(data)) { }
+        Assert.Empty(warnings);
+        Assert.Equal("semseg paper metric; protocol Reference; image size 128; tasks semseg,human_parts,sal,normals; baselines semseg=67.21,human_parts=61.93,sal=62.35,normals=17.97",
+            Criterion());
+
+        // Resumed under the native protocol: the stored best is not compared, and the first validation after the resume replaces it.
+        options.MaxSteps = null;
+        options.ResumeFrom = checkpoints.Path;
+        options.ValidationProtocol = EvaluationProtocol.Native;
+        using (ml.MultiTask().Trainers.MtLora(options).Fit(data)) { }
+        var warning = Assert.Single(warnings);
+        Assert.Contains("not comparable", warning);
+        Assert.Contains("protocol Reference", warning);
+        Assert.Contains("protocol Native", warning);
+        Assert.Contains("protocol Native", Criterion());
+    }
+
     private sealed class Progress(Action<MtLoraValidationReport> action) : IProgress<MtLoraValidationReport>
     {
         public void Report(MtLoraValidationReport value) => action(value);

@@ -98,13 +98,16 @@ public class ValidationCadenceTests
         }
     }
 
-    [Fact]
-    public void SkipStepSkipsNonFiniteStepsAndCountsThem()
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]    // two forward passes per step, each updating the BatchNorm statistics
+    public void SkipStepSkipsNonFiniteStepsAndCountsThem(int accumulation)
     {
         using var model = new TinyMultiTaskNet(seed: 5);
         Dictionary<string, Tensor>? atStep3 = null;
         var settings = Settings(epochs: 10, maxSteps: 6) with
         {
+            AccumulationSteps = accumulation,
             NonFiniteLoss = NonFiniteLossPolicy.SkipStep,
             ProgressEverySteps = 1,
             Progress = new Progress(r =>
@@ -120,8 +123,11 @@ public class ValidationCadenceTests
         Assert.Equal(3, result.SkippedSteps);
         Assert.NotNull(atStep3);
         var now = model.Snapshot();
-        // No skipped step moved a parameter (BatchNorm's running statistics do follow each forward pass, as in PyTorch).
-        AssertEqual(atStep3!, now, model.named_parameters().Select(p => p.name));
+        // The skipped steps left the network exactly as it was: no parameter moved, and the BatchNorm running statistics that
+        // their forward passes updated (PyTorch keeps those) are back to their values before them, bit for bit.
+        Assert.Contains(model.named_buffers(), b => b.name.EndsWith("running_mean", StringComparison.Ordinal));
+        Assert.Equal(atStep3!.Keys, now.Keys);
+        AssertEqual(atStep3!, now, atStep3!.Keys);
         foreach (var t in atStep3!.Values.Concat(now.Values)) t.Dispose();
     }
 
@@ -148,7 +154,10 @@ public class ValidationCadenceTests
         var folder = Assert.Single(TrainingCheckpoint.List(dir.Path));
         Assert.Equal(3, TrainingCheckpoint.ReadManifest(folder).GlobalStep);
         var saved = SafeTensors.Load(Path.Combine(folder, TrainingCheckpoint.ModelFileName));
-        AssertEqual(atStep3!, saved, model.named_parameters().Select(p => p.name));
-        foreach (var t in atStep3!.Values.Concat(saved.Values)) t.Dispose();
+        // The checkpoint and the network are those before the failed step, BatchNorm running statistics included.
+        AssertEqual(atStep3!, saved, atStep3!.Keys);
+        var now = model.Snapshot();
+        AssertEqual(atStep3!, now, atStep3!.Keys);
+        foreach (var t in atStep3!.Values.Concat(saved.Values).Concat(now.Values)) t.Dispose();
     }
 }
