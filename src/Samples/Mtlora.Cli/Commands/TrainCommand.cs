@@ -216,6 +216,11 @@ internal static class TrainCommand
         if (s.ImageSize is { } size) network.ImageSize = size;
         try { network.Validate(); }
         catch (ArgumentException e) { throw TrainOptionChecks.NetworkError(e, s); }
+        // The best validation is the one with the best Δm: without a baseline for a trained task every validation scores null
+        // and the last weights would be kept under the name "best".
+        if (keep == MtLoraKeep.Best && !network.Tasks.Any(t => baselines.TryGetValue(t, out _)))
+            throw new CliCommon.UsageException($"--keep best keeps the validation with the best delta_m, which needs a single-task baseline for at least one trained task " +
+                $"({string.Join(", ", network.Tasks.Select(t => t.Name))}); give --baselines task=value pairs (e.g. {network.Tasks[0].Name}=<value>), or --keep last.");
 
         // Training options, checked before any data is read or generated; the data-dependent ones are set below.
         int epochsValue = s.Epochs ?? (small ? 20 : 300);
