@@ -352,7 +352,14 @@ internal static class TrainCommand
             // Saved for image files (LoadImages from ImagePath, then the model), so model.zip describes its own input.
             var (forFiles, fileSchema) = ml.MultiTask().WithImageFileInput(model);
             var saved = SaveModel(ml, forFiles, fileSchema, outPath, s.CheckpointDir, out var saveProblem);
-            var after = Evaluate(ml, model, val, valCount, before is null ? baselines : SingleTaskBaselines.None, stderr, "evaluating the trained model", protocol);
+            var afterBaselines = before is null ? baselines : SingleTaskBaselines.None;
+            MultiTaskMetrics after;
+            if (ScoredByFit(model.TrainingReport, options, afterBaselines) is { } scored)
+            {
+                stderr.WriteLine(string.Create(ci, $"the trained model's metrics are those of the validation after epoch {scored.Epoch} (step {scored.Step}), which scored these weights"));
+                after = scored.Metrics;
+            }
+            else after = Evaluate(ml, model, val, valCount, afterBaselines, stderr, "evaluating the trained model", protocol);
             if (train is PascalContextDataView pascalTrain) CliCommon.WriteLabelNotes(pascalTrain, stderr);
             if (val is PascalContextDataView pascalVal) CliCommon.WriteLabelNotes(pascalVal, stderr);
             var logProblem = log.Finish();
@@ -367,6 +374,21 @@ internal static class TrainCommand
             if (logProblem is not null) stderr.WriteLine($"mtlora train: error: {logProblem}; the model was saved to '{saved}'.");
             return saveProblem is null && logProblem is null ? 0 : 1;
         }
+    }
+
+    /// <summary>
+    /// The validation during <c>Fit</c> that scored exactly the returned weights with the same baselines and protocol, so the
+    /// report need not score the validation split a second time; null when there is none: no validation, other baselines
+    /// (the synthetic job reports without Δm), the last validation before the last step, or with <see cref="MtLoraKeep.Best"/>
+    /// a run that kept no best (then the returned weights are not known to be a validated state).
+    /// </summary>
+    internal static MtLoraValidationReport? ScoredByFit(MtLoraTrainingReport? report, MtLoraOptions options, SingleTaskBaselines baselines)
+    {
+        if (report is null || !ReferenceEquals(baselines, options.ValidationBaselines)) return null;
+        var validation = options.Keep == MtLoraKeep.Best
+            ? (report.Kept == MtLoraKeep.Best ? report.Best : null)     // the weights of the best validation, maybe an earlier epoch's
+            : report.Last is { } last && last.Step == report.Steps ? last : null;
+        return validation?.Metrics.Protocol == options.ValidationProtocol ? validation : null;
     }
 
     /// <summary>How to continue a stopped run: the checkpoint the run left, verified, or why there is none.</summary>
@@ -534,6 +556,24 @@ internal static class TrainCommand
         _ => "mIoU %",
     };
 
+    /// <summary>
+    /// The adapter ranks as configured: one number when every stage (and task) has the same, else the four stages'
+    /// (e.g. <c>shared rank 8-16-32-64</c>) and, when the tasks differ, each task's.
+    /// </summary>
+    internal static string Ranks(MtLoraNetworkOptions network)
+    {
+        string Stages(Func<int, int> rank)
+        {
+            var ranks = Enumerable.Range(0, network.Depths.Count).Select(rank).ToArray();
+            return ranks.Distinct().Count() == 1 ? ranks[0].ToString(CultureInfo.InvariantCulture) : string.Join("-", ranks);
+        }
+        var perTask = network.Tasks.Select(t => (t.Name, Ranks: Stages(i => network.TaskRankAt(i, t)))).ToArray();
+        string task = perTask.Select(p => p.Ranks).Distinct().Count() <= 1
+            ? perTask.FirstOrDefault().Ranks ?? network.TaskRank.ToString(CultureInfo.InvariantCulture)
+            : string.Join(", ", perTask.Select(p => $"{p.Name} {p.Ranks}"));
+        return $"shared rank {Stages(network.SharedRankAt)}, task rank {task}";
+    }
+
     /// <summary>An <see cref="IProgress{T}"/> that reports on the caller's thread (Progress&lt;T&gt; posts to the thread pool).</summary>
     private sealed class InlineProgress<T>(Action<T> action) : IProgress<T>
     {
@@ -574,7 +614,7 @@ internal static class TrainCommand
             var sb = new StringBuilder();
             sb.AppendLine("MTLoRA training");
             sb.AppendLine(string.Create(ci, $"  tasks       {string.Join(", ", Network.Tasks.Select(t => t.ReferenceName()))}"));
-            sb.AppendLine(string.Create(ci, $"  mode        {ModeName} (shared rank {Network.SharedRank}, task rank {Network.TaskRank})"));
+            sb.AppendLine(string.Create(ci, $"  mode        {ModeName} ({Ranks(Network)})"));
             sb.AppendLine(string.Create(ci, $"  backbone    {Backbone}, {(Weights is null ? "random initialisation" : $"from {Weights}")}"));
             sb.AppendLine(string.Create(ci, $"  parameters  {Counts.Trainable:N0} trainable of {Counts.Total:N0} ({100.0 * Counts.Trainable / Math.Max(1, Counts.Total):0.0} %; LoRA {Counts.Lora:N0}, decoders {Counts.Decoder:N0})"));
             sb.AppendLine(string.Create(ci, $"  data        {(Synthetic ? "synthetic " : "")}{DatasetName} {Root}: {TrainCount} train, {ValCount} val images"));
