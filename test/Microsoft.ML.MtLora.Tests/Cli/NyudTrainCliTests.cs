@@ -112,6 +112,12 @@ public class NyudTrainCliTests(TrainedNyudCliModel trained) : IClassFixture<Trai
         Assert.Equal("mtlora evaluate: error: --baselines: 'paper' holds the paper's PASCAL-Context single-task results; the paper gives none for NYUD-v2. " +
             "Give your own as task=value pairs (tasks semseg, depth, normals, edge; e.g. semseg=40.0,depth=0.6) or none.", stderr.Trim());
 
+        // The NYUD model on PASCAL data (no --dataset): one line saying what to give.
+        (code, _, stderr) = CliRunner.Run("evaluate", "--model", trained.ModelPath, "--data", trained.DataRoot);
+        Assert.Equal(2, code);
+        Assert.Equal($"mtlora evaluate: error: --model '{trained.ModelPath}' predicts task 'semseg' (40 output channel(s)), which is not a PASCAL-Context task " +
+            "(semseg, human_parts, sal, normals): it is a NYUD-v2 model; give --dataset nyud and a NYUD_MT root.", stderr.Trim());
+
         // Native protocol: each image at its own size (64x48 labels instead of 128x128).
         (code, stdout, stderr) = CliRunner.Run("evaluate", "--model", trained.ModelPath, "--dataset", "nyud", "--data", trained.DataRoot, "--protocol", "native");
         Assert.True(code == 0, stderr);

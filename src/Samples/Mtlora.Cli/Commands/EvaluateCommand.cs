@@ -113,12 +113,17 @@ public static class EvaluateCommand
             try
             {
                 var modelTasks = CliCommon.FindMtLora(loaded)?.Tasks ?? DenseTaskDescriptor.Pascal;
+                var known = nyud ? DenseTaskDescriptor.Nyud : DenseTaskDescriptor.Pascal;
+                if (modelTasks.FirstOrDefault(t => !known.Any(k => k.SameDefinition(t))) is { } foreign)
+                {
+                    bool nyudModel = modelTasks.All(t => DenseTaskDescriptor.Nyud.Any(k => k.SameDefinition(t)));
+                    throw new CliCommon.UsageException($"--model '{modelPath}' predicts task '{foreign.Name}' ({foreign.OutputChannels} output channel(s)), which is not a " +
+                        $"{(nyud ? "NYUD-v2" : "PASCAL-Context")} task ({string.Join(", ", known.Select(t => t.Name))}): " +
+                        (nyudModel && !nyud ? "it is a NYUD-v2 model; give --dataset nyud and a NYUD_MT root." : "score it on the data set it was trained for."));
+                }
                 IDataView view = nyud
                     ? ml.Data.LoadNyud(dataRoot, split)
                     : ml.Data.LoadPascalContext(dataRoot, split, modelTasks.Select(t => t.ToPascalTask()).ToArray());
-                if (nyud && modelTasks.FirstOrDefault(t => !DenseTaskDescriptor.Nyud.Any(n => n.SameDefinition(t))) is { } foreign)
-                    throw new CliCommon.UsageException($"--model '{modelPath}' predicts task '{foreign.Name}', which is not a NYUD-v2 task " +
-                        $"({string.Join(", ", DenseTaskDescriptor.Nyud.Select(t => t.Name))}): score it on the data set it was trained for.");
                 var metrics = CliCommon.EvaluateWithProgress(ml, loaded, view, baselines, stderr, $"evaluating {split} images ({protocol.Name()} protocol)", protocol);
                 if (view is Microsoft.ML.MtLora.Data.Pascal.PascalContextDataView pascal) CliCommon.WriteLabelNotes(pascal, stderr);
                 WriteJson(metrics, stdout);

@@ -82,7 +82,7 @@ internal static class TrainCommand
     {
         var cmd = new Command("train",
             "Train an MTLoRA multi-task model, evaluate it on the validation split and save it as model.zip. Without --data: " +
-            "a small Swin on a generated synthetic PASCAL-Context, compared with the untrained network (a few minutes on a CPU).");
+            "a small Swin on a generated synthetic PASCAL-Context (--dataset nyud: NYUD-v2), compared with the untrained network (a few minutes on a CPU).");
         var data = new Option<string>("--data") { Description = "PASCAL_MT root (JPEGImages/, ImageSets/, semseg/, ...), or with --dataset nyud a NYUD_MT root (images/, gt_sets/, ...). Default: the built-in synthetic PASCAL-Context or NYUD-v2 (generated once into ~/.cache/mtlora)." };
         var dataset = NyudCommands.DatasetOption();
         dataset.Description = "The dataset: pascal (PASCAL-Context, PASCAL_MT layout; the default) or nyud (NYUD-v2, NYUD_MT layout: tasks semseg (40 classes), depth, normals, edge; the reference's NYUD augmentation draws).";
