@@ -150,14 +150,13 @@ public class NyudTrainCliTests(TrainedNyudCliModel trained) : IClassFixture<Trai
         Assert.Contains("--augmentation-draws: 'rotation=0' needs both rotation and scale", stderr);
         Assert.False(File.Exists(outPath));
 
-        // inspect-data --dataset nyud counts at each image's own size: the reference protocol and PASCAL's options are refused.
-        (code, _, stderr) = CliRunner.Run("inspect-data", "--dataset", "nyud", "--data", trained.DataRoot, "--protocol", "reference");
+        // inspect-data --dataset nyud: PASCAL's task and bad-sample options are refused; --protocol is honoured (below).
+        (code, _, stderr) = CliRunner.Run("inspect-data", "--dataset", "nyud", "--data", trained.DataRoot, "--tasks", "semseg");
         Assert.Equal(2, code);
-        Assert.Equal("mtlora inspect-data: error: --protocol reference is not available with --dataset nyud: it counts every label at its image's own size " +
-            "(the native protocol) and reads all four NYUD tasks; leave the option out.", stderr.Trim());
-        (code, _, stderr) = CliRunner.Run("inspect-data", "--dataset", "nyud", "--data", trained.DataRoot, "--image-size", "128");
+        Assert.Equal("mtlora inspect-data: error: --tasks is not available with --dataset nyud: it reads all four NYUD tasks of every listed id; leave the option out.", stderr.Trim());
+        (code, _, stderr) = CliRunner.Run("inspect-data", "--dataset", "nyud", "--data", trained.DataRoot, "--protocol", "reference", "--image-size", "0");
         Assert.Equal(2, code);
-        Assert.StartsWith("mtlora inspect-data: error: --image-size is not available with --dataset nyud", stderr);
+        Assert.StartsWith("mtlora inspect-data: error: --image-size: 0 is not a size", stderr);
         var (nativeCode, nativeOut, nativeErr) = CliRunner.Run("inspect-data", "--dataset", "nyud", "--data", trained.DataRoot, "--protocol", "native");
         Assert.True(nativeCode == 0, nativeErr);
         var (plainCode, plainOut, _) = CliRunner.Run("inspect-data", "--dataset", "nyud", "--data", trained.DataRoot);
@@ -171,6 +170,23 @@ public class NyudTrainCliTests(TrainedNyudCliModel trained) : IClassFixture<Trai
         // Depth: the evaluation ignores the holes (0 m, turned into 255 as the reference's AddIgnoreRegions does); inspect-data counts them apart.
         Assert.Equal(counts["depth"]!["valid_pixels"]!.GetValue<long>() - counts["depth"]!["zero_pixels"]!.GetValue<long>(),
             JsonNode.Parse(evaluated)!["depth"]!["pixels"]!.GetValue<long>());
+
+        // Under the reference protocol (tiny4's input size 128), the labels resized as the evaluation resizes them: the same counts.
+        (code, var referenceCounts, stderr) = CliRunner.Run("inspect-data", "--dataset", "nyud", "--data", trained.DataRoot, "--protocol", "reference", "--image-size", "128");
+        Assert.True(code == 0, stderr);
+        (code, evaluated, stderr) = CliRunner.Run("evaluate", "--model", trained.ModelPath, "--dataset", "nyud", "--data", trained.DataRoot);
+        Assert.True(code == 0, stderr);
+        var reference = JsonNode.Parse(referenceCounts)!;
+        var scored = JsonNode.Parse(evaluated)!;
+        Assert.Equal("reference", reference["protocol"]!.GetValue<string>());
+        Assert.Equal(128, reference["image_size"]!.GetValue<int>());
+        counts = reference["tasks"]!;
+        Assert.Equal(counts["semseg"]!["valid_pixels"]!.GetValue<long>(), scored["semseg"]!["pixels"]!.GetValue<long>());
+        Assert.Equal(counts["depth"]!["valid_pixels"]!.GetValue<long>() - counts["depth"]!["zero_pixels"]!.GetValue<long>(), scored["depth"]!["pixels"]!.GetValue<long>());
+        Assert.Equal(counts["normals"]!["valid_pixels"]!.GetValue<long>(), scored["normals"]!["pixels"]!.GetValue<long>());
+        Assert.Equal(counts["edge"]!["pixels"]!.GetValue<long>(), scored["edge"]!["pixels"]!.GetValue<long>());
+        Assert.Equal(6 * 128 * 128, counts["edge"]!["pixels"]!.GetValue<long>());
+        Assert.NotEqual(JsonNode.Parse(plainOut)!["tasks"]!["semseg"]!["valid_pixels"]!.GetValue<long>(), counts["semseg"]!["valid_pixels"]!.GetValue<long>());
     }
 
     [Fact]

@@ -103,21 +103,23 @@ internal static class NyudCommands
 
     /// <summary>
     /// <c>inspect-data --dataset nyud</c>: reads every label file of the split as the reference's NYUD_MT loader would and
-    /// prints <see cref="NyudStatistics.ToJson"/> on <paramref name="stdout"/>; exit code 0, or 2 with one line on
-    /// <paramref name="stderr"/> naming the file at fault.
+    /// prints <see cref="NyudStatistics.ToJson"/> on <paramref name="stdout"/>, at each image's own size or, with the
+    /// reference protocol, on the labels resized to <paramref name="imageSize"/> as the evaluation scores them (as PASCAL's
+    /// inspect-data); exit code 0, or 2 with one line on <paramref name="stderr"/> naming the file or option at fault.
     /// </summary>
-    /// <remarks>
-    /// The counts are at each image's own size, the native protocol; an option that only PASCAL's inspect-data honours
-    /// (<paramref name="unsupportedOption"/>, e.g. <c>--protocol reference</c>) is a usage error rather than silently ignored.
-    /// </remarks>
-    public static int Inspect(string root, string split, TextWriter stdout, TextWriter stderr, string? unsupportedOption = null) =>
+    /// <remarks>An option that only PASCAL's inspect-data honours (<paramref name="unsupportedOption"/>, e.g. <c>--tasks</c>)
+    /// is a usage error rather than silently ignored.</remarks>
+    public static int Inspect(string root, string split, TextWriter stdout, TextWriter stderr, string? unsupportedOption = null,
+        string? protocolText = "native", int imageSize = 448) =>
         CliCommon.Guard("inspect-data", stderr, () =>
         {
             if (unsupportedOption is not null)
-                throw new CliCommon.UsageException($"{unsupportedOption} is not available with --dataset nyud: it counts every label at its image's own size " +
-                    "(the native protocol) and reads all four NYUD tasks; leave the option out.");
+                throw new CliCommon.UsageException($"{unsupportedOption} is not available with --dataset nyud: it reads all four NYUD tasks of every listed id; leave the option out.");
+            var protocol = CliCommon.ParseProtocol(protocolText);
+            if (protocol == EvaluationProtocol.Reference && imageSize < 1)
+                throw new CliCommon.UsageException($"--image-size: {imageSize} is not a size; expected the network's input size in pixels (e.g. 448).");
             if (!Directory.Exists(root)) throw new DirectoryNotFoundException($"--data: NYUD_MT root '{root}' does not exist.");
-            var stats = NyudStatistics.Compute(root, split);
+            var stats = NyudStatistics.Compute(root, split, protocol, imageSize);
             stderr.WriteLine($"inspect-data: {stats.Samples} samples in '{Path.GetFullPath(root)}' split '{split}', tasks semseg,depth,normals,edge");
             stdout.WriteLine(stats.ToJson().ToJsonString(new JsonSerializerOptions { WriteIndented = false }));
             return 0;
