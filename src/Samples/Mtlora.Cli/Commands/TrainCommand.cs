@@ -504,7 +504,8 @@ internal static class TrainCommand
         const string marker = ".complete";
         if (File.Exists(Path.Combine(dir, marker))) return dir;
         OutputPaths.CheckFolder("--cache-dir", cache);
-        SyntheticDataSets.CheckFreeSpace("--cache-dir", cache, options);
+        if (nyud) SyntheticDataSets.CheckFreeSpace("--cache-dir", cache, nyudOptions);
+        else SyntheticDataSets.CheckFreeSpace("--cache-dir", cache, options);
         void Complete(string tmp) => File.WriteAllText(Path.Combine(tmp, marker), "");
         // An incomplete earlier attempt is replaced; a set that another run completed meanwhile is kept.
         bool Replace() => !File.Exists(Path.Combine(dir, marker));
