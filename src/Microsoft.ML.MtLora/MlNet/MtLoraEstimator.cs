@@ -118,6 +118,7 @@ public sealed class MtLoraEstimator : IEstimator<MtLoraTransformer>
             ImageSize = o.Network.ImageSize,
             Augment = o.Augment,
             Geometry = o.AugmentationGeometry,
+            Draws = o.AugmentationDraws,
             Shuffle = o.Shuffle,
             DropLast = true,
             Seed = seed,

@@ -78,8 +78,18 @@ public sealed class MtLoraOptions
     /// <summary>Loss weight per task. Default null: the reference's semseg 1, human parts 2, saliency 5, normals 10.</summary>
     public IReadOnlyDictionary<DenseTaskDescriptor, float>? TaskLossWeights;
 
-    /// <summary>The reference's training augmentation (random horizontal flip, then random scale 0.75–1.25 and rotation ±20°). Default true.</summary>
+    /// <summary>The reference's training augmentation (random horizontal flip, then a random rotation and scale drawn as <see cref="AugmentationDraws"/> says). Default true.</summary>
     public bool Augment = true;
+
+    /// <summary>
+    /// How the training augmentation draws each sample's rotation and scale (the flip is always drawn with probability 0.5).
+    /// Default <see cref="Data.Preprocessing.AugmentationDraws.PascalContext"/>, the reference's PASCAL-Context draws
+    /// (rotation uniform in ±20°, scale uniform in 0.75–1.25); <see cref="Data.Preprocessing.AugmentationDraws.Nyud"/> is the
+    /// reference's NYUD-v2 draws (no rotation; scale 1.0, 1.2 or 1.5); <see cref="Data.Preprocessing.AugmentationDraws.Uniform"/>
+    /// and <see cref="Data.Preprocessing.AugmentationDraws.Choice"/> give your own ranges or lists. Only used when
+    /// <see cref="Augment"/> is true; both <see cref="AugmentationGeometry"/> modes apply the same draws.
+    /// </summary>
+    public Data.Preprocessing.AugmentationDraws AugmentationDraws = Data.Preprocessing.AugmentationDraws.PascalContext;
 
     /// <summary>Shuffle the training rows every epoch (needs a shuffleable view, e.g. after <c>mlContext.Data.Cache</c>). Default true.</summary>
     public bool Shuffle = true;
@@ -265,6 +275,7 @@ public sealed class MtLoraOptions
             throw Bad(nameof(BestEpochTask), $"is {best.Name}, which is not one of the trained tasks ({string.Join(", ", Network.Tasks.Select(t => t.Name))}).");
         if (!Enum.IsDefined(NonFiniteLoss)) throw Bad(nameof(NonFiniteLoss), $"is {(int)NonFiniteLoss}; expected Stop or SkipStep.");
         if (ValidationBaselines is null) throw Bad(nameof(ValidationBaselines), $"is null; use {nameof(SingleTaskBaselines)}.{nameof(SingleTaskBaselines.None)} for no Δm.");
+        if (AugmentationDraws is null) throw Bad(nameof(AugmentationDraws), "is null; use AugmentationDraws.PascalContext (the default), AugmentationDraws.Nyud, Uniform(...) or Choice(...).");
         if (!Enum.IsDefined(AugmentationGeometry)) throw Bad(nameof(AugmentationGeometry), $"is {(int)AugmentationGeometry}; expected SinglePass or ReferenceTwoStep.");
         if (TrainingRecipe.CheckCheckpointEverySteps(CheckpointEverySteps) is { } checkpointEvery) throw Bad(nameof(CheckpointEverySteps), $"is {CheckpointEverySteps}; {checkpointEvery}");
         if (CheckpointEverySteps > 0 && string.IsNullOrWhiteSpace(CheckpointDirectory)) throw Bad(nameof(CheckpointEverySteps), $"is {CheckpointEverySteps} but no CheckpointDirectory is set.");

@@ -70,10 +70,13 @@ public class CliVerbTests(TrainedCliModel trained) : IClassFixture<TrainedCliMod
         Assert.True(code == 0, stderr);
         var json = JsonNode.Parse(stdout)!.AsObject();
         foreach (var task in TaskNames) Assert.True(json.ContainsKey(task), $"no {task} in {stdout}");
-        // The reloaded model scores the validation split exactly as the trained one did at the end of train.
+        // The reloaded model scores the validation split as the trained one did at the end of train. train reports Fit's last
+        // validation (the same weights, data, baselines and protocol; not scored twice), computed by the training network, whose
+        // float32 sums run in another order than the saved model's: equal to 1e-6 relative, the class counts exactly.
         var trainedMetrics = JsonNode.Parse(trained.Stdout)!["metrics"]!;
-        Assert.Equal(trainedMetrics["semseg"]!["mIoU"]!.GetValue<double>(), json["semseg"]!["mIoU"]!.GetValue<double>(), 12);
-        Assert.Equal(trainedMetrics["normals"]!["mean"]!.GetValue<double>(), json["normals"]!["mean"]!.GetValue<double>(), 9);
+        Assert.Equal(trainedMetrics["semseg"]!["mIoU"]!.GetValue<double>(), json["semseg"]!["mIoU"]!.GetValue<double>(), 6);
+        Assert.Equal(trainedMetrics["normals"]!["mean"]!.GetValue<double>(), json["normals"]!["mean"]!.GetValue<double>(), 4);
+        Assert.Equal(trainedMetrics["semseg"]!["pixels"]!.GetValue<long>(), json["semseg"]!["pixels"]!.GetValue<long>());
     }
 
     [Fact]

@@ -25,7 +25,9 @@ namespace Microsoft.ML.MtLora.Data.Nyud;
 /// </list>
 /// <para>A label whose size differs from its image's, or that holds a value the reference's loader would not (a class above
 /// 40, a negative or NaN depth, an edge value outside 0..1), fails the getter with an <see cref="InvalidDataException"/>
-/// naming the file. <c>MtLoraEstimator.Fit</c> trains these tasks from this view (see the README, "Your own tasks").</para>
+/// naming the file. <c>MtLoraEstimator.Fit</c> trains these tasks from this view (with
+/// <see cref="Preprocessing.AugmentationDraws.Nyud"/> for the reference's NYUD augmentation) and
+/// <c>ml.MultiTask().Evaluate(model, view)</c> scores them (see the README, "NYUD-v2").</para>
 /// </remarks>
 public sealed class NyudDataView : IDataView
 {

@@ -67,6 +67,7 @@ public sealed class DenseBatchReader
         if (_options.PrefetchBatches < 0) throw new ArgumentException($"PrefetchBatches is {_options.PrefetchBatches}; expected 0 (only the batch asked for) or more.", nameof(options));
         if (_options.DegreeOfParallelism < 1) throw new ArgumentException($"DegreeOfParallelism is {_options.DegreeOfParallelism}; expected at least 1.", nameof(options));
         if (!Enum.IsDefined(_options.Geometry)) throw new ArgumentException($"Geometry is {(int)_options.Geometry}; expected one of {string.Join(", ", Enum.GetNames<AugmentationGeometry>())}.", nameof(options));
+        if (_options.Draws is null) throw new ArgumentException($"Draws is null; use {nameof(AugmentationDraws)}.{nameof(AugmentationDraws.PascalContext)} (the default) or another {nameof(AugmentationDraws)}.", nameof(options));
         if (_options.Augment && _options.KeepOriginalLabelResolution)
             throw new ArgumentException("Augment and KeepOriginalLabelResolution cannot both be on: original-resolution labels are for evaluation.", nameof(options));
 
@@ -164,7 +165,7 @@ public sealed class DenseBatchReader
     private void Preprocess(SourceSample sample, TransformScratch scratch, BatchBuffers buffers, int i, int epoch, long k)
     {
         long t = Timings is null ? 0 : LoaderTimings.Now();
-        var draw = _options.Augment ? AugmentationDraw.For(_options.Seed, epoch, k) : AugmentationDraw.Identity;
+        var draw = _options.Augment ? _options.Draws.Draw(_options.Seed, epoch, k) : AugmentationDraw.Identity;
         int area = _options.ImageSize * _options.ImageSize;
         bool keepOriginal = _options.KeepOriginalLabelResolution;
         var maps = scratch.Maps(area);

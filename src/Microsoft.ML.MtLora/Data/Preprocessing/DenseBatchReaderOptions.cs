@@ -40,8 +40,14 @@ public sealed class DenseBatchReaderOptions
     /// <summary>The square network input size S (reference: 448). Default 448.</summary>
     public int ImageSize { get; set; } = DenseImagePreprocessing.DefaultImageSize;
 
-    /// <summary>Apply the reference's training augmentation (random horizontal flip, then random rotation ±20° and scale 0.75–1.25). Default false.</summary>
+    /// <summary>Apply the reference's training augmentation (random horizontal flip, then a random rotation and scale drawn as <see cref="Draws"/> says). Default false.</summary>
     public bool Augment { get; set; }
+
+    /// <summary>
+    /// How <see cref="Augment"/> draws each sample's rotation and scale. Default <see cref="AugmentationDraws.PascalContext"/>
+    /// (rotation ±20°, scale 0.75–1.25); <see cref="AugmentationDraws.Nyud"/> for NYUD-v2 (no rotation, scale 1.0, 1.2 or 1.5).
+    /// </summary>
+    public AugmentationDraws Draws { get; set; } = AugmentationDraws.PascalContext;
 
     /// <summary>Visit the rows in a random order, a permutation drawn from (<see cref="Seed"/>, epoch). Default false.</summary>
     public bool Shuffle { get; set; }

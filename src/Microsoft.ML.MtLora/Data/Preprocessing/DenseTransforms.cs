@@ -2,8 +2,8 @@ namespace Microsoft.ML.MtLora.Data.Preprocessing;
 
 /// <summary>The random draws of one training sample's augmentation (reference: RandomHorizontalFlip, then ScaleNRotate).</summary>
 /// <param name="Flip">Mirror horizontally (probability 0.5).</param>
-/// <param name="AngleDegrees">Rotation angle, uniform in [−20°, 20°]; positive is counter-clockwise.</param>
-/// <param name="Scale">Scale, uniform in [0.75, 1.25].</param>
+/// <param name="AngleDegrees">Rotation angle; positive is counter-clockwise (PASCAL: uniform in [−20°, 20°]; see <see cref="AugmentationDraws"/>).</param>
+/// <param name="Scale">Scale (PASCAL: uniform in [0.75, 1.25]; NYUD: 1.0, 1.2 or 1.5).</param>
 internal readonly record struct AugmentationDraw(bool Flip, double AngleDegrees, double Scale)
 {
     /// <summary>No augmentation: no flip, angle 0, scale 1.</summary>
@@ -13,18 +13,11 @@ internal readonly record struct AugmentationDraw(bool Flip, double AngleDegrees,
     public bool Warps => AngleDegrees != 0 || Scale != 1;
 
     /// <summary>
-    /// The draws for one sample, a pure function of (seed, epoch, sample index) so that a resumed or skipped epoch
-    /// augments every sample exactly as an uninterrupted one, whichever worker thread processes it.
+    /// PASCAL-Context's draws for one sample (<see cref="AugmentationDraws.PascalContext"/>), a pure function of
+    /// (seed, epoch, sample index) so that a resumed or skipped epoch augments every sample exactly as an uninterrupted one,
+    /// whichever worker thread processes it.
     /// </summary>
-    public static AugmentationDraw For(int seed, int epoch, long sampleIndex)
-    {
-        var rng = new SplitMix64(SplitMix64.Combine(0x5EED_A06u, (ulong)(uint)seed, (ulong)(uint)epoch, (ulong)sampleIndex));
-        bool flip = rng.NextDouble() < 0.5;
-        // Reference: rot = 40·U − 20, sc = 0.5·U − 0.25 + 1.
-        double angle = 40.0 * rng.NextDouble() - 20.0;
-        double scale = 0.5 * rng.NextDouble() - 0.25 + 1.0;
-        return new AugmentationDraw(flip, angle, scale);
-    }
+    public static AugmentationDraw For(int seed, int epoch, long sampleIndex) => AugmentationDraws.PascalContext.Draw(seed, epoch, sampleIndex);
 }
 
 /// <summary>A small, well-mixed, platform-independent generator (SplitMix64), so orders and draws never depend on the runtime's <see cref="Random"/>.</summary>

@@ -11,7 +11,7 @@ namespace MtLora.Cli.Commands;
 /// <summary>
 /// <c>mtlora evaluate --predictions &lt;file.safetensors&gt;</c>: scores raw network outputs <c>out.&lt;task&gt;</c>
 /// against targets <c>target.&lt;task&gt;</c> with the reference's metrics and prints one JSON object on stdout;
-/// <c>mtlora evaluate --model model.zip --data &lt;root&gt;</c> scores a trained model on a PASCAL_MT split instead.
+/// <c>mtlora evaluate --model model.zip [--dataset nyud] --data &lt;root&gt;</c> scores a trained model on a PASCAL_MT (or NYUD_MT) split instead.
 /// </summary>
 /// <remarks>
 /// Each input mode computes a <see cref="MultiTaskMetrics"/> and hands it to <see cref="WriteJson"/>, so another mode
@@ -40,8 +40,8 @@ public static class EvaluateCommand
                           "e.g. semseg=67.21,human_parts=61.93,sal=62.35,normals=17.97; 'paper' (the default) or 'none'.",
             DefaultValueFactory = _ => "paper",
         };
-        var model = new Option<string>("--model") { Description = "A model.zip written by 'mtlora train' (use with --data instead of --predictions)." };
-        var data = new Option<string>("--data") { Description = "The PASCAL_MT root whose split --model is scored on." };
+        var model = new Option<string>("--model") { Description = "A model.zip written by 'mtlora train' (use with --data instead of --predictions; with --dataset nyud a model trained with --dataset nyud)." };
+        var data = new Option<string>("--data") { Description = "The PASCAL_MT root (with --dataset nyud: the NYUD_MT root) whose split --model is scored on." };
         var split = new Option<string>("--split") { Description = "The split to score with --model: val (default) or train.", DefaultValueFactory = _ => "val" };
         var protocol = new Option<string>("--protocol")
         {
@@ -56,7 +56,7 @@ public static class EvaluateCommand
         cmd.Options.Add(split);
         cmd.Options.Add(protocol);
         var dataset = NyudCommands.DatasetOption();
-        dataset.Description = "pascal (the default) or nyud: score a folder --predictions with any of " + NyudPredictions.Layout +
+        dataset.Description = "pascal (the default) or nyud: score --model on the NYUD_MT root --data, split --split (as for pascal; --baselines default none), or a folder --predictions with any of " + NyudPredictions.Layout +
                               ", one file per id at its label's size, against the NYUD_MT root --data, split --split (semseg: mIoU over 40 classes; " +
                               "depth: rmse and log_rmse; normals: angles; edge: edge_f@0.5, a pixel-wise F at threshold 0.5, not ODS-F; --baselines default none).";
         cmd.Options.Add(dataset);
@@ -68,6 +68,8 @@ public static class EvaluateCommand
             if (parseResult.GetValue(dataset) == "nyud")
             {
                 string? baselinesGiven = parseResult.GetResult(baselines) is { Implicit: false } ? parseResult.GetValue(baselines) : null;
+                if (modelPath is not null && parseResult.GetValue(predictions) is null)
+                    return RunModel(modelPath, dataRoot, parseResult.GetValue(split), baselinesGiven, stdout, stderr, parseResult.GetValue(protocol), nyud: true);
                 return RunNyud(parseResult.GetValue(predictions), dataRoot, modelPath, parseResult.GetValue(split), baselinesGiven, stdout, stderr);
             }
             if (modelPath is null && dataRoot is null)
@@ -83,30 +85,47 @@ public static class EvaluateCommand
     }
 
     /// <summary>
-    /// The <c>--model --data</c> mode: loads a model.zip, scores a split of a PASCAL_MT root and prints the same JSON as
-    /// <c>--predictions</c>, with <c>protocol</c> naming the <see cref="EvaluationProtocol"/> (<c>--protocol</c>, default reference).
-    /// 0 on success, 2 on a user error (one line on <paramref name="stderr"/>).
+    /// The <c>--model --data</c> mode: loads a model.zip, scores a split of a PASCAL_MT root (with <paramref name="nyud"/>, of a
+    /// NYUD_MT root: <c>LoadNyud</c>) and prints the same JSON as <c>--predictions</c>, with <c>protocol</c> naming the
+    /// <see cref="EvaluationProtocol"/> (<c>--protocol</c>, default reference). 0 on success, 2 on a user error (one line on
+    /// <paramref name="stderr"/>).
     /// </summary>
     public static int RunModel(string? modelPath, string? dataRoot, string? split, string? baselinesText, TextWriter stdout, TextWriter stderr,
-        string? protocolText = "reference") =>
+        string? protocolText = "reference", bool nyud = false) =>
         CliCommon.Guard("evaluate", stderr, () =>
         {
+            string layout = nyud ? "NYUD_MT root" : "PASCAL_MT root";
             if (string.IsNullOrWhiteSpace(modelPath)) throw new CliCommon.UsageException("--data needs --model <model.zip>.");
-            if (string.IsNullOrWhiteSpace(dataRoot)) throw new CliCommon.UsageException("--model needs --data <PASCAL_MT root>.");
-            if (!Directory.Exists(dataRoot)) throw new CliCommon.UsageException($"--data: folder '{dataRoot}' does not exist (expected a PASCAL_MT root with JPEGImages/ and ImageSets/).");
+            if (string.IsNullOrWhiteSpace(dataRoot)) throw new CliCommon.UsageException($"--model needs --data <{layout}>.");
+            if (!Directory.Exists(dataRoot))
+                throw new CliCommon.UsageException($"--data: folder '{dataRoot}' does not exist (expected a {layout} with {(nyud ? "images/ and gt_sets/" : "JPEGImages/ and ImageSets/")}).");
             split = string.IsNullOrWhiteSpace(split) ? "val" : split.Trim();
             var protocol = CliCommon.ParseProtocol(protocolText);
             SingleTaskBaselines baselines;
-            try { baselines = SingleTaskBaselines.Parse(baselinesText ?? "paper"); }
-            catch (FormatException e) { throw new CliCommon.UsageException($"--baselines: {e.Message}"); }
+            if (nyud) baselines = NyudCommands.ParseBaselines(baselinesText, "--baselines");
+            else
+            {
+                try { baselines = SingleTaskBaselines.Parse(baselinesText ?? "paper"); }
+                catch (FormatException e) { throw new CliCommon.UsageException($"--baselines: {e.Message}"); }
+            }
             var ml = new MLContext(seed: 0);
             var loaded = CliCommon.LoadModel(ml, modelPath, out _, stderr);
             try
             {
-                var tasks = (CliCommon.FindMtLora(loaded)?.Tasks ?? DenseTaskDescriptor.Pascal).Select(t => t.ToPascalTask()).ToArray();
-                var view = ml.Data.LoadPascalContext(dataRoot, split, tasks);
+                var modelTasks = CliCommon.FindMtLora(loaded)?.Tasks ?? DenseTaskDescriptor.Pascal;
+                var known = nyud ? DenseTaskDescriptor.Nyud : DenseTaskDescriptor.Pascal;
+                if (modelTasks.FirstOrDefault(t => !known.Any(k => k.SameDefinition(t))) is { } foreign)
+                {
+                    bool nyudModel = modelTasks.All(t => DenseTaskDescriptor.Nyud.Any(k => k.SameDefinition(t)));
+                    throw new CliCommon.UsageException($"--model '{modelPath}' predicts task '{foreign.Name}' ({foreign.OutputChannels} output channel(s)), which is not a " +
+                        $"{(nyud ? "NYUD-v2" : "PASCAL-Context")} task ({string.Join(", ", known.Select(t => t.Name))}): " +
+                        (nyudModel && !nyud ? "it is a NYUD-v2 model; give --dataset nyud and a NYUD_MT root." : "score it on the data set it was trained for."));
+                }
+                IDataView view = nyud
+                    ? ml.Data.LoadNyud(dataRoot, split)
+                    : ml.Data.LoadPascalContext(dataRoot, split, modelTasks.Select(t => t.ToPascalTask()).ToArray());
                 var metrics = CliCommon.EvaluateWithProgress(ml, loaded, view, baselines, stderr, $"evaluating {split} images ({protocol.Name()} protocol)", protocol);
-                CliCommon.WriteLabelNotes(view, stderr);
+                if (view is Microsoft.ML.MtLora.Data.Pascal.PascalContextDataView pascal) CliCommon.WriteLabelNotes(pascal, stderr);
                 WriteJson(metrics, stdout);
                 return 0;
             }
@@ -124,7 +143,7 @@ public static class EvaluateCommand
         CliCommon.Guard("evaluate", stderr, () =>
         {
             if (modelPath is not null)
-                throw new CliCommon.UsageException("--dataset nyud scores --predictions <dir> against --data <NYUD_MT root>; --model is not supported there (NYUD tasks cannot be trained yet).");
+                throw new CliCommon.UsageException("give either --predictions <dir> or --model <model.zip>, not both.");
             if (string.IsNullOrWhiteSpace(predictionsDir)) throw new CliCommon.UsageException($"--dataset nyud needs --predictions <dir> ({NyudPredictions.Layout}).");
             if (string.IsNullOrWhiteSpace(dataRoot)) throw new CliCommon.UsageException("--dataset nyud needs --data <NYUD_MT root>.");
             var metrics = NyudPredictions.Evaluate(predictionsDir, dataRoot, string.IsNullOrWhiteSpace(split) ? "val" : split.Trim(), baselinesText);

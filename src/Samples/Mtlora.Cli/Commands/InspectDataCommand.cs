@@ -28,6 +28,7 @@ internal static class InspectDataCommand
         };
         var imageSize = new Option<int>("--image-size") { Description = "The network's input size for --protocol reference.", DefaultValueFactory = _ => 448 };
         var dataset = NyudCommands.DatasetOption();
+        dataset.Description += " With nyud: all four NYUD tasks, --protocol and --image-size as for pascal; --tasks, --skip-bad and --strict-sizes are PASCAL's only.";
         var cmd = new Command("inspect-data", "Read every sample of a PASCAL-Context (or, with --dataset nyud, NYUD-v2) split and print label statistics as JSON.");
         cmd.Options.Add(dataset);
         cmd.Options.Add(data);
@@ -37,8 +38,16 @@ internal static class InspectDataCommand
         cmd.Options.Add(strictSizes);
         cmd.Options.Add(protocol);
         cmd.Options.Add(imageSize);
+        // What --dataset nyud does not do is said rather than ignored.
+        string? NotForNyud(ParseResult parseResult)
+        {
+            foreach (var option in new Option[] { tasks, skipBad, strictSizes })
+                if (parseResult.GetResult(option) is { Implicit: false }) return option.Name;
+            return null;
+        }
         cmd.SetAction(parseResult => parseResult.GetValue(dataset) == "nyud"
-            ? NyudCommands.Inspect(parseResult.GetValue(data)!, parseResult.GetValue(split)!, parseResult.InvocationConfiguration.Output, parseResult.InvocationConfiguration.Error)
+            ? NyudCommands.Inspect(parseResult.GetValue(data)!, parseResult.GetValue(split)!, parseResult.InvocationConfiguration.Output, parseResult.InvocationConfiguration.Error,
+                NotForNyud(parseResult), parseResult.GetValue(protocol), parseResult.GetValue(imageSize))
             : Run(
             parseResult.GetValue(data)!, parseResult.GetValue(split)!, parseResult.GetValue(tasks)!,
             parseResult.GetValue(skipBad), parseResult.GetValue(strictSizes),

@@ -73,8 +73,13 @@ internal static class OutputPaths
     /// <param name="what">What needs it, e.g. "the model".</param>
     public static void CheckFreeSpace(string option, string folder, long bytes, string what)
     {
-        var existing = folder;
-        while (!Directory.Exists(existing)) existing = Path.GetDirectoryName(existing) ?? folder;
+        // From the full path: a relative "ck" has the parent "", whose parent is null (the loop once never ended there).
+        var existing = Path.GetFullPath(folder);
+        while (!Directory.Exists(existing))
+        {
+            if (Path.GetDirectoryName(existing) is not { Length: > 0 } parent) return; // no existing ancestor: the writes will tell
+            existing = parent;
+        }
         long free;
         try { free = new DriveInfo(existing).AvailableFreeSpace; }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException) { return; } // unknown: the writes will tell

@@ -21,6 +21,16 @@ internal static class SyntheticDataSets
         OutputPaths.CheckFreeSpace(option, target, bytes, $"the synthetic data set ({options.TrainCount} + {options.ValCount} images of {options.Width}x{options.Height})");
     }
 
+    /// <summary>Bytes per pixel of a synthetic NYUD-v2 set: float32 .npy depth (4), normals (12) and edges (4), plus the JPEG and PNG (21.5 measured at 64×48), so this underestimates.</summary>
+    private const double NyudBytesPerPixel = 20;
+
+    /// <summary>Refuses to start when the target's file system has clearly too little space for the NYUD-v2 set.</summary>
+    public static void CheckFreeSpace(string option, string target, SyntheticNyudOptions options)
+    {
+        long bytes = (long)(((long)options.TrainCount + options.ValCount) * options.Width * options.Height * NyudBytesPerPixel);
+        OutputPaths.CheckFreeSpace(option, target, bytes, $"the synthetic NYUD-v2 set ({options.TrainCount} + {options.ValCount} images of {options.Width}x{options.Height})");
+    }
+
     /// <summary>
     /// Generates the set into a temporary folder, lets <paramref name="complete"/> add what marks it complete, and moves
     /// it to <paramref name="target"/> (which must not hold anything but what <paramref name="replace"/> allows to replace).

@@ -19,12 +19,13 @@ using TorchSharp;
 namespace MtLora.Cli.Commands;
 
 /// <summary>
-/// <c>mtlora train [--data &lt;PASCAL_MT root&gt;] --out model.zip</c>: trains an MTLoRA model, evaluates it on the
+/// <c>mtlora train [--dataset nyud] [--data &lt;PASCAL_MT or NYUD_MT root&gt;] --out model.zip</c>: trains an MTLoRA model, evaluates it on the
 /// validation split, writes the training log and curves, and saves the model as an ML.NET model.zip.
 /// </summary>
 /// <remarks>
-/// Without <c>--data</c> it trains a small Swin on a generated synthetic PASCAL-Context (cached) and compares the model
-/// with the untrained network (same seed, same initialisation) on the synthetic validation split: the README's main job.
+/// Without <c>--data</c> it trains a small Swin on a generated synthetic PASCAL-Context (or, with <c>--dataset nyud</c>, NYUD-v2;
+/// cached) and compares the model with the untrained network (same seed, same initialisation) on the synthetic validation
+/// split: the README's main job.
 /// </remarks>
 internal static class TrainCommand
 {
@@ -47,7 +48,12 @@ internal static class TrainCommand
         public string? CheckpointDir, Resume;
         public int CheckpointEvery, ValEvery;
         public string? LogDir;
-        public string Baselines = "paper";
+        /// <summary>--baselines; null for the dataset's default (pascal: paper; nyud: none).</summary>
+        public string? Baselines;
+        /// <summary>--dataset: pascal (PASCAL_MT) or nyud (NYUD_MT).</summary>
+        public string Dataset = "pascal";
+        /// <summary>--augmentation-draws; null for the dataset's (pascal: rotation ±20°, scale 0.75–1.25; nyud: scale 1.0/1.2/1.5).</summary>
+        public string? AugmentationDraws;
         public int SyntheticTrain = 96, SyntheticVal = 24;
         public int? Threads;
         public string? CacheDir;
@@ -76,10 +82,12 @@ internal static class TrainCommand
     {
         var cmd = new Command("train",
             "Train an MTLoRA multi-task model, evaluate it on the validation split and save it as model.zip. Without --data: " +
-            "a small Swin on a generated synthetic PASCAL-Context, compared with the untrained network (a few minutes on a CPU).");
-        var data = new Option<string>("--data") { Description = "PASCAL_MT root (JPEGImages/, ImageSets/, semseg/, ...). Default: the built-in synthetic PASCAL-Context (generated once into ~/.cache/mtlora)." };
+            "a small Swin on a generated synthetic PASCAL-Context (--dataset nyud: NYUD-v2), compared with the untrained network (a few minutes on a CPU).");
+        var data = new Option<string>("--data") { Description = "PASCAL_MT root (JPEGImages/, ImageSets/, semseg/, ...), or with --dataset nyud a NYUD_MT root (images/, gt_sets/, ...). Default: the built-in synthetic PASCAL-Context or NYUD-v2 (generated once into ~/.cache/mtlora)." };
+        var dataset = NyudCommands.DatasetOption();
+        dataset.Description = "The dataset: pascal (PASCAL-Context, PASCAL_MT layout; the default) or nyud (NYUD-v2, NYUD_MT layout: tasks semseg (40 classes), depth, normals, edge; the reference's NYUD augmentation draws).";
         var output = new Option<string>("--out") { Description = "Where to save the trained model (ML.NET model.zip).", Required = true };
-        var tasks = new Option<string>("--tasks") { Description = "Tasks to learn, comma-separated: semseg,human_parts,sal,normals (default: all four, or those of --config)." };
+        var tasks = new Option<string>("--tasks") { Description = "Tasks to learn, comma-separated: semseg,human_parts,sal,normals; with --dataset nyud semseg,depth,normals,edge (default: all four, or those of --config)." };
         var mode = new Option<string>("--mode") { Description = "What trains: mtlora (default), mtlora_plus, full_finetune, decoders_only, task_agnostic_only." };
         var config = new Option<string>("--config") { Description = "Network options as JSON (snake_case keys as the reference: embed_dim, depths, num_heads, window_size, img_size, shared_rank, ...)." };
         var sharedRank = new Option<int?>("--shared-rank") { Description = "Rank of the task-agnostic (shared) LoRA. Default 64 (synthetic: 8)." };
@@ -104,17 +112,18 @@ internal static class TrainCommand
         var protocol = new Option<string>("--protocol") { Description = "How the validation split is scored: reference (default; the paper's and the Δm baselines' protocol) or native (each image at its own size).", DefaultValueFactory = _ => "reference" };
         var keep = new Option<string>("--keep") { Description = "Which weights to save: last (default) or best (the best validation by Δm; needs the validation split).", DefaultValueFactory = _ => "last" };
         var accumulation = new Option<int>("--accumulation-steps") { Description = "Micro-batches per optimizer step (the reference's ACCUMULATION_STEPS): the batch is split into this many equal parts, each run forward and backward on its own, so a large batch fits in less memory. Must divide --batch. Default 1.", DefaultValueFactory = _ => 1 };
+        var draws = new Option<string>("--augmentation-draws") { Description = "How the augmentation draws rotation and scale: pascal (rotation uniform ±20°, scale uniform 0.75..1.25), nyud (no rotation, scale 1.0, 1.2 or 1.5), or rotation=MIN..MAX|A|B..,scale=MIN..MAX|A|B.. (a range is uniform, a list picks one entry). Default: the --dataset's (the reference's)." };
         var augmentation = new Option<string>("--augmentation") { Description = "Training augmentation geometry: single-pass (default; flip, rotation, scale and resize as one warp) or reference-two-step (the reference's warp at the original size, then resize).", DefaultValueFactory = _ => "single-pass" };
         var nonFinite = new Option<string>("--nonfinite-loss") { Description = "What a non-finite loss does: stop (default; the last good checkpoint is kept) or skip-step (the step is skipped and counted, as the reference's fp16 GradScaler does).", DefaultValueFactory = _ => "stop" };
         var logDir = new Option<string>("--log-dir") { Description = "Folder for training_log.csv and training_curves.html. Default: <out>.logs next to the model." };
-        var baselines = new Option<string>("--baselines") { Description = "Single-task baselines for delta_m with --data: 'paper' (default), 'none' or task=value pairs.", DefaultValueFactory = _ => "paper" };
+        var baselines = new Option<string>("--baselines") { Description = "Single-task baselines for delta_m with --data: 'paper' (the default for pascal), 'none' (the default for nyud: the paper gives no NYUD-v2 single-task numbers) or task=value pairs (e.g. semseg=37.18,depth=0.75: mIoU and edge_f@0.5 in percent, normals mean angle in degrees, depth RMSE in metres)." };
         var synTrain = new Option<int>("--synthetic-train") { Description = "Without --data: synthetic training images.", DefaultValueFactory = _ => 96 };
         var synVal = new Option<int>("--synthetic-val") { Description = "Without --data: synthetic validation images.", DefaultValueFactory = _ => 24 };
         var cacheDir = new Option<string>("--cache-dir") { Description = "Without --data: where the synthetic data set is generated once and reused. Default $XDG_CACHE_HOME/mtlora, else ~/.cache/mtlora." };
         var threads = new Option<int?>("--threads") { Description = "CPU threads for libtorch. Default: libtorch's choice (all cores)." };
         var json = new Option<bool>("--json") { Description = "Print one JSON object on stdout (what was trained, metrics before/after) instead of the text report." };
-        foreach (var o in new Option[] { data, output, tasks, mode, config, sharedRank, taskRank, imageSize, epochs, maxSteps, batch, lr, warmup, backbone, backbonePreset, init,
-                     device, fallback, bf16, seed, checkpointDir, checkpointEvery, resume, valEvery, protocol, keep, accumulation, augmentation, nonFinite, logDir, baselines, synTrain, synVal, cacheDir, threads, json })
+        foreach (var o in new Option[] { data, dataset, output, tasks, mode, config, sharedRank, taskRank, imageSize, epochs, maxSteps, batch, lr, warmup, backbone, backbonePreset, init,
+                     device, fallback, bf16, seed, checkpointDir, checkpointEvery, resume, valEvery, protocol, keep, accumulation, augmentation, draws, nonFinite, logDir, baselines, synTrain, synVal, cacheDir, threads, json })
             cmd.Options.Add(o);
         cmd.SetAction((parseResult, cancellationToken) =>
         {
@@ -129,7 +138,7 @@ internal static class TrainCommand
                 Device = parseResult.GetValue(device)!, FallbackToCpu = parseResult.GetValue(fallback), BFloat16 = parseResult.GetValue(bf16),
                 Seed = parseResult.GetValue(seed), CheckpointDir = parseResult.GetValue(checkpointDir), CheckpointEvery = parseResult.GetValue(checkpointEvery),
                 Resume = parseResult.GetValue(resume), ValEvery = parseResult.GetValue(valEvery), LogDir = parseResult.GetValue(logDir),
-                Baselines = parseResult.GetValue(baselines)!, SyntheticTrain = parseResult.GetValue(synTrain), SyntheticVal = parseResult.GetValue(synVal),
+                Baselines = parseResult.GetValue(baselines), Dataset = parseResult.GetValue(dataset)!, AugmentationDraws = parseResult.GetValue(draws), SyntheticTrain = parseResult.GetValue(synTrain), SyntheticVal = parseResult.GetValue(synVal),
                 Threads = parseResult.GetValue(threads), CacheDir = parseResult.GetValue(cacheDir), Json = parseResult.GetValue(json),
                 Protocol = parseResult.GetValue(protocol)!, Keep = parseResult.GetValue(keep)!,
                 AccumulationSteps = parseResult.GetValue(accumulation), Augmentation = parseResult.GetValue(augmentation)!, NonFiniteLoss = parseResult.GetValue(nonFinite)!,
@@ -160,11 +169,18 @@ internal static class TrainCommand
         var weightsPath = s.Backbone ?? s.InitCheckpoint;
         if (weightsPath is not null && !File.Exists(weightsPath))
             throw new CliCommon.UsageException($"{(s.Backbone is not null ? "--backbone" : "--init-checkpoint")}: file '{weightsPath}' does not exist.");
+        bool nyud = s.Dataset?.Trim().ToLowerInvariant() switch
+        {
+            null or "pascal" => false,
+            "nyud" => true,
+            _ => throw new CliCommon.UsageException($"--dataset: unknown dataset '{s.Dataset}'; expected pascal or nyud."),
+        };
         if (s.Data is not null && !Directory.Exists(s.Data))
-            throw new CliCommon.UsageException($"--data: folder '{s.Data}' does not exist (expected a PASCAL_MT root with JPEGImages/ and ImageSets/).");
+            throw new CliCommon.UsageException($"--data: folder '{s.Data}' does not exist (expected a {(nyud ? "NYUD_MT root with images/ and gt_sets/" : "PASCAL_MT root with JPEGImages/ and ImageSets/")}).");
         TrainOptionChecks.Threads(s.Threads);
         if (s.ValEvery < 0) throw new CliCommon.UsageException($"--val-every is {s.ValEvery}; it must be 0 (validate only at the end) or more.");
-        var baselines = ParseBaselines(s.Baselines);
+        var baselines = nyud ? NyudCommands.ParseBaselines(s.Baselines, "--baselines") : ParseBaselines(s.Baselines ?? "paper");
+        var augmentationDraws = s.AugmentationDraws is null ? (nyud ? AugmentationDraws.Nyud : AugmentationDraws.PascalContext) : ParseDraws(s.AugmentationDraws);
         var protocol = CliCommon.ParseProtocol(s.Protocol);
         var keep = s.Keep?.Trim().ToLowerInvariant() switch
         {
@@ -192,13 +208,19 @@ internal static class TrainCommand
         // then the command-line overrides.
         var network = s.Config is not null ? LoadConfig(s.Config) : small ? SmallNetwork() : new MtLoraNetworkOptions();
         if (preset is not null) network = BackbonePresetConfig.Apply(preset, network, s.Config);
-        if (s.Tasks is not null) network.Tasks = CliCommon.ParseTasks(s.Tasks, "--tasks").Select(t => t.ToDescriptor()).ToArray();
+        if (nyud) network.Tasks = s.Tasks is not null ? NyudCommands.ParseTasks(s.Tasks, "--tasks") : NyudCommands.TasksOf(network.Tasks, s.Config);
+        else if (s.Tasks is not null) network.Tasks = CliCommon.ParseTasks(s.Tasks, "--tasks").Select(t => t.ToDescriptor()).ToArray();
         if (s.Mode is not null) ApplyMode(network, s.Mode);
         if (s.SharedRank is { } sr) (network.SharedRank, network.SharedRankPerStage) = (sr, null);
         if (s.TaskRank is { } tr) (network.TaskRank, network.TaskRankPerStage, network.TaskRankPerTask) = (tr, null, null);
         if (s.ImageSize is { } size) network.ImageSize = size;
         try { network.Validate(); }
         catch (ArgumentException e) { throw TrainOptionChecks.NetworkError(e, s); }
+        // The best validation is the one with the best Δm: without a baseline for a trained task every validation scores null
+        // and the last weights would be kept under the name "best".
+        if (keep == MtLoraKeep.Best && !network.Tasks.Any(t => baselines.TryGetValue(t, out _)))
+            throw new CliCommon.UsageException($"--keep best keeps the validation with the best delta_m, which needs a single-task baseline for at least one trained task " +
+                $"({string.Join(", ", network.Tasks.Select(t => t.Name))}); give --baselines task=value pairs (e.g. {network.Tasks[0].Name}=<value>), or --keep last.");
 
         // Training options, checked before any data is read or generated; the data-dependent ones are set below.
         int epochsValue = s.Epochs ?? (small ? 20 : 300);
@@ -216,6 +238,7 @@ internal static class TrainCommand
             UseBFloat16 = s.BFloat16,
             AccumulationSteps = s.AccumulationSteps,
             AugmentationGeometry = geometry,
+            AugmentationDraws = augmentationDraws,
             NonFiniteLoss = nonFiniteLoss,
             Seed = s.Seed,
             CheckpointDirectory = s.CheckpointDir,
@@ -238,10 +261,10 @@ internal static class TrainCommand
         if (s.Threads is { } n) torch.set_num_threads(n);
 
         // Data.
-        string root = s.Data ?? EnsureSynthetic(s, stderr);
+        string root = s.Data ?? EnsureSynthetic(s, stderr, nyud);
         var ml = new MLContext(seed: s.Seed);
-        var train = ml.Data.LoadPascalContext(root, "train", network.Tasks.Select(t => t.ToPascalTask()));
-        var val = ml.Data.LoadPascalContext(root, "val", network.Tasks.Select(t => t.ToPascalTask()));
+        IDataView train = nyud ? ml.Data.LoadNyud(root, "train") : ml.Data.LoadPascalContext(root, "train", network.Tasks.Select(t => t.ToPascalTask()));
+        IDataView val = nyud ? ml.Data.LoadNyud(root, "val") : ml.Data.LoadPascalContext(root, "val", network.Tasks.Select(t => t.ToPascalTask()));
         long trainCount = train.GetRowCount() ?? 0, valCount = val.GetRowCount() ?? 0;
         TrainOptionChecks.BatchFitsData(options.BatchSize, trainCount);
         if (keep == MtLoraKeep.Best && valCount == 0)
@@ -329,14 +352,21 @@ internal static class TrainCommand
             // Saved for image files (LoadImages from ImagePath, then the model), so model.zip describes its own input.
             var (forFiles, fileSchema) = ml.MultiTask().WithImageFileInput(model);
             var saved = SaveModel(ml, forFiles, fileSchema, outPath, s.CheckpointDir, out var saveProblem);
-            var after = Evaluate(ml, model, val, valCount, before is null ? baselines : SingleTaskBaselines.None, stderr, "evaluating the trained model", protocol);
-            CliCommon.WriteLabelNotes(train, stderr);
-            CliCommon.WriteLabelNotes(val, stderr);
+            var afterBaselines = before is null ? baselines : SingleTaskBaselines.None;
+            MultiTaskMetrics after;
+            if (ScoredByFit(model.TrainingReport, options, afterBaselines) is { } scored)
+            {
+                stderr.WriteLine(string.Create(ci, $"the trained model's metrics are those of the validation after epoch {scored.Epoch} (step {scored.Step}), which scored these weights"));
+                after = scored.Metrics;
+            }
+            else after = Evaluate(ml, model, val, valCount, afterBaselines, stderr, "evaluating the trained model", protocol);
+            if (train is PascalContextDataView pascalTrain) CliCommon.WriteLabelNotes(pascalTrain, stderr);
+            if (val is PascalContextDataView pascalVal) CliCommon.WriteLabelNotes(pascalVal, stderr);
             var logProblem = log.Finish();
 
             var cpu = Process.GetCurrentProcess().TotalProcessorTime - cpuAtStart;
             var result = new TrainResult(network, counts, root, synthetic, trainCount, valCount, log.LastStep ?? 0, options, device.ToString(), weightsPath,
-                before, after, trainWatch.Elapsed, wall.Elapsed, cpu, saved, logDir) { Report = model.TrainingReport };
+                before, after, trainWatch.Elapsed, wall.Elapsed, cpu, saved, logDir) { Report = model.TrainingReport, Nyud = nyud };
             if (s.Json) CliCommon.WriteJson(result.ToJson(), stdout);
             else stdout.Write(result.ToText());
             // Exit 1: trained and saved, but an output is not where it was asked for.
@@ -344,6 +374,21 @@ internal static class TrainCommand
             if (logProblem is not null) stderr.WriteLine($"mtlora train: error: {logProblem}; the model was saved to '{saved}'.");
             return saveProblem is null && logProblem is null ? 0 : 1;
         }
+    }
+
+    /// <summary>
+    /// The validation during <c>Fit</c> that scored exactly the returned weights with the same baselines and protocol, so the
+    /// report need not score the validation split a second time; null when there is none: no validation, other baselines
+    /// (the synthetic job reports without Δm), the last validation before the last step, or with <see cref="MtLoraKeep.Best"/>
+    /// a run that kept no best (then the returned weights are not known to be a validated state).
+    /// </summary>
+    internal static MtLoraValidationReport? ScoredByFit(MtLoraTrainingReport? report, MtLoraOptions options, SingleTaskBaselines baselines)
+    {
+        if (report is null || !ReferenceEquals(baselines, options.ValidationBaselines)) return null;
+        var validation = options.Keep == MtLoraKeep.Best
+            ? (report.Kept == MtLoraKeep.Best ? report.Best : null)     // the weights of the best validation, maybe an earlier epoch's
+            : report.Last is { } last && last.Step == report.Steps ? last : null;
+        return validation?.Metrics.Protocol == options.ValidationProtocol ? validation : null;
     }
 
     /// <summary>How to continue a stopped run: the checkpoint the run left, verified, or why there is none.</summary>
@@ -407,6 +452,12 @@ internal static class TrainCommand
         catch (FormatException e) { throw new CliCommon.UsageException($"--baselines: {e.Message}"); }
     }
 
+    private static AugmentationDraws ParseDraws(string text)
+    {
+        try { return AugmentationDraws.Parse(text); }
+        catch (FormatException e) { throw new CliCommon.UsageException($"--augmentation-draws: {e.Message}"); }
+    }
+
     private static MtLoraNetworkOptions LoadConfig(string path)
     {
         if (!File.Exists(path)) throw new CliCommon.UsageException($"--config: file '{path}' does not exist.");
@@ -430,26 +481,37 @@ internal static class TrainCommand
         }
     }
 
-    /// <summary>The synthetic PASCAL-Context of the main job, generated once into the cache (written to a temp folder, then moved).</summary>
-    internal static string EnsureSynthetic(Settings s, TextWriter stderr)
+    /// <summary>
+    /// The synthetic PASCAL-Context (or, with <paramref name="nyud"/>, NYUD-v2) of the main job, generated once into the cache
+    /// (written to a temp folder, then moved).
+    /// </summary>
+    internal static string EnsureSynthetic(Settings s, TextWriter stderr, bool nyud = false)
     {
         if (s.SyntheticTrain < 1 || s.SyntheticVal < 1)
             throw new CliCommon.UsageException($"--synthetic-train and --synthetic-val must be at least 1 (got {s.SyntheticTrain} and {s.SyntheticVal}).");
         var options = new SyntheticPascalOptions { TrainCount = s.SyntheticTrain, ValCount = s.SyntheticVal, Width = 160, Height = 120, Seed = s.Seed };
-        try { options.Validate(); }
+        var nyudOptions = new SyntheticNyudOptions { TrainCount = s.SyntheticTrain, ValCount = s.SyntheticVal, Width = 160, Height = 120, Seed = s.Seed };
+        try
+        {
+            if (nyud) nyudOptions.Validate();
+            else options.Validate();
+        }
         catch (ArgumentException e) { throw new CliCommon.UsageException($"--synthetic-train/--synthetic-val: {TrainOptionChecks.MessageOf(e)}"); }
         var cache = s.CacheDir ?? Path.Combine(Environment.GetEnvironmentVariable("XDG_CACHE_HOME") is { Length: > 0 } xdg
             ? xdg : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache"), "mtlora");
         var dir = Path.Combine(cache, string.Create(CultureInfo.InvariantCulture,
-            $"synthetic-{options.TrainCount}-{options.ValCount}-{options.Width}x{options.Height}-seed{options.Seed}"));
+            $"synthetic-{(nyud ? "nyud-" : "")}{options.TrainCount}-{options.ValCount}-{options.Width}x{options.Height}-seed{options.Seed}"));
         const string marker = ".complete";
         if (File.Exists(Path.Combine(dir, marker))) return dir;
         OutputPaths.CheckFolder("--cache-dir", cache);
-        SyntheticDataSets.CheckFreeSpace("--cache-dir", cache, options);
-        CliCommon.WithStatus(stderr, $"generating the synthetic PASCAL-Context ({options.TrainCount} + {options.ValCount} images) into {dir}", () =>
-            SyntheticDataSets.Generate(dir, options, complete: tmp => File.WriteAllText(Path.Combine(tmp, marker), ""),
-                // An incomplete earlier attempt is replaced; a set that another run completed meanwhile is kept.
-                replace: () => !File.Exists(Path.Combine(dir, marker))));
+        if (nyud) SyntheticDataSets.CheckFreeSpace("--cache-dir", cache, nyudOptions);
+        else SyntheticDataSets.CheckFreeSpace("--cache-dir", cache, options);
+        void Complete(string tmp) => File.WriteAllText(Path.Combine(tmp, marker), "");
+        // An incomplete earlier attempt is replaced; a set that another run completed meanwhile is kept.
+        bool Replace() => !File.Exists(Path.Combine(dir, marker));
+        CliCommon.WithStatus(stderr, $"generating the synthetic {(nyud ? "NYUD-v2" : "PASCAL-Context")} ({options.TrainCount} + {options.ValCount} images) into {dir}", () => nyud
+            ? SyntheticDataSets.Generate(dir, tmp => SyntheticNyud.Generate(tmp, nyudOptions), Complete, Replace).Root
+            : SyntheticDataSets.Generate(dir, options, Complete, Replace).Root);
         return dir;
     }
 
@@ -478,17 +540,40 @@ internal static class TrainCommand
     private static string Summary(MultiTaskMetrics m) =>
         string.Join(", ", m.Tasks.Select(t => string.Create(CultureInfo.InvariantCulture, $"{t.ReferenceName()} {MainMetric(m, t)}")));
 
+    /// <summary>A task's main metric (<see cref="MultiTaskMetrics.GetPaperMetric"/>) as printed: degrees for normals, four decimals for a depth RMSE.</summary>
     internal static string MainMetric(MultiTaskMetrics m, DenseTaskDescriptor t) => t.Kind switch
     {
         DenseTaskKind.SurfaceNormals => string.Create(CultureInfo.InvariantCulture, $"{m.GetPaperMetric(t):0.00}°"),
+        DenseTaskKind.Depth => string.Create(CultureInfo.InvariantCulture, $"{m.GetPaperMetric(t):0.0000}"),
         _ => string.Create(CultureInfo.InvariantCulture, $"{m.GetPaperMetric(t):0.00}"),
     };
 
+    /// <summary>What <see cref="MainMetric"/> is, from the task's <see cref="DenseTaskDescriptor.MetricName"/>.</summary>
     internal static string MetricName(DenseTaskDescriptor t) => t.Kind switch
     {
         DenseTaskKind.SurfaceNormals => "mean angle error (lower is better)",
+        DenseTaskKind.Depth => "RMSE (lower is better)",
+        _ when t.MetricName == "edge_f@0.5" => "edge_f@0.5 % (not ODS-F)",
         _ => "mIoU %",
     };
+
+    /// <summary>
+    /// The adapter ranks as configured: one number when every stage (and task) has the same, else the four stages'
+    /// (e.g. <c>shared rank 8-16-32-64</c>) and, when the tasks differ, each task's.
+    /// </summary>
+    internal static string Ranks(MtLoraNetworkOptions network)
+    {
+        string Stages(Func<int, int> rank)
+        {
+            var ranks = Enumerable.Range(0, network.Depths.Count).Select(rank).ToArray();
+            return ranks.Distinct().Count() == 1 ? ranks[0].ToString(CultureInfo.InvariantCulture) : string.Join("-", ranks);
+        }
+        var perTask = network.Tasks.Select(t => (t.Name, Ranks: Stages(i => network.TaskRankAt(i, t)))).ToArray();
+        string task = perTask.Select(p => p.Ranks).Distinct().Count() <= 1
+            ? perTask.FirstOrDefault().Ranks ?? network.TaskRank.ToString(CultureInfo.InvariantCulture)
+            : string.Join(", ", perTask.Select(p => $"{p.Name} {p.Ranks}"));
+        return $"shared rank {Stages(network.SharedRankAt)}, task rank {task}";
+    }
 
     /// <summary>An <see cref="IProgress{T}"/> that reports on the caller's thread (Progress&lt;T&gt; posts to the thread pool).</summary>
     private sealed class InlineProgress<T>(Action<T> action) : IProgress<T>
@@ -514,6 +599,13 @@ internal static class TrainCommand
         /// <summary>The run's validations (best and last), kept weights and skipped steps.</summary>
         public MtLoraTrainingReport? Report { get; init; }
 
+        /// <summary>Whether the data is NYUD-v2 (else PASCAL-Context).</summary>
+        public bool Nyud { get; init; }
+
+        private string DatasetName => Nyud ? "NYUD-v2" : "PASCAL-Context";
+
+        private string GeometryName => Options.AugmentationGeometry == AugmentationGeometry.ReferenceTwoStep ? "reference-two-step" : "single-pass";
+
         private string Backbone => string.Create(CultureInfo.InvariantCulture,
             $"Swin embed {Network.EmbedDim}, depths {string.Join("-", Network.Depths)}, heads {string.Join("-", Network.NumHeads)}, window {Network.WindowSize}, {Network.ImageSize} px");
 
@@ -523,10 +615,11 @@ internal static class TrainCommand
             var sb = new StringBuilder();
             sb.AppendLine("MTLoRA training");
             sb.AppendLine(string.Create(ci, $"  tasks       {string.Join(", ", Network.Tasks.Select(t => t.ReferenceName()))}"));
-            sb.AppendLine(string.Create(ci, $"  mode        {ModeName} (shared rank {Network.SharedRank}, task rank {Network.TaskRank})"));
+            sb.AppendLine(string.Create(ci, $"  mode        {ModeName} ({Ranks(Network)})"));
             sb.AppendLine(string.Create(ci, $"  backbone    {Backbone}, {(Weights is null ? "random initialisation" : $"from {Weights}")}"));
             sb.AppendLine(string.Create(ci, $"  parameters  {Counts.Trainable:N0} trainable of {Counts.Total:N0} ({100.0 * Counts.Trainable / Math.Max(1, Counts.Total):0.0} %; LoRA {Counts.Lora:N0}, decoders {Counts.Decoder:N0})"));
-            sb.AppendLine(string.Create(ci, $"  data        {(Synthetic ? "synthetic PASCAL-Context" : "PASCAL-Context")} {Root}: {TrainCount} train, {ValCount} val images"));
+            sb.AppendLine(string.Create(ci, $"  data        {(Synthetic ? "synthetic " : "")}{DatasetName} {Root}: {TrainCount} train, {ValCount} val images"));
+            sb.AppendLine(string.Create(ci, $"  augment     flip, {Options.AugmentationDraws} draws ({Options.AugmentationDraws.Describe()}), {GeometryName}"));
             sb.AppendLine(string.Create(ci, $"  training    {Steps} steps ({Options.Epochs} epochs, batch {Options.BatchSize}, peak lr {Options.EffectiveLearningRate:G3}) on {Device}"));
             sb.AppendLine(string.Create(ci, $"  time        training {CliCommon.Duration(TrainTime)}, whole command {CliCommon.Duration(WallTime)} (CPU time {CliCommon.Duration(CpuTime)})"));
             sb.AppendLine();
@@ -538,7 +631,9 @@ internal static class TrainCommand
                     double b = Before.GetPaperMetric(t), a = After.GetPaperMetric(t);
                     sb.AppendLine(string.Create(ci, $"  {t.ReferenceName(),-12} {MetricName(t),-35} {MainMetric(Before, t),8} -> {MainMetric(After, t),8}   ({Relative(t, b, a)})"));
                 }
-                sb.AppendLine("  (no Δm: the paper's single-task baselines are for real PASCAL-Context; train with --data for Δm)");
+                sb.AppendLine(Nyud
+                    ? "  (no Δm: it needs single-task baselines measured on real NYUD-v2; train with --data and --baselines task=value for Δm)"
+                    : "  (no Δm: the paper's single-task baselines are for real PASCAL-Context; train with --data for Δm)");
             }
             else
             {
@@ -568,7 +663,15 @@ internal static class TrainCommand
                 ["network"] = Network.ToJsonNode(),
                 ["pretrained"] = Weights,
                 ["parameters"] = new JsonObject { ["trainable"] = Counts.Trainable, ["lora"] = Counts.Lora, ["decoder"] = Counts.Decoder, ["total"] = Counts.Total },
+                ["dataset"] = Nyud ? "nyud" : "pascal",
                 ["data"] = new JsonObject { ["root"] = Root, ["synthetic"] = Synthetic, ["train"] = TrainCount, ["val"] = ValCount },
+                ["augmentation"] = new JsonObject
+                {
+                    ["draws"] = Options.AugmentationDraws.ToString(),
+                    ["rotation_scale"] = Options.AugmentationDraws.Describe(),
+                    ["flip_probability"] = 0.5,
+                    ["geometry"] = GeometryName,
+                },
                 ["steps"] = Steps,
                 ["epochs"] = Options.Epochs,
                 ["batch_size"] = Options.BatchSize,
@@ -596,8 +699,11 @@ internal static class TrainCommand
             return json;
         }
 
-        private static string Relative(DenseTaskDescriptor t, double before, double after) => t.Kind == DenseTaskKind.SurfaceNormals
-            ? string.Create(CultureInfo.InvariantCulture, $"{before - after:+0.00;-0.00;0.00}° better")
-            : before > 0 ? string.Create(CultureInfo.InvariantCulture, $"x{after / before:0.0}") : "from 0";
+        private static string Relative(DenseTaskDescriptor t, double before, double after) => t.Kind switch
+        {
+            DenseTaskKind.SurfaceNormals => string.Create(CultureInfo.InvariantCulture, $"{before - after:+0.00;-0.00;0.00}° better"),
+            _ when !t.HigherIsBetter => string.Create(CultureInfo.InvariantCulture, $"{before - after:+0.0000;-0.0000;0.0000} better"),
+            _ => before > 0 ? string.Create(CultureInfo.InvariantCulture, $"x{after / before:0.0}") : "from 0",
+        };
     }
 }
