@@ -55,12 +55,14 @@ public sealed class NyudEvaluateCliTests : IDisposable
     {
         var dir = Predictions("truth", gt => gt);
         var json = Evaluate("--predictions", dir, "--dataset", "nyud", "--data", _root);
-        // The synthetic depth has holes (0 m) that DepthMeter counts as valid (only 255 is ignored, as the reference's): the
-        // prediction 0 is clamped to 1e-9, so the RMSE is at most 1e-9 and log 0 makes the log-RMSE infinite (JSON null, noted).
-        Assert.InRange(json["depth"]!["rmse"]!.GetValue<double>(), 0, 1e-9);
-        Assert.Equal(Width * Height * _ids.Count, json["depth"]!["pixels"]!.GetValue<long>());
-        Assert.Null(json["depth"]!["log_rmse"]);
-        Assert.Equal("Infinity", json["non_finite"]!["depth.log_rmse"]!.GetValue<string>());
+        // The synthetic depth has holes (0 m): they are left out (the reference's eval_depth.py: valid_mask = label != 0), so
+        // the RMSE and log-RMSE of the ground truth are 0 and the pixels are the non-zero labels, counted here.
+        long valid = _ids.Sum(id => (long)Label("depth", id).Count(v => v != 0f));
+        Assert.True(valid > 0 && valid < (long)Width * Height * _ids.Count);   // the set has holes, so this checks they are left out
+        Assert.Equal(0.0, json["depth"]!["rmse"]!.GetValue<double>());
+        Assert.Equal(0.0, json["depth"]!["log_rmse"]!.GetValue<double>());
+        Assert.Equal(valid, json["depth"]!["pixels"]!.GetValue<long>());
+        Assert.False(json.AsObject().ContainsKey("non_finite"));
         Assert.Equal(1.0, json["edge"]!["edge_f@0.5"]!.GetValue<double>());
         Assert.Equal(1.0, json["edge"]!["precision"]!.GetValue<double>());
         Assert.False(json.AsObject().ContainsKey("delta_m"));   // --baselines defaults to none for nyud
@@ -69,7 +71,7 @@ public sealed class NyudEvaluateCliTests : IDisposable
     [Fact]
     public void PerturbedPredictionsScoreAsComputedByHand()
     {
-        // Depth: every pixel 0.5 m too far (holes included: 0 → 0.5) → RMSE 0.5. Edge as a PNG: the true edges, and the whole
+        // Depth: every pixel 0.5 m too far (holes left out) → RMSE 0.5. Edge as a PNG: the true edges, and the whole
         // first row marked an edge too → TP = positives P, FP = non-edge pixels of the first row, FN = 0: F = 2P / (2P + FP).
         var dir = Predictions("perturbed", gt => gt.Select(v => v + 0.5f).ToArray(),
             gt => gt.Select((v, i) => i < Width || v >= 0.5f ? (byte)255 : (byte)0).ToArray());

@@ -15,7 +15,7 @@ namespace MtLora.Cli.Commands;
 /// <item><c>semseg/&lt;id&gt;.png</c>: 8-bit grayscale or palette PNG of class ids 0..39, the network's ids (what
 /// <c>SemsegPredictedLabel</c> and <c>mtlora predict</c>'s palette PNG hold; NYUD's label file value − 1). NYUD's own file
 /// convention (1..40) is refused where it shows (a value 40 or more). Scored by <see cref="SegmentationMeter"/> over 40 classes.</item>
-/// <item><c>depth/&lt;id&gt;.npy</c>: float32 H×W or H×W×1, metres; scored by <see cref="DepthMeter"/>.</item>
+/// <item><c>depth/&lt;id&gt;.npy</c>: float32 H×W or H×W×1, metres; scored by <see cref="DepthMeter"/>, the labels of 0 m (holes) left out.</item>
 /// <item><c>normals/&lt;id&gt;.npy</c>: float32 H×W×3 as NYUD's labels (x, y, z; need not be unit length), or
 /// <c>normals/&lt;id&gt;.png</c>: RGB with n = 2·v/255 − 1 (the reference's saved predictions, <c>mtlora predict</c>'s normals
 /// PNG); normalised and scored by <see cref="NormalsMeter"/> against the labels renormalised, zero vectors ignored (the
@@ -58,7 +58,10 @@ internal static class NyudPredictions
                         meter.SemanticSegmentation!.Update(ReadSemsegPrediction(predictionsDir, id, width, height), NyudLayout.ReadSemseg(root, id, width, height));
                         break;
                     case "depth":
-                        meter.Depth(task)!.Update(ReadDepthPrediction(predictionsDir, id, width, height), NyudLayout.ReadDepth(root, id, width, height));
+                        // A label of 0 m is a hole, left out as the reference's evaluation/eval_depth.py::eval_depth does for saved
+                        // predictions (valid_mask = label != 0) and as both Evaluate overloads do (AddIgnoreRegions: 0 → 255).
+                        meter.Depth(task)!.Update(ReadDepthPrediction(predictionsDir, id, width, height),
+                            ProtocolLabels.OriginalDepth(NyudLayout.ReadDepth(root, id, width, height), task.IgnoreValue ?? DenseTaskDescriptor.DefaultIgnoreLabel));
                         break;
                     case "normals":
                         var label = NyudLayout.ReadNormals(root, id, width, height);
