@@ -17,7 +17,8 @@ public enum EvaluationProtocol
 
     /// <summary>
     /// Each image at its own size: the network's outputs are resized (bilinearly) to the image's H×W and scored against the
-    /// original labels; normals labels are renormalised to unit length first.
+    /// original labels after AddIgnoreRegions (as under <see cref="Reference"/>: all-zero human-parts maps, depth 0 and normals
+    /// with ‖n‖ = 0 are ignored); normals labels are renormalised to unit length first.
     /// </summary>
     Native,
 }

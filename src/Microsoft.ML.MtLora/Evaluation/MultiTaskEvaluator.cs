@@ -189,7 +189,7 @@ internal static class MultiTaskEvaluator
         /// <summary>
         /// Reads the row and feeds the task's meter; <paramref name="pixels"/> is H·W when known, else −1. Under
         /// <see cref="EvaluationProtocol.Reference"/> the label is first resized to <paramref name="size"/>² (<see cref="ProtocolLabels"/>);
-        /// under <see cref="EvaluationProtocol.Native"/> normals labels are renormalised.
+        /// under both, AddIgnoreRegions applies (human parts all 0, depth 0, normals ‖n‖ = 0 → ignored) and normals labels are renormalised.
         /// </summary>
         public void Update(MultiTaskMeter meter, long pixels, int h, int w, EvaluationProtocol protocol, int size)
         {
@@ -219,9 +219,16 @@ internal static class MultiTaskEvaluator
             }
         }
 
-        /// <summary>A class or binary map; under Reference resized nearest (PASCAL's human parts: all 0 → ignored, as the batch pipeline's PASCAL slot).</summary>
-        private ReadOnlySpan<byte> ClassMap(bool reference, int w, int h, int size) =>
-            reference ? ProtocolLabels.ResizeClassMap(_label.Bytes(label.Name), w, h, size, humanParts: Task.SameDefinition(DenseTaskDescriptor.PascalHumanParts)) : _label.Bytes(label.Name);
+        /// <summary>
+        /// A class or binary map; under Reference resized nearest. Under both protocols PASCAL's human parts that are 0
+        /// everywhere are ignored (AddIgnoreRegions), as the batch pipeline's PASCAL slot does for <c>Evaluate(model, data)</c>.
+        /// </summary>
+        private ReadOnlySpan<byte> ClassMap(bool reference, int w, int h, int size)
+        {
+            bool humanParts = Task.SameDefinition(DenseTaskDescriptor.PascalHumanParts);
+            var map = _label.Bytes(label.Name);
+            return reference ? ProtocolLabels.ResizeClassMap(map, w, h, size, humanParts) : ProtocolLabels.OriginalClassMap(map, humanParts);
+        }
 
         /// <summary>A depth map with its holes (0) as the ignore value; under Reference resized nearest.</summary>
         private ReadOnlySpan<float> Depth(bool reference, int w, int h, int size)

@@ -25,7 +25,10 @@ public sealed class MultiTaskEvaluatorOptions
     /// <summary>Semantic segmentation predictions: a vector of Byte (or Single) class ids, H·W. Default <c>SemsegPredictedLabel</c>.</summary>
     public string SemsegPredictedLabelColumnName { get; set; } = DenseTaskDescriptor.PascalSemanticSegmentation.PredictionColumnName;
 
-    /// <summary>Human parts labels: a vector of Byte (or Single) class ids, H·W, 255 = ignore. Default <c>HumanPartsLabel</c>.</summary>
+    /// <summary>
+    /// Human parts labels: a vector of Byte (or Single) class ids, H·W, 255 = ignore; a map that is 0 everywhere (no annotated
+    /// person) is ignored whole under both protocols, as the reference's AddIgnoreRegions. Default <c>HumanPartsLabel</c>.
+    /// </summary>
     public string HumanPartsLabelColumnName { get; set; } = DenseTaskDescriptor.PascalHumanParts.LabelColumnName;
 
     /// <summary>Human parts predictions: a vector of Byte (or Single) class ids, H·W. Default <c>HumanPartsPredictedLabel</c>.</summary>
@@ -68,6 +71,8 @@ public sealed class MultiTaskEvaluatorOptions
     /// <see cref="EvaluationProtocol.Reference"/> needs predictions of <see cref="ImageSize"/>×<see cref="ImageSize"/>; its labels
     /// are resized from each row's <see cref="HeightColumnName"/>×<see cref="WidthColumnName"/> as the reference does (nearest
     /// for class maps, binary maps and depth, bicubic and renormalised for normals: the rules of <c>Evaluate(model, data)</c>).
+    /// Under both protocols the labels then get the reference's AddIgnoreRegions, as in <c>Evaluate(model, data)</c>: PASCAL
+    /// human parts that are 0 everywhere, depth 0 and normals with 255 in any plane or of length 0 are ignored.
     /// </summary>
     public EvaluationProtocol? Protocol { get; set; }
 

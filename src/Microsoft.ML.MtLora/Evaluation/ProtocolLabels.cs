@@ -12,6 +12,9 @@ namespace Microsoft.ML.MtLora.Evaluation;
 /// FixedResize, then AddIgnoreRegions; data/custom_transforms.py, data/helpers.py::fixed_resize; docs/mtlora-reference.md §6.1),
 /// with the same OpenCV rules (<see cref="CvGeometry"/>) and renormalisation (<see cref="SampleTransform.RenormalizeToPlanar"/>)
 /// as the training pipeline, so the labels equal those of <see cref="DenseBatchReader"/> without augmentation.
+/// <see cref="EvaluationProtocol.Native"/> keeps the labels at the image's size and applies AddIgnoreRegions alone
+/// (<see cref="OriginalClassMap"/>, <see cref="OriginalDepth"/>, <see cref="RenormalizeNormals"/>), as
+/// <see cref="DenseBatchReader"/> does with <see cref="DenseBatchReaderOptions.KeepOriginalLabelResolution"/>.
 /// </remarks>
 internal static class ProtocolLabels
 {
@@ -28,6 +31,26 @@ internal static class ProtocolLabels
     }
 
     /// <summary>
+    /// The <see cref="EvaluationProtocol.Native"/> class-map label: AddIgnoreRegions at the original resolution, a human-parts
+    /// map that is 0 everywhere (no annotated person) becomes 255 everywhere, as <c>Evaluate(model, data)</c> does
+    /// (<see cref="SampleTransform.OriginalLabels"/>); any other map is returned as it is.
+    /// </summary>
+    public static ReadOnlySpan<byte> OriginalClassMap(ReadOnlySpan<byte> map, bool humanParts)
+    {
+        if (!humanParts || map.ContainsAnyExcept((byte)0)) return map;
+        var ignored = new byte[map.Length];
+        Array.Fill(ignored, DenseTasks.IgnoreLabel);
+        return ignored;
+    }
+
+    /// <summary>
+    /// Whether pixel <paramref name="i"/> of CHW normals is marked invalid: 255 in any of the three planes, the rule of the
+    /// batch pipeline that <c>Evaluate(model, data)</c> reads labels with (the loader writes 255 in all three).
+    /// </summary>
+    private static bool IsIgnored(ReadOnlySpan<float> planar, int i, int n) =>
+        planar[i] == DenseTasks.IgnoreLabel || planar[n + i] == DenseTasks.IgnoreLabel || planar[2 * n + i] == DenseTasks.IgnoreLabel;
+
+    /// <summary>
     /// FixedResize of normals (cv2 INTER_CUBIC) to S×S, renormalised as n/(‖n‖ + eps), then AddIgnoreRegions (‖n‖ = 0 → 255).
     /// The loader's invalid pixels (255) are the zero vectors the reference's label holds there, so they blend into their
     /// neighbours exactly as in the reference.
@@ -39,7 +62,7 @@ internal static class ProtocolLabels
         var vectors = new float[4 * n];                                                   // (H, W, 4): x, y, z, 0
         for (int i = 0; i < n; i++)
         {
-            if (planar[i] == DenseTasks.IgnoreLabel) continue;                            // invalid: the reference's zero vector
+            if (IsIgnored(planar, i, n)) continue;                                         // invalid: the reference's zero vector
             vectors[4 * i] = planar[i];
             vectors[4 * i + 1] = planar[n + i];
             vectors[4 * i + 2] = planar[2 * n + i];
@@ -72,16 +95,16 @@ internal static class ProtocolLabels
 
     /// <summary>
     /// The <see cref="EvaluationProtocol.Native"/> normals label: each valid vector renormalised as n/(‖n‖ + eps) in place;
-    /// ignored pixels (255) and zero vectors end as 255 in all three planes.
+    /// ignored pixels (255 in any plane) and zero vectors (AddIgnoreRegions: ‖n‖ = 0) end as 255 in all three planes.
     /// </summary>
     public static void RenormalizeNormals(Span<float> planar)
     {
         int n = planar.Length / 3;
         for (int i = 0; i < n; i++)
         {
-            if (planar[i] == DenseTasks.IgnoreLabel)
+            if (IsIgnored(planar, i, n))
             {
-                planar[n + i] = planar[2 * n + i] = DenseTasks.IgnoreLabel;
+                planar[i] = planar[n + i] = planar[2 * n + i] = DenseTasks.IgnoreLabel;
                 continue;
             }
             SampleTransform.WriteNormal(planar[i], planar[n + i], planar[2 * n + i], planar, i, n);

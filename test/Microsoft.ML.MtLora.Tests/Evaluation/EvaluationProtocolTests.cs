@@ -54,6 +54,33 @@ public class EvaluationProtocolTests
         Assert.All(ProtocolLabels.ResizeClassMap(zeros, W, H, 3, humanParts: false), v => Assert.Equal(0, v));
     }
 
+    [Fact]
+    public void NativeLabelsGetAddIgnoreRegionsAsTheBatchPipelineDoes()
+    {
+        // A human-parts map 0 everywhere is ignored whole; one with a part, or a semseg map of zeros, is kept as it is.
+        var zeros = new byte[W * H];
+        Assert.All(ProtocolLabels.OriginalClassMap(zeros, humanParts: true).ToArray(), v => Assert.Equal(255, v));
+        Assert.All(ProtocolLabels.OriginalClassMap(zeros, humanParts: false).ToArray(), v => Assert.Equal(0, v));
+        var onePart = new byte[W * H];
+        onePart[7] = 3;
+        Assert.Equal(onePart, ProtocolLabels.OriginalClassMap(onePart, humanParts: true).ToArray());
+
+        // Normals: 255 in any one plane marks the pixel invalid (SampleSources' ReadNormals rule), as does the zero vector;
+        // both end as 255 in all three planes, natively and after the Reference resize.
+        var normals = Normals();
+        int n = W * H;
+        normals[n + 7] = 255;                                                              // pixel 7: y only
+        normals[2 * n + 8] = 255;                                                          // pixel 8: z only
+        normals[9] = normals[n + 9] = normals[2 * n + 9] = 0;                              // pixel 9: the zero vector
+        var native = (float[])normals.Clone();
+        ProtocolLabels.RenormalizeNormals(native);
+        foreach (int i in new[] { 0, 7, 8, 9 }) Assert.Equal([255f, 255f, 255f], new[] { native[i], native[n + i], native[2 * n + i] });
+        Assert.Equal(n - 9, Enumerable.Range(0, n).Count(i => native[i] != 255));           // the 6 invalid pixels of Normals() and these 3
+        var allPlanes = Normals();
+        foreach (int i in new[] { 7, 8, 9 }) allPlanes[i] = allPlanes[n + i] = allPlanes[2 * n + i] = 255;
+        Assert.Equal(ProtocolLabels.ResizeNormals(allPlanes, W, H, 7), ProtocolLabels.ResizeNormals(normals, W, H, 7));
+    }
+
     [Theory]
     [InlineData(3, 0, new[] { -0.790386f, -0.374288f, -0.484973f })]
     [InlineData(3, 4, new[] { 0.343550f, 0.171775f, 0.923291f })]

@@ -102,9 +102,13 @@ public class ScoredViewAnyTaskTests
         return pipeline.Fit(data).Transform(data);
     }
 
-    private static MultiTaskMetrics ScoredAtInputSize(MLContext ml, MtLoraTransformer model, IDataView data, string keyColumn, string folder)
+    /// <summary>
+    /// The scored view under Reference: the transformer's predictions on the images resized ahead to S×S, scored against the
+    /// labels at their original size (given by OriginalHeight/OriginalWidth); <paramref name="options"/> null: all the model's tasks.
+    /// </summary>
+    internal static MultiTaskMetrics ScoredAtInputSize(MLContext ml, MtLoraTransformer model, IDataView data, string keyColumn, string folder, MultiTaskEvaluatorOptions? options = null)
     {
-        var options = Options(model, EvaluationProtocol.Reference);
+        options ??= Options(model, EvaluationProtocol.Reference);
         options.HeightColumnName = "OriginalHeight";
         options.WidthColumnName = "OriginalWidth";
         return ml.MultiTask().Evaluate(model.Transform(WithInputSizeImages(ml, data, keyColumn, folder)), options);
