@@ -157,6 +157,7 @@ public sealed class MtLoraEstimator : IEstimator<MtLoraTransformer>
             CheckpointEverySteps = o.CheckpointEverySteps,
             KeepCheckpoints = o.KeepCheckpoints,
             ResumeFrom = o.ResumeFrom,
+            RunSettings = RunSettings.Of(o, seed, o.OptionName),
             ProgressEverySteps = o.ProgressEverySteps,
             Progress = new ChannelProgress(ch, o.Progress),
             CheckAlive = _host.CheckAlive,
@@ -194,9 +195,17 @@ public sealed class MtLoraEstimator : IEstimator<MtLoraTransformer>
             ch.Warning(MessageSensitivity.None, "MTLoRA: {0} step(s) skipped because their loss was not finite.", result.SkippedSteps);
         var bestReport = validations.LastOrDefault(v => v.Step == result.BestStep && v.Epoch == result.BestEpoch);
         var model = Snapshot(network, device);
-        // The best may be one a resumed run read back from best/ (its metrics are not stored: the report's Best is null then).
+        // The best may be one a resumed run read back from best/ (its metrics are not stored: the report's Best is null then,
+        // and BestBeforeResume says where it was and its score).
         model.TrainingReport = new MtLoraTrainingReport(result.GlobalStep, result.SkippedSteps, o.ValidationSet is null ? null : o.ValidationProtocol,
-            bestReport, validations.LastOrDefault(), o.Keep == MtLoraKeep.Best && best is not null ? MtLoraKeep.Best : MtLoraKeep.Last);
+            bestReport, validations.LastOrDefault(), o.Keep == MtLoraKeep.Best && best is not null ? MtLoraKeep.Best : MtLoraKeep.Last)
+        {
+            BestBeforeResume = bestReport is null && result is { BestEpoch: int bestEpoch, BestStep: long bestStep, BestScore: double bestScore }
+                ? o.BestEpochTask is { } task
+                    ? new MtLoraStoredBest(bestEpoch, bestStep, Evaluation.DeltaM.Sign(task) * bestScore, $"{task.Name} paper metric")   // the score is the signed metric
+                    : new MtLoraStoredBest(bestEpoch, bestStep, bestScore, "Δm")
+                : null,
+        };
         if (result.BestStep is not null)
             ch.Info(MessageSensitivity.None, "MTLoRA: best validation after epoch {0} (step {1}{2}); returning the {3} weights.", result.BestEpoch, result.BestStep,
                 bestReport is null ? ", before the resume" : "", model.TrainingReport.Kept == MtLoraKeep.Best ? "best" : "last");

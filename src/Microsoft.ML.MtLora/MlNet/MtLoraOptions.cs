@@ -210,6 +210,12 @@ public sealed class MtLoraOptions
     public CancellationToken CancellationToken;
 
     /// <summary>
+    /// How resume messages name an option (a member such as <c>BatchSize</c> or <c>Network.ImageSize</c>; null: as
+    /// <c>MtLoraOptions.Member</c>): <c>mtlora train</c> names its command-line options (<c>Training.RunSettings</c>).
+    /// </summary>
+    internal Func<string, string?>? OptionName;
+
+    /// <summary>
     /// The paper's main setting as options: Swin-T at 448 px, shared rank 64 and task rank 4, the four PASCAL-Context tasks,
     /// and <see cref="TrainingRecipe.Paper"/> (what a new <see cref="MtLoraOptions"/> holds; named here so that code says so).
     /// </summary>

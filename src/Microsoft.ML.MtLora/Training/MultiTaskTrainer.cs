@@ -450,7 +450,10 @@ internal sealed class MultiTaskTrainer : IDisposable
         // Record the next step's position; an epoch whose batches are all done continues at the next epoch.
         int epoch = _epoch, batch = _batchInEpoch;
         if (batch >= _data.BatchesPerEpoch) { epoch++; batch = 0; }
-        var position = new TrainingPosition(_globalStep, epoch, batch, _data.BatchesPerEpoch, _settings.Seed);
+        var position = new TrainingPosition(_globalStep, epoch, batch, _data.BatchesPerEpoch, _settings.Seed)
+        {
+            Settings = _settings.RunSettings?.ToDictionary(r => r.Key, r => r.Value, StringComparer.Ordinal),
+        };
         using var scope = torch.NewDisposeScope();
         var modelState = Float32State();
         var optimizerState = new List<KeyValuePair<string, Tensor>>();
@@ -469,6 +472,16 @@ internal sealed class MultiTaskTrainer : IDisposable
     {
         var folder = TrainingCheckpoint.Resolve(path);
         var position = TrainingCheckpoint.ReadManifest(folder);
+        // The recorded settings first: their line names the option (a batch size also changes the batches per epoch).
+        if (_settings.RunSettings is { } given)
+        {
+            // Every manifest records the seed, also one written before the settings were.
+            var recorded = new Dictionary<string, string>(position.Settings ?? new Dictionary<string, string>(), StringComparer.Ordinal);
+            recorded.TryAdd(RunSettings.Seed, position.Seed.ToString(System.Globalization.CultureInfo.InvariantCulture));
+            var (refusal, warnings) = RunSettings.Compare(folder, recorded, given);
+            if (refusal is not null) throw new InvalidOperationException(refusal);
+            foreach (var w in warnings) _settings.Warning?.Invoke(w);
+        }
         if (position.BatchesPerEpoch != _data.BatchesPerEpoch)
             throw new InvalidOperationException(
                 $"Checkpoint '{folder}' was written with {position.BatchesPerEpoch} batches per epoch, but the data now gives {_data.BatchesPerEpoch}; the run cannot continue the same schedule.");

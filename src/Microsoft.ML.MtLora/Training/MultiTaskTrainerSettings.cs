@@ -85,6 +85,14 @@ internal sealed record MultiTaskTrainerSettings
     /// <summary>Resume from this checkpoint: a checkpoint folder, or a checkpoint root whose latest checkpoint is used.</summary>
     public string? ResumeFrom { get; init; }
 
+    /// <summary>
+    /// The settings that decide what the run's data and steps look like (tasks, image size, batch size, seed, augmentation…;
+    /// <see cref="Training.RunSettings.Of"/>): recorded in every checkpoint, and compared on resume, where a change that would
+    /// not continue the same run is refused and a legitimate one is a <see cref="Warning"/>. Null: none are recorded or
+    /// compared (the seed and the batches per epoch are checked in any case).
+    /// </summary>
+    public IReadOnlyList<RunSetting>? RunSettings { get; init; }
+
     /// <summary>Send a progress report every this many steps (10), and after the last step.</summary>
     public int ProgressEverySteps { get; init; } = 10;
 

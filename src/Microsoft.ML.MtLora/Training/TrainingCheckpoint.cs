@@ -13,13 +13,19 @@ namespace Microsoft.ML.MtLora.Training;
 /// <param name="BatchInEpoch">The position in that epoch of the next batch.</param>
 /// <param name="BatchesPerEpoch">Batches per epoch of the data the run was trained on.</param>
 /// <param name="Seed">The run's seed (the per-step random state derives from it and the step).</param>
-internal sealed record TrainingPosition(long GlobalStep, int Epoch, int BatchInEpoch, int BatchesPerEpoch, int Seed);
+internal sealed record TrainingPosition(long GlobalStep, int Epoch, int BatchInEpoch, int BatchesPerEpoch, int Seed)
+{
+    /// <summary>The run's settings by key (<see cref="RunSettings"/>), compared on resume; null when none are recorded
+    /// (a checkpoint of an earlier version, or a trainer given none).</summary>
+    public IReadOnlyDictionary<string, string>? Settings { get; init; }
+}
 
 /// <summary>
 /// Training checkpoints: one folder per checkpoint, <c>step-000001234/</c>, holding
 /// <c>model.safetensors</c> (the model's state dict: parameters and persistent buffers, float32),
 /// <c>optimizer.safetensors</c> (AdamW's <c>exp_avg/NAME</c>, <c>exp_avg_sq/NAME</c> and <c>step/NAME</c> per trainable
-/// parameter) and <c>manifest.json</c> (format version, position, SHA-256 of each file).
+/// parameter) and <c>manifest.json</c> (format version, position, SHA-256 of each file, and the run's settings:
+/// <see cref="RunSettings"/>).
 /// </summary>
 /// <remarks>
 /// A checkpoint is written into a temporary folder beside the target and moved into place when complete, so a crash
@@ -84,6 +90,13 @@ internal static class TrainingCheckpoint
                 ["createdUtc"] = DateTime.UtcNow.ToString("O", CultureInfo.InvariantCulture),
                 ["files"] = files,
             };
+            // Optional in format 1: older checkpoints lack it (resumed with a note), older readers ignore it.
+            if (position.Settings is { } settings)
+            {
+                var recorded = new JsonObject();
+                foreach (var (key, value) in settings) recorded[key] = value;
+                manifest["settings"] = recorded;
+            }
             File.WriteAllText(Path.Combine(tmp, ManifestFileName), manifest.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
             // A checkpoint of the same step (e.g. the periodic one, then the one at the end) is replaced.
             if (Directory.Exists(final)) DeleteAtomically(final);
@@ -156,6 +169,35 @@ internal static class TrainingCheckpoint
     /// <exception cref="FileNotFoundException">A file of the checkpoint is missing.</exception>
     public static TrainingPosition ReadManifest(string folder)
     {
+        var (manifest, manifestPath) = ParseManifest(folder);
+        if (manifest["files"] is not JsonObject files)
+            throw new InvalidDataException($"Checkpoint manifest '{manifestPath}' is damaged: field 'files' is missing.");
+        foreach (var name in new[] { ModelFileName, OptimizerFileName })
+        {
+            var file = Path.Combine(folder, name);
+            if (!File.Exists(file)) throw new FileNotFoundException($"Checkpoint file '{file}' is missing.", file);
+            if (files[name] is not JsonObject entry)
+                throw new InvalidDataException($"Checkpoint manifest '{manifestPath}' does not list '{name}'.");
+            long bytes = Field<long>(entry, "bytes", manifestPath);
+            string sha = Field<string>(entry, "sha256", manifestPath);
+            if (new FileInfo(file).Length != bytes || !string.Equals(Sha256(file), sha, StringComparison.OrdinalIgnoreCase))
+                throw new InvalidDataException($"Checkpoint file '{file}' is damaged: its size or SHA-256 differs from what '{manifestPath}' records.");
+        }
+
+        return new TrainingPosition(
+            Field<long>(manifest, "globalStep", manifestPath),
+            Field<int>(manifest, "epoch", manifestPath),
+            Field<int>(manifest, "batchInEpoch", manifestPath),
+            Field<int>(manifest, "batchesPerEpoch", manifestPath),
+            Field<int>(manifest, "seed", manifestPath))
+        {
+            Settings = Settings(manifest, manifestPath),
+        };
+    }
+
+    /// <summary>Reads and checks a checkpoint's manifest (format and version), without verifying its files.</summary>
+    private static (JsonObject Manifest, string Path) ParseManifest(string folder)
+    {
         var manifestPath = Path.Combine(folder, ManifestFileName);
         if (!File.Exists(manifestPath)) throw new FileNotFoundException($"Checkpoint manifest '{manifestPath}' does not exist.", manifestPath);
         JsonObject manifest;
@@ -176,26 +218,30 @@ internal static class TrainingCheckpoint
             throw new InvalidDataException($"Checkpoint manifest '{manifestPath}' has format version {version}, written by a newer Microsoft.ML.MtLora; this version reads format {FormatVersion} and older.");
         if (version < 1) throw new InvalidDataException($"Checkpoint manifest '{manifestPath}' has an invalid format version {version}.");
 
-        if (manifest["files"] is not JsonObject files)
-            throw new InvalidDataException($"Checkpoint manifest '{manifestPath}' is damaged: field 'files' is missing.");
-        foreach (var name in new[] { ModelFileName, OptimizerFileName })
-        {
-            var file = Path.Combine(folder, name);
-            if (!File.Exists(file)) throw new FileNotFoundException($"Checkpoint file '{file}' is missing.", file);
-            if (files[name] is not JsonObject entry)
-                throw new InvalidDataException($"Checkpoint manifest '{manifestPath}' does not list '{name}'.");
-            long bytes = Field<long>(entry, "bytes", manifestPath);
-            string sha = Field<string>(entry, "sha256", manifestPath);
-            if (new FileInfo(file).Length != bytes || !string.Equals(Sha256(file), sha, StringComparison.OrdinalIgnoreCase))
-                throw new InvalidDataException($"Checkpoint file '{file}' is damaged: its size or SHA-256 differs from what '{manifestPath}' records.");
-        }
+        return (manifest, manifestPath);
+    }
 
-        return new TrainingPosition(
-            Field<long>(manifest, "globalStep", manifestPath),
-            Field<int>(manifest, "epoch", manifestPath),
-            Field<int>(manifest, "batchInEpoch", manifestPath),
-            Field<int>(manifest, "batchesPerEpoch", manifestPath),
-            Field<int>(manifest, "seed", manifestPath));
+    /// <summary>
+    /// The run settings a checkpoint records (<see cref="RunSettings"/>), read from its manifest alone (the files are not
+    /// verified: <see cref="ReadManifest"/> does that when the run resumes); null when it records none.
+    /// </summary>
+    /// <param name="folder">A checkpoint folder (see <see cref="Resolve"/>).</param>
+    /// <exception cref="InvalidDataException">The manifest is damaged or from a newer format.</exception>
+    /// <exception cref="FileNotFoundException">The manifest is missing.</exception>
+    public static IReadOnlyDictionary<string, string>? ReadSettings(string folder)
+    {
+        var (manifest, manifestPath) = ParseManifest(folder);
+        return Settings(manifest, manifestPath);
+    }
+
+    private static Dictionary<string, string>? Settings(JsonObject manifest, string manifestPath)
+    {
+        if (manifest["settings"] is null) return null;
+        if (manifest["settings"] is not JsonObject settings)
+            throw new InvalidDataException($"Checkpoint manifest '{manifestPath}' is damaged: field 'settings' is not an object.");
+        var result = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var (key, _) in settings) result[key] = Field<string>(settings, key, manifestPath);
+        return result;
     }
 
     private static T Field<T>(JsonObject node, string key, string manifestPath)

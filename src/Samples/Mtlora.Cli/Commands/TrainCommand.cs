@@ -245,9 +245,11 @@ internal static class TrainCommand
             CheckpointEverySteps = s.CheckpointEvery,
             ResumeFrom = s.Resume,
             ProgressEverySteps = 1,
+            OptionName = ResumeOptionName,
         };
         try { options.Validate(); }
         catch (ArgumentException e) { throw TrainOptionChecks.OptionsError(e); }
+        if (s.Resume is not null) RefuseOtherRun(s.Resume, options);
 
         TorchRuntime.Initialize();
         var device = TorchRuntime.ResolveDevice(options.Device, options.FallbackToCpu);
@@ -389,6 +391,32 @@ internal static class TrainCommand
             ? (report.Kept == MtLoraKeep.Best ? report.Best : null)     // the weights of the best validation, maybe an earlier epoch's
             : report.Last is { } last && last.Step == report.Steps ? last : null;
         return validation?.Metrics.Protocol == options.ValidationProtocol ? validation : null;
+    }
+
+    /// <summary>The command-line option that sets an <see cref="MtLoraOptions"/> member named in a resume's messages (null: none does).</summary>
+    private static string? ResumeOptionName(string member) => member switch
+    {
+        "Network.Tasks" => "--tasks",
+        "Network.ImageSize" => "--image-size",
+        "BatchSize" => "--batch-size",
+        "Seed" => "--seed",
+        "AugmentationDraws" => "--augmentation-draws",
+        "AugmentationGeometry" => "--augmentation",
+        "AccumulationSteps" => "--accumulation-steps",
+        _ => null,
+    };
+
+    /// <summary>
+    /// --resume with settings that would not continue the checkpoint's run (tasks, image size, batch size, seed, draws) is
+    /// refused before any data is read or generated; <c>Fit</c> compares again and warns about the legitimate changes.
+    /// </summary>
+    private static void RefuseOtherRun(string resume, MtLoraOptions options)
+    {
+        var folder = TrainingCheckpoint.Resolve(resume);
+        var recorded = TrainingCheckpoint.ReadSettings(folder);
+        if (recorded is null) return;                                         // an earlier version's checkpoint: Fit notes it
+        var (refusal, _) = RunSettings.Compare(folder, recorded, RunSettings.Of(options, options.Seed ?? 0, ResumeOptionName));
+        if (refusal is not null) throw new CliCommon.UsageException(refusal);
     }
 
     /// <summary>How to continue a stopped run: the checkpoint the run left, verified, or why there is none.</summary>
@@ -643,6 +671,9 @@ internal static class TrainCommand
             if (Report is { } r)
             {
                 if (r.Best is { } best) sb.AppendLine(string.Create(ci, $"  best        epoch {best.Epoch} (step {best.Step}): {Summary(best.Metrics)}"));
+                else if (r.BestBeforeResume is { } earlier)
+                    sb.AppendLine(string.Create(ci, $"  best        epoch {earlier.Epoch} (step {earlier.Step}), before the resume: {StoredBest(earlier)} ")
+                        + (r.Kept == MtLoraKeep.Best ? "(its per-task metrics are not stored; the validation above scored these weights again)" : "(its per-task metrics are not stored)"));
                 if (r.Last is { } last) sb.AppendLine(string.Create(ci, $"  last        epoch {last.Epoch} (step {last.Step}): {Summary(last.Metrics)}"));
                 sb.AppendLine(string.Create(ci, $"  saved       the {(r.Kept == MtLoraKeep.Best ? "best" : "last")} weights; {r.SkippedSteps} step(s) skipped (non-finite loss)"));
             }
@@ -691,6 +722,9 @@ internal static class TrainCommand
                 json["validation"] = new JsonObject
                 {
                     ["best"] = Validation(r.Best),
+                    ["best_before_resume"] = r.BestBeforeResume is { } earlier
+                        ? new JsonObject { ["epoch"] = earlier.Epoch, ["step"] = earlier.Step, ["measure"] = earlier.Measure, ["value"] = earlier.Value }
+                        : null,
                     ["last"] = Validation(r.Last),
                     ["kept"] = r.Kept == MtLoraKeep.Best ? "best" : "last",
                 };
@@ -698,6 +732,11 @@ internal static class TrainCommand
             }
             return json;
         }
+
+        /// <summary>A best validation from before a resume, as its score: Δm in %, or the task's paper metric.</summary>
+        private static string StoredBest(MtLoraStoredBest b) => b.Measure == "Δm"
+            ? string.Create(CultureInfo.InvariantCulture, $"Δm {b.Value:+0.00;-0.00;0.00} %")
+            : string.Create(CultureInfo.InvariantCulture, $"{b.Measure} {b.Value:0.00##}");
 
         private static string Relative(DenseTaskDescriptor t, double before, double after) => t.Kind switch
         {
