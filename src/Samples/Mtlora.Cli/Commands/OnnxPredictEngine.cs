@@ -22,7 +22,7 @@ internal sealed class OnnxPredictEngine : IImagePredictor
 
     private OnnxPredictEngine(MtLoraOnnxModel model) => _model = model;
 
-    public IReadOnlyList<DenseTask> Tasks => _model.Tasks.Select(t => t.ToPascalTask()).ToArray();
+    public IReadOnlyList<DenseTaskDescriptor> Tasks => _model.Tasks;
 
     /// <summary>Loads the model, with a clear message for a missing file or an ONNX model that is not an exported MTLoRA model.</summary>
     public static OnnxPredictEngine Load(string? path)
@@ -44,8 +44,8 @@ internal sealed class OnnxPredictEngine : IImagePredictor
     {
         var p = _model.Predict([image])[0];
         return new ImagePrediction(p.Height, p.Width,
-            Tasks.Where(t => t.IsClassification()).ToDictionary(t => t, t => (byte[])p.Columns[t.PredictionColumnName()]),
-            Tasks.Where(t => !t.IsClassification()).ToDictionary(t => t, t => (float[])p.Columns[t.PredictionColumnName()]));
+            Tasks.Where(t => t.IsClassification).ToDictionary(t => t, t => (byte[])p.Columns[t.PredictionColumnName]),
+            Tasks.Where(t => !t.IsClassification).ToDictionary(t => t, t => (float[])p.Columns[t.PredictionColumnName]));
     }
 
     public void Dispose() => _model.Dispose();
