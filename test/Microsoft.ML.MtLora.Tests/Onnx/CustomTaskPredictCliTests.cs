@@ -75,6 +75,7 @@ public class CustomTaskPredictCliTests
             for (int t = 0; t < Tasks.Length; t++) Assert.True(loaded.Tasks[t].SameDefinition(Tasks[t]), loaded.Tasks[t].Name);
             var metadata = loaded.Metadata.ToProperties().ToDictionary(kv => kv.Key, kv => kv.Value);
             Assert.Equal("defects:5,range:1", metadata[MtLoraOnnxMetadata.OutputsKey]);
+            Assert.Equal("defects:segmentation,range:depth", metadata[MtLoraOnnxMetadata.KindsKey]);
             Assert.Equal("[\"class 0\",\"class 1\",\"class 2\",\"class 3\",\"class 4\"]", metadata[MtLoraOnnxMetadata.ClassesKeyPrefix + "defects"]);
         }
 

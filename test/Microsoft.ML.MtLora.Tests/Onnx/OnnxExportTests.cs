@@ -146,6 +146,14 @@ public class OnnxExportTests
         var props = OnnxRunner.Metadata(bytes);
         Assert.Equal("semseg:21,human_parts:7,sal:1,normals:3", props[MtLoraOnnxMetadata.OutputsKey]);
         Assert.StartsWith("[\"background\",\"aeroplane\",", props[MtLoraOnnxMetadata.ClassesKeyPrefix + "semseg"]);
+        Assert.Equal("semseg:segmentation,human_parts:segmentation,sal:binary_map,normals:surface_normals", props[MtLoraOnnxMetadata.KindsKey]);
+        // A model exported before the kinds were written reads as before (its network JSON carries the tasks); a kind list
+        // that contradicts the network JSON is refused, naming the key.
+        props.Remove(MtLoraOnnxMetadata.KindsKey);
+        Assert.Equal(metadata.Tasks, MtLoraOnnxMetadata.FromProperties(props, "old.onnx").Tasks);
+        props[MtLoraOnnxMetadata.KindsKey] = "semseg:depth,human_parts:segmentation,sal:binary_map,normals:surface_normals";
+        var bad = Assert.Throws<InvalidDataException>(() => MtLoraOnnxMetadata.FromProperties(props, "bad.onnx"));
+        Assert.StartsWith("'bad.onnx': metadata 'mtlora.kinds' (semseg:depth,", bad.Message);
 
         // Batch 1 and batch 3 give each image the same outputs.
         var x = randn(3, 3, 128, 128, generator: new torch.Generator(5));

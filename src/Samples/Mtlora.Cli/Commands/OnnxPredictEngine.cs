@@ -7,8 +7,8 @@ namespace MtLora.Cli.Commands;
 /// <summary>
 /// <c>mtlora predict --engine onnx --model model.onnx</c>: scores each image with an exported model in ONNX Runtime
 /// (<see cref="MtLoraOnnxModel"/>: the transformer's pre- and post-processing around the ONNX graph) and hands
-/// <see cref="PredictCommand"/> the same maps the transformer would have computed, so the PNGs are written by the same code
-/// as with model.zip.
+/// <see cref="PredictCommand"/> the same maps the transformer would have computed for every task the metadata describes
+/// (any kind: <see cref="MtLoraOnnxMetadata.Tasks"/>), so the files are written by the same code as with model.zip.
 /// </summary>
 internal sealed class OnnxPredictEngine : IImagePredictor
 {
