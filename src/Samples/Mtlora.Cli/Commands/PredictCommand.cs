@@ -31,7 +31,7 @@ internal static class PredictCommand
             "--grid adds <name>.grid.png (PASCAL tasks). Prints one JSON object listing the files.");
         var model = new Option<string>("--model") { Description = "The model.zip written by 'mtlora train' (with --engine onnx: a model.onnx from 'mtlora export-onnx').", Required = true };
         var image = new Option<string>("--image") { Description = "An image file, or a folder of images (.jpg, .jpeg, .png, .bmp).", Required = true };
-        var output = new Option<string>("--out") { Description = "Folder for the PNGs (created if missing).", Required = true };
+        var output = new Option<string>("--out") { Description = "Folder for the outputs (created if missing).", Required = true };
         var grid = new Option<bool>("--grid") { Description = "Also write a grid per image: the input and every task, class maps with legends." };
         var engine = new Option<string>("--engine")
         {
@@ -73,7 +73,7 @@ internal static class PredictCommand
                 : ModelZipPredictor.Load(modelPath);
             if (grid && !PredictOutputs.IsPascal(predictor.Tasks))
             {
-                var other = predictor.Tasks.First(t => !DenseTaskDescriptor.Pascal.Any(p => p.SameDefinition(t)));
+                var other = predictor.Tasks.First(t => !PredictOutputs.IsPascalTask(t, out _));
                 throw new CliCommon.UsageException($"--grid draws the PASCAL-Context tasks only (semseg with 21 classes, human_parts, sal, normals); " +
                     $"this model predicts '{other.Name}' ({other.Kind}, {other.OutputChannels} output channel(s)): leave --grid out.");
             }

@@ -33,8 +33,7 @@ internal static class PredictOutputs
         "surface normals: RGB PNG, round((n+1)*127.5); depth: float32 HxW .npy (the predicted values, metres) and a PNG for viewing (inferno, near dark, far bright)";
 
     /// <summary>Whether every task is a PASCAL-Context built-in (by definition, not only by name: NYUD's 40-class semseg is not).</summary>
-    public static bool IsPascal(IReadOnlyList<DenseTaskDescriptor> tasks) =>
-        tasks.All(t => DenseTaskDescriptor.Pascal.Any(p => p.SameDefinition(t)));
+    public static bool IsPascal(IReadOnlyList<DenseTaskDescriptor> tasks) => tasks.All(t => IsPascalTask(t, out _));
 
     /// <summary>The layout a run uses: <paramref name="layout"/>, or for <see cref="Auto"/> the one the model's tasks call for.</summary>
     public static string Resolve(string? layout, IReadOnlyList<DenseTaskDescriptor> tasks) =>
@@ -83,7 +82,8 @@ internal static class PredictOutputs
         }
     }
 
-    private static bool IsPascalTask(DenseTaskDescriptor task, out DenseTask pascal)
+    /// <summary>Whether the task is one of PASCAL-Context's built-ins (every fact equal), and which.</summary>
+    public static bool IsPascalTask(DenseTaskDescriptor task, out DenseTask pascal)
     {
         var match = DenseTaskDescriptor.Pascal.FirstOrDefault(p => p.SameDefinition(task));
         pascal = match?.ToPascalTask() ?? default;
