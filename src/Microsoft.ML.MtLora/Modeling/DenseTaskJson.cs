@@ -14,6 +14,9 @@ internal static class DenseTaskJson
 
     private static readonly string[] KindNames = ["segmentation", "binary_map", "surface_normals", "depth"];
 
+    /// <summary>The snake_case name of a kind, as the task objects' <c>kind</c> (and the ONNX metadata's <c>mtlora.kinds</c>) write it.</summary>
+    public static string KindName(DenseTaskKind kind) => KindNames[(int)kind];
+
     /// <summary>The JSON of a task: its name for a PASCAL built-in, an object otherwise.</summary>
     public static JsonNode Write(DenseTaskDescriptor task)
     {
@@ -21,7 +24,7 @@ internal static class DenseTaskJson
         var obj = new JsonObject
         {
             ["name"] = task.Name,
-            ["kind"] = KindNames[(int)task.Kind],
+            ["kind"] = KindName(task.Kind),
             ["channels"] = task.OutputChannels,
             ["loss_weight"] = task.DefaultLossWeight,
             ["column_stem"] = task.ColumnStem,

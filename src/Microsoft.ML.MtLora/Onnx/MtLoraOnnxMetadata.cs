@@ -25,6 +25,14 @@ public sealed class MtLoraOnnxMetadata
     /// <summary>Key of the output channels per task, e.g. <c>semseg:21,human_parts:7,sal:1,normals:3</c>.</summary>
     public const string OutputsKey = "mtlora.outputs";
 
+    /// <summary>
+    /// Key of each task's kind, e.g. <c>semseg:segmentation,depth:depth,normals:surface_normals,edge:binary_map</c>: how a
+    /// consumer without this library post-processes each output (argmax, sigmoid, unit vectors, raw values). Written since
+    /// tasks other than PASCAL-Context's could be exported; a model without it (exported before) is read as before, its
+    /// tasks then known from <see cref="NetworkKey"/>, which carries every descriptor whole.
+    /// </summary>
+    public const string KindsKey = "mtlora.kinds";
+
     /// <summary>Prefix of the class-name keys of the classification tasks (<c>mtlora.classes.semseg</c>: a JSON array of names by label).</summary>
     public const string ClassesKeyPrefix = "mtlora.classes.";
 
@@ -89,6 +97,7 @@ public sealed class MtLoraOnnxMetadata
             new(FormatKey, FormatValue),
             new(TasksKey, string.Join(",", Tasks.Select(t => t.Name))),
             new(OutputsKey, string.Join(",", Tasks.Select(t => $"{t.Name}:{t.OutputChannels}"))),
+            new(KindsKey, Kinds(Tasks)),
         };
         foreach (var t in Tasks.Where(t => t.IsClassification))
             props.Add(new(ClassesKeyPrefix + t.Name, JsonSerializer.Serialize(ClassNames.For(t))));
@@ -123,11 +132,17 @@ public sealed class MtLoraOnnxMetadata
         var tasks = Get(TasksKey);
         if (tasks != string.Join(",", network.Tasks.Select(t => t.Name)))
             throw new InvalidDataException($"'{source}': metadata '{TasksKey}' ({tasks}) disagrees with the tasks of '{NetworkKey}'.");
+        if (properties.TryGetValue(KindsKey, out var kinds) && kinds != Kinds(network.Tasks))
+            throw new InvalidDataException($"'{source}': metadata '{KindsKey}' ({kinds}) disagrees with the tasks of '{NetworkKey}' ({Kinds(network.Tasks)}).");
         if (!int.TryParse(Get(ImageSizeKey), NumberStyles.Integer, CultureInfo.InvariantCulture, out int size) || size != network.ImageSize)
             throw new InvalidDataException($"'{source}': metadata '{ImageSizeKey}' ({Get(ImageSizeKey)}) disagrees with img_size {network.ImageSize} of '{NetworkKey}'.");
         return new MtLoraOnnxMetadata(network, ParseThree(Get(MeanKey), MeanKey, source), ParseThree(Get(StdKey), StdKey, source),
             Get(InterpolationKey), Get(LibraryVersionKey));
     }
+
+    /// <summary>The <see cref="KindsKey"/> value: <c>name:kind</c> per task, the kind in the network JSON's snake_case.</summary>
+    private static string Kinds(IEnumerable<DenseTaskDescriptor> tasks) =>
+        string.Join(",", tasks.Select(t => $"{t.Name}:{DenseTaskJson.KindName(t.Kind)}"));
 
     private static float[] ParseThree(string text, string key, string source)
     {
@@ -153,6 +168,7 @@ public sealed class MtLoraOnnxMetadata
     public JsonObject ToJson() => new()
     {
         ["tasks"] = new JsonArray(Tasks.Select(t => (JsonNode)t.Name).ToArray()),
+        ["kinds"] = new JsonArray(Tasks.Select(t => (JsonNode)DenseTaskJson.KindName(t.Kind)).ToArray()),
         ["image_size"] = ImageSize,
         ["mean"] = new JsonArray(Mean.Select(v => (JsonNode)v).ToArray()),
         ["std"] = new JsonArray(Std.Select(v => (JsonNode)v).ToArray()),

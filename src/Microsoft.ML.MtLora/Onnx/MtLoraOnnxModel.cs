@@ -141,14 +141,15 @@ public sealed class MtLoraOnnxPrediction
     public int Width { get; }
 
     /// <summary>
-    /// Column name → values, laid out as the transformer's columns: <c>byte[]</c> H·W class ids (<c>SemsegPredictedLabel</c>,
-    /// <c>HumanPartsPredictedLabel</c>), <c>float[]</c> C·H·W probabilities (<c>SemsegScore</c>, <c>HumanPartsScore</c>),
-    /// H·W saliency probabilities (<c>SaliencyProbability</c>), 3·H·W unit normals (<c>NormalsPredicted</c>).
+    /// Column name → values, laid out as the transformer's columns, per task by its kind (<see cref="DenseTaskDescriptor"/>'s
+    /// column names): a segmentation's <c>byte[]</c> H·W class ids (<c>SemsegPredictedLabel</c>) and <c>float[]</c> K·H·W
+    /// probabilities (<c>SemsegScore</c>), a binary map's H·W probabilities (<c>SaliencyProbability</c>, <c>EdgeProbability</c>),
+    /// 3·H·W unit normals (<c>NormalsPredicted</c>), H·W depth values (<c>DepthPredicted</c>).
     /// </summary>
     public IReadOnlyDictionary<string, Array> Columns { get; }
 
     /// <summary>The class map of a classification task (H·W class ids, row-major).</summary>
-    /// <param name="task">Semantic segmentation or human parts.</param>
+    /// <param name="task">A segmentation task of the model.</param>
     public byte[] ClassMap(DenseTaskDescriptor task) => (byte[])Get(task.PredictionColumnName);
 
     /// <summary>The float values of a column (scores, saliency probabilities, normals).</summary>

@@ -92,6 +92,22 @@ public static class ColorMaps
         return Paint(saliency, width, height, static (v, i) => SaliencyColor(v[i]));
     }
 
+    /// <summary>A depth (or any dense regression) map as an inferno picture, scaled to the image's own range: the nearest
+    /// value dark, the farthest bright (a constant map is dark; a non-finite value gets <see cref="IgnoreColor"/>).</summary>
+    /// <param name="depth">One value per pixel, row-major (<c>width × height</c> values).</param>
+    /// <param name="width">The width in pixels.</param>
+    /// <param name="height">The height in pixels.</param>
+    /// <returns>The picture.</returns>
+    public static SKBitmap Depth(ReadOnlySpan<float> depth, int width, int height)
+    {
+        CheckLength(depth.Length, width, height, 1, nameof(depth));
+        float min = float.PositiveInfinity, max = float.NegativeInfinity;
+        foreach (var v in depth)
+            if (float.IsFinite(v)) { min = Math.Min(min, v); max = Math.Max(max, v); }
+        float scale = max > min ? 1f / (max - min) : 0f;
+        return Paint(depth, width, height, (v, i) => float.IsFinite(v[i]) ? SaliencyColor((v[i] - min) * scale) : IgnoreColor);
+    }
+
     /// <summary>A surface-normal map as RGB.</summary>
     /// <param name="normals">Channel-major (CHW) vectors: all x, then all y, then all z (<c>3 × width × height</c> values), expected unit length.</param>
     /// <param name="width">The width in pixels.</param>

@@ -31,6 +31,7 @@ public class OnnxExportTests
     {
         "mtlora_plus", "window5", "shifted_last_stage", "task_agnostic_only", "full_finetune", "decoders_only",
         "lora_on_fc1_only", "lora_on_proj_only", "two_tasks_depth1", "per_stage_lists", "per_stage_lists_plus",
+        "nyud_tasks", "custom_tasks",
     };
 
     private static MtLoraNetworkOptions Configuration(string name) => name switch
@@ -50,6 +51,10 @@ public class OnnxExportTests
         // Ranks and scales per stage and per task (reference R_PER_TASK, SCALE_PER_TASK; docs/mtlora-reference.md §2.6).
         "per_stage_lists" => Tiny(PerStageLists),
         "per_stage_lists_plus" => Tiny(o => { PerStageLists(o); o.MtLoraPlus = true; }),
+        // Descriptor tasks: NYUD-v2's (40-class semseg, depth, normals, edge) and tasks of your own of every kind.
+        "nyud_tasks" => Tiny(o => o.Tasks = DenseTaskDescriptor.Nyud.ToArray()),
+        "custom_tasks" => Tiny(o => o.Tasks = [DenseTaskDescriptor.Segmentation("defects", classes: 5), DenseTaskDescriptor.Depth("range"),
+            DenseTaskDescriptor.BinaryMap("cracks", positiveWeight: 0.9f), DenseTaskDescriptor.SurfaceNormals("surface")]),
         _ => throw new ArgumentOutOfRangeException(nameof(name)),
     };
 
@@ -141,6 +146,14 @@ public class OnnxExportTests
         var props = OnnxRunner.Metadata(bytes);
         Assert.Equal("semseg:21,human_parts:7,sal:1,normals:3", props[MtLoraOnnxMetadata.OutputsKey]);
         Assert.StartsWith("[\"background\",\"aeroplane\",", props[MtLoraOnnxMetadata.ClassesKeyPrefix + "semseg"]);
+        Assert.Equal("semseg:segmentation,human_parts:segmentation,sal:binary_map,normals:surface_normals", props[MtLoraOnnxMetadata.KindsKey]);
+        // A model exported before the kinds were written reads as before (its network JSON carries the tasks); a kind list
+        // that contradicts the network JSON is refused, naming the key.
+        props.Remove(MtLoraOnnxMetadata.KindsKey);
+        Assert.Equal(metadata.Tasks, MtLoraOnnxMetadata.FromProperties(props, "old.onnx").Tasks);
+        props[MtLoraOnnxMetadata.KindsKey] = "semseg:depth,human_parts:segmentation,sal:binary_map,normals:surface_normals";
+        var bad = Assert.Throws<InvalidDataException>(() => MtLoraOnnxMetadata.FromProperties(props, "bad.onnx"));
+        Assert.StartsWith("'bad.onnx': metadata 'mtlora.kinds' (semseg:depth,", bad.Message);
 
         // Batch 1 and batch 3 give each image the same outputs.
         var x = randn(3, 3, 128, 128, generator: new torch.Generator(5));

@@ -24,9 +24,9 @@ public static class IndexedPng
 {
     private static ReadOnlySpan<byte> Signature => [137, 80, 78, 71, 13, 10, 26, 10];
 
-    private const byte ColorTypeGray = 0;
+    internal const byte ColorTypeGray = 0;
     private const byte ColorTypeRgb = 2;
-    private const byte ColorTypePalette = 3;
+    internal const byte ColorTypePalette = 3;
     private const long MaxDeflateRatio = 1032;
 
     private static readonly byte[] VocPaletteBytes = BuildVocPalette();

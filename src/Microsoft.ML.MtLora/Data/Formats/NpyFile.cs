@@ -128,6 +128,13 @@ public static class NpyFile
     /// <param name="values">The values, row-major; their count must be the product of the dimensions.</param>
     public static void WriteFloat32(string path, IReadOnlyList<int> shape, ReadOnlySpan<float> values)
     {
+        var buffer = EncodeFloat32(shape, values);
+        AtomicFile.Write(path, s => s.Write(buffer));
+    }
+
+    /// <summary>The bytes of the <c>.npy</c> file <see cref="WriteFloat32"/> writes (for a caller that writes them itself).</summary>
+    internal static byte[] EncodeFloat32(IReadOnlyList<int> shape, ReadOnlySpan<float> values)
+    {
         ArgumentNullException.ThrowIfNull(shape);
         long count = shape.Aggregate(1L, (a, d) => a * d);
         if (shape.Any(d => d < 0) || count != values.Length)
@@ -143,7 +150,7 @@ public static class NpyFile
         Encoding.ASCII.GetBytes(header, buffer.AsSpan(10));
         for (int i = 0; i < values.Length; i++)
             BinaryPrimitives.WriteSingleLittleEndian(buffer.AsSpan(10 + header.Length + 4 * i), values[i]);
-        AtomicFile.Write(path, s => s.Write(buffer));
+        return buffer;
     }
 
     private static float[] FortranToC(float[] values, int[] shape)

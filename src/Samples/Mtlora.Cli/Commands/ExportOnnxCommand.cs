@@ -12,8 +12,8 @@ namespace MtLora.Cli.Commands;
 /// <c>mtlora export-onnx --model model.zip --out model.onnx</c>, or <c>mtlora export-onnx --config c.json --checkpoint
 /// model.(pth|safetensors) --out model.onnx</c> for a checkpoint trained by the reference code (read as
 /// <c>check-reference</c> reads it): writes the network as an ONNX model (input <c>input</c>, one output per task, MTLoRA
-/// metadata; see <see cref="MtLoraOnnxExporter"/>), atomically. Prints <c>{"out", "bytes", "source", "tasks", "image_size",
-/// "mean", "std", ...}</c>.
+/// metadata; see <see cref="MtLoraOnnxExporter"/>), atomically. Prints <c>{"out", "bytes", "source", "tasks", "kinds",
+/// "image_size", "mean", "std", ...}</c>.
 /// </summary>
 internal static class ExportOnnxCommand
 {

@@ -7,8 +7,8 @@ namespace MtLora.Cli.Commands;
 /// <summary>
 /// <c>mtlora predict --engine onnx --model model.onnx</c>: scores each image with an exported model in ONNX Runtime
 /// (<see cref="MtLoraOnnxModel"/>: the transformer's pre- and post-processing around the ONNX graph) and hands
-/// <see cref="PredictCommand"/> the same maps the transformer would have computed, so the PNGs are written by the same code
-/// as with model.zip.
+/// <see cref="PredictCommand"/> the same maps the transformer would have computed for every task the metadata describes
+/// (any kind: <see cref="MtLoraOnnxMetadata.Tasks"/>), so the files are written by the same code as with model.zip.
 /// </summary>
 internal sealed class OnnxPredictEngine : IImagePredictor
 {
@@ -22,7 +22,7 @@ internal sealed class OnnxPredictEngine : IImagePredictor
 
     private OnnxPredictEngine(MtLoraOnnxModel model) => _model = model;
 
-    public IReadOnlyList<DenseTask> Tasks => _model.Tasks.Select(t => t.ToPascalTask()).ToArray();
+    public IReadOnlyList<DenseTaskDescriptor> Tasks => _model.Tasks;
 
     /// <summary>Loads the model, with a clear message for a missing file or an ONNX model that is not an exported MTLoRA model.</summary>
     public static OnnxPredictEngine Load(string? path)
@@ -44,8 +44,8 @@ internal sealed class OnnxPredictEngine : IImagePredictor
     {
         var p = _model.Predict([image])[0];
         return new ImagePrediction(p.Height, p.Width,
-            Tasks.Where(t => t.IsClassification()).ToDictionary(t => t, t => (byte[])p.Columns[t.PredictionColumnName()]),
-            Tasks.Where(t => !t.IsClassification()).ToDictionary(t => t, t => (float[])p.Columns[t.PredictionColumnName()]));
+            Tasks.Where(t => t.IsClassification).ToDictionary(t => t, t => (byte[])p.Columns[t.PredictionColumnName]),
+            Tasks.Where(t => !t.IsClassification).ToDictionary(t => t, t => (float[])p.Columns[t.PredictionColumnName]));
     }
 
     public void Dispose() => _model.Dispose();

@@ -5,16 +5,17 @@ using Microsoft.ML.Data;
 using Microsoft.ML.MtLora;
 using Microsoft.ML.MtLora.Visualization;
 using Microsoft.ML.Transforms.Image;
-using SkiaSharp;
 
 namespace MtLora.Cli.Commands;
 
 /// <summary>
-/// <c>mtlora predict --model model.zip --image &lt;file|folder&gt; --out &lt;folder&gt; [--grid]</c>: one PNG per task and
-/// image at the image's own size (class maps in the VOC palette, saliency as a heat map, normals as RGB), and with
-/// <c>--grid</c> one picture per image with the input and every task side by side, with legends. With <c>--engine onnx</c>
-/// the model is a model.onnx from <c>mtlora export-onnx</c>, run by ONNX Runtime (<see cref="OnnxPredictEngine"/>); the
-/// PNGs are written by the same code.
+/// <c>mtlora predict --model model.zip --image &lt;file|folder&gt; --out &lt;folder&gt; [--layout ...] [--grid]</c>: the files of
+/// every task (any <see cref="DenseTaskDescriptor"/>) per image at the image's own size, named and encoded as
+/// <see cref="PredictOutputs"/> says (PASCAL models: <c>&lt;name&gt;.&lt;task&gt;.png</c> pictures as before; other models:
+/// <c>&lt;task&gt;/&lt;name&gt;.png|.npy</c>, which <c>evaluate --predictions --dataset nyud</c> reads back), and with
+/// <c>--grid</c> (PASCAL tasks only) one picture per image with the input and every task side by side, with legends. With
+/// <c>--engine onnx</c> the model is a model.onnx from <c>mtlora export-onnx</c>, run by ONNX Runtime
+/// (<see cref="OnnxPredictEngine"/>); the files are written by the same code.
 /// </summary>
 internal static class PredictCommand
 {
@@ -24,11 +25,13 @@ internal static class PredictCommand
     public static Command Create()
     {
         var cmd = new Command("predict",
-            "Run a trained model on images and write one PNG per task (<name>.semseg.png, <name>.human_parts.png, <name>.sal.png, " +
-            "<name>.normals.png) at the input's size; --grid adds <name>.grid.png. Prints one JSON object listing the files.");
+            "Run a trained model on images and write each task's prediction at the input's size: for a PASCAL-Context model one PNG per task " +
+            "(<name>.semseg.png, <name>.human_parts.png, <name>.sal.png, <name>.normals.png); for any other model (NYUD-v2, your own tasks) " +
+            "<task>/<name>.png|.npy, the layout 'mtlora evaluate --predictions <out> --dataset nyud' reads (see --layout). " +
+            "--grid adds <name>.grid.png (PASCAL tasks). Prints one JSON object listing the files.");
         var model = new Option<string>("--model") { Description = "The model.zip written by 'mtlora train' (with --engine onnx: a model.onnx from 'mtlora export-onnx').", Required = true };
         var image = new Option<string>("--image") { Description = "An image file, or a folder of images (.jpg, .jpeg, .png, .bmp).", Required = true };
-        var output = new Option<string>("--out") { Description = "Folder for the PNGs (created if missing).", Required = true };
+        var output = new Option<string>("--out") { Description = "Folder for the outputs (created if missing).", Required = true };
         var grid = new Option<bool>("--grid") { Description = "Also write a grid per image: the input and every task, class maps with legends." };
         var engine = new Option<string>("--engine")
         {
@@ -36,10 +39,19 @@ internal static class PredictCommand
             DefaultValueFactory = _ => OnnxPredictEngine.TorchSharp,
         };
         engine.AcceptOnlyFromAmong(OnnxPredictEngine.TorchSharp, OnnxPredictEngine.Onnx);
-        foreach (var o in new Option[] { model, image, output, grid, engine }) cmd.Options.Add(o);
+        var layout = new Option<string>("--layout")
+        {
+            Description = $"Where the files go: '{PredictOutputs.Flat}' (<out>/<name>.<task>.png|.npy), '{PredictOutputs.PerTaskFolders}' " +
+                $"(<out>/<task>/<name>.png|.npy, what 'evaluate --predictions --dataset nyud' reads), or '{PredictOutputs.Auto}': flat for a model of " +
+                $"PASCAL-Context tasks (viewing pictures: VOC colours, saliency heat map, normals RGB), per-task-folders otherwise. Outside flat PASCAL " +
+                $"pictures, each task is written by kind: {PredictOutputs.ByKind}.",
+            DefaultValueFactory = _ => PredictOutputs.Auto,
+        };
+        layout.AcceptOnlyFromAmong(PredictOutputs.Auto, PredictOutputs.Flat, PredictOutputs.PerTaskFolders);
+        foreach (var o in new Option[] { model, image, output, grid, engine, layout }) cmd.Options.Add(o);
         cmd.SetAction((parseResult, cancellationToken) => Task.FromResult(Run(parseResult.GetValue(model), parseResult.GetValue(image),
             parseResult.GetValue(output), parseResult.GetValue(grid), parseResult.InvocationConfiguration.Output, parseResult.InvocationConfiguration.Error,
-            parseResult.GetValue(engine), cancellationToken)));
+            parseResult.GetValue(engine), cancellationToken, parseResult.GetValue(layout))));
         return cmd;
     }
 
@@ -49,23 +61,39 @@ internal static class PredictCommand
     /// 130/143 when stopped by Ctrl+C or SIGTERM between images.
     /// </summary>
     internal static int Run(string? modelPath, string? imagePath, string? outDir, bool grid, TextWriter stdout, TextWriter stderr,
-        string? engine = OnnxPredictEngine.TorchSharp, CancellationToken cancellationToken = default) =>
+        string? engine = OnnxPredictEngine.TorchSharp, CancellationToken cancellationToken = default, string? layout = PredictOutputs.Auto) =>
         CliCommon.Guard("predict", stderr, () =>
         {
             if (string.IsNullOrWhiteSpace(imagePath)) throw new CliCommon.UsageException("give --image <file|folder>.");
             if (string.IsNullOrWhiteSpace(outDir)) throw new CliCommon.UsageException("give --out <folder>.");
             var files = ListImages(imagePath);
             var outFolder = OutputPaths.CheckFolder("--out", outDir);
-            OutputPaths.RemoveStaleTemporaries(outFolder, "*.png");
             using IImagePredictor predictor = engine == OnnxPredictEngine.Onnx
                 ? OnnxPredictEngine.Load(modelPath)
                 : ModelZipPredictor.Load(modelPath);
+            if (grid && !PredictOutputs.IsPascal(predictor.Tasks))
+            {
+                var other = predictor.Tasks.First(t => !PredictOutputs.IsPascalTask(t, out _));
+                throw new CliCommon.UsageException($"--grid draws the PASCAL-Context tasks only (semseg with 21 classes, human_parts, sal, normals); " +
+                    $"this model predicts '{other.Name}' ({other.Kind}, {other.OutputChannels} output channel(s)): leave --grid out.");
+            }
+            var resolvedLayout = PredictOutputs.Resolve(layout, predictor.Tasks);
+            OutputPaths.RemoveStaleTemporaries(outFolder, "*.png");
+            OutputPaths.RemoveStaleTemporaries(outFolder, "*.npy");
+            if (resolvedLayout == PredictOutputs.PerTaskFolders)
+                foreach (var task in predictor.Tasks)
+                {
+                    var folder = OutputPaths.CheckFolder("--out", Path.Combine(outFolder, task.Name));
+                    OutputPaths.RemoveStaleTemporaries(folder, "*.png");
+                    OutputPaths.RemoveStaleTemporaries(folder, "*.npy");
+                }
             using var stop = StopSignals.Listen(stderr, "predict", "the current image", cancellationToken);
-            var run = Predict(predictor, files, outFolder, grid, stderr, stop.Token);
+            var run = Predict(predictor, files, outFolder, resolvedLayout, grid, stderr, stop.Token);
             CliCommon.WriteJson(new JsonObject
             {
                 ["model"] = Path.GetFullPath(modelPath!),
-                ["tasks"] = new JsonArray(predictor.Tasks.Select(t => (JsonNode)t.ReferenceName()).ToArray()),
+                ["tasks"] = new JsonArray(predictor.Tasks.Select(t => (JsonNode)t.Name).ToArray()),
+                ["layout"] = resolvedLayout,
                 ["images"] = run.Predicted,
                 ["out"] = outFolder,
                 ["files"] = new JsonArray(run.Written.Select(f => (JsonNode)f).ToArray()),
@@ -109,7 +137,7 @@ internal static class PredictCommand
     /// Predicts one image at a time (one forward pass each, through the model's row mapper): memory is bounded by one
     /// image (see <see cref="PredictImageReader"/>), and an unreadable file is reported and skipped, not fatal to the run.
     /// </summary>
-    private static PredictRun Predict(IImagePredictor predictor, List<string> files, string outDir, bool grid,
+    private static PredictRun Predict(IImagePredictor predictor, List<string> files, string outDir, string layout, bool grid,
         TextWriter stderr, CancellationToken stop)
     {
         var tasks = predictor.Tasks;
@@ -143,19 +171,12 @@ internal static class PredictCommand
                     var name = UniqueName(Path.GetFileNameWithoutExtension(source), used);
                     var panels = new PredictionPanels(w, h);
                     foreach (var task in tasks)
-                    {
-                        using SKBitmap bitmap = task switch
-                        {
-                            DenseTask.SemanticSegmentation or DenseTask.HumanParts => ClassMap(task, prediction.ClassMaps[task], w, h, panels),
-                            _ => Dense(task, prediction.Dense[task], w, h, panels),
-                        };
-                        var png = PngFile.Encode(bitmap);
-                        run.Written.Add(WritePng(Path.Combine(outDir, $"{name}.{task.ReferenceName()}.png"), png));
-                    }
+                        foreach (var (file, bytes) in PredictOutputs.Files(task, prediction, name, layout, panels))
+                            run.Written.Add(WriteFile(Path.Combine(outDir, file), bytes));
                     if (grid)
                     {
                         panels.Image = ColorMaps.ToRgb(image);
-                        run.Written.Add(WritePng(Path.Combine(outDir, $"{name}.grid.png"), PredictionGrid.RenderPng(panels)));
+                        run.Written.Add(WriteFile(Path.Combine(outDir, $"{name}.grid.png"), PredictionGrid.RenderPng(panels)));
                     }
                 }
                 predicted++;
@@ -166,33 +187,10 @@ internal static class PredictCommand
         return run with { Predicted = predicted };
     }
 
-    private static string WritePng(string file, byte[] png)
+    private static string WriteFile(string file, byte[] bytes)
     {
-        OutputPaths.Write(file, stream => stream.Write(png));
+        OutputPaths.Write(file, stream => stream.Write(bytes));
         return file;
-    }
-
-    private static SKBitmap ClassMap(DenseTask task, byte[] map, int w, int h, PredictionPanels panels)
-    {
-        // map: (H, W) class ids
-        if (task == DenseTask.SemanticSegmentation)
-        {
-            panels.SemanticSegmentation = map;
-            return ColorMaps.SemanticSegmentation(map, w, h);
-        }
-        panels.HumanParts = map;
-        return ColorMaps.HumanParts(map, w, h);
-    }
-
-    private static SKBitmap Dense(DenseTask task, float[] values, int w, int h, PredictionPanels panels)
-    {
-        if (task == DenseTask.Saliency)
-        {
-            panels.Saliency = values; // (H, W) probabilities
-            return ColorMaps.Saliency(values, w, h);
-        }
-        panels.SurfaceNormals = values; // (3, H, W) unit normals
-        return ColorMaps.Normals(values, w, h);
     }
 
     /// <summary>Two inputs a.jpg and a.png would write the same outputs: the second becomes a_2.</summary>
@@ -207,15 +205,16 @@ internal static class PredictCommand
 /// <summary>One image's predictions, whichever engine computed them: the image size and each task's map.</summary>
 /// <param name="Height">H, the image height (every map's height).</param>
 /// <param name="Width">W.</param>
-/// <param name="ClassMaps">H·W class ids per classification task.</param>
-/// <param name="Dense">H·W saliency probabilities, 3·H·W unit normals.</param>
-internal sealed record ImagePrediction(int Height, int Width, IReadOnlyDictionary<DenseTask, byte[]> ClassMaps, IReadOnlyDictionary<DenseTask, float[]> Dense);
+/// <param name="ClassMaps">H·W class ids per segmentation task.</param>
+/// <param name="Dense">Per other task its prediction column: H·W binary-map probabilities, 3·H·W unit normals, H·W depth.</param>
+internal sealed record ImagePrediction(int Height, int Width, IReadOnlyDictionary<DenseTaskDescriptor, byte[]> ClassMaps,
+    IReadOnlyDictionary<DenseTaskDescriptor, float[]> Dense);
 
 /// <summary>What <c>predict</c> runs one image at a time: a model.zip through its row mapper, or a model.onnx in ONNX Runtime.</summary>
 internal interface IImagePredictor : IDisposable
 {
     /// <summary>The model's tasks, in its order.</summary>
-    IReadOnlyList<DenseTask> Tasks { get; }
+    IReadOnlyList<DenseTaskDescriptor> Tasks { get; }
 
     /// <summary>Predicts one decoded image (one forward pass).</summary>
     ImagePrediction Predict(string path, MLImage image);
@@ -231,26 +230,26 @@ internal sealed class ModelZipPredictor : IImagePredictor
     private readonly ImageInputRow _input;
     private readonly DataViewRow _row;
     private readonly ValueGetter<int> _height, _width;
-    private readonly Dictionary<DenseTask, ValueGetter<VBuffer<byte>>> _bytes;
-    private readonly Dictionary<DenseTask, ValueGetter<VBuffer<float>>> _floats;
+    private readonly Dictionary<DenseTaskDescriptor, ValueGetter<VBuffer<byte>>> _bytes;
+    private readonly Dictionary<DenseTaskDescriptor, ValueGetter<VBuffer<float>>> _floats;
 
     private ModelZipPredictor(ITransformer model, MtLoraTransformer mtlora)
     {
         _model = model;
-        Tasks = mtlora.Tasks.Select(t => t.ToPascalTask()).ToArray();
+        Tasks = mtlora.Tasks.ToArray();
         _input = new ImageInputRow(mtlora.ImageColumnName);
         // Predict decodes the images itself: a model saved for image files is used from its image loader on.
         var mapper = MultiTaskCatalog.ForDecodedImages(model, mtlora, _input.Schema).GetRowToRowMapper(_input.Schema);
         var schema = mapper.OutputSchema;
-        var active = Tasks.Select(t => schema[t.PredictionColumnName()]).Append(schema[MtLoraColumnNames.Height]).Append(schema[MtLoraColumnNames.Width]);
+        var active = Tasks.Select(t => schema[t.PredictionColumnName]).Append(schema[MtLoraColumnNames.Height]).Append(schema[MtLoraColumnNames.Width]);
         _row = mapper.GetRow(_input, active);
         _height = _row.GetGetter<int>(schema[MtLoraColumnNames.Height]);
         _width = _row.GetGetter<int>(schema[MtLoraColumnNames.Width]);
-        _bytes = Tasks.Where(t => t.IsClassification()).ToDictionary(t => t, t => _row.GetGetter<VBuffer<byte>>(schema[t.PredictionColumnName()]));
-        _floats = Tasks.Where(t => !t.IsClassification()).ToDictionary(t => t, t => _row.GetGetter<VBuffer<float>>(schema[t.PredictionColumnName()]));
+        _bytes = Tasks.Where(t => t.IsClassification).ToDictionary(t => t, t => _row.GetGetter<VBuffer<byte>>(schema[t.PredictionColumnName]));
+        _floats = Tasks.Where(t => !t.IsClassification).ToDictionary(t => t, t => _row.GetGetter<VBuffer<float>>(schema[t.PredictionColumnName]));
     }
 
-    public IReadOnlyList<DenseTask> Tasks { get; }
+    public IReadOnlyList<DenseTaskDescriptor> Tasks { get; }
 
     /// <summary>Loads a model.zip; one line (usage error) when it is missing, damaged or holds no MTLoRA transformer.</summary>
     public static ModelZipPredictor Load(string? modelPath)
@@ -275,14 +274,14 @@ internal sealed class ModelZipPredictor : IImagePredictor
         int h = 0, w = 0;
         _height(ref h);
         _width(ref w);
-        var maps = new Dictionary<DenseTask, byte[]>();
+        var maps = new Dictionary<DenseTaskDescriptor, byte[]>();
         foreach (var (task, getter) in _bytes)
         {
             VBuffer<byte> buffer = default;
             getter(ref buffer);
             maps[task] = buffer.DenseValues().ToArray();
         }
-        var dense = new Dictionary<DenseTask, float[]>();
+        var dense = new Dictionary<DenseTaskDescriptor, float[]>();
         foreach (var (task, getter) in _floats)
         {
             VBuffer<float> buffer = default;
