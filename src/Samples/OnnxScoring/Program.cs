@@ -5,10 +5,16 @@
 //   dotnet run --project src/Samples/Mtlora.Cli -- export-onnx --model model.zip --out model.onnx
 //   dotnet run --project src/Samples/OnnxScoring -- --model model.onnx --images photos/ --out onnx-predictions/
 //
-// The raw outputs are turned into predictions exactly as MtLoraTransformer does it (DenseOutputs.cs): resized back to each
-// image's size (bilinear, half-pixel), then class ids (argmax), probabilities (softmax, sigmoid) and unit normals. Per
-// image it writes <name>.semseg.png and <name>.human_parts.png (8-bit class ids, as PASCAL label PNGs), <name>.sal.png
-// (probability × 255) and <name>.normals.png ((n + 1)/2 as RGB), and prints one line.
+// The raw outputs (logits for class maps and binary maps) are turned into predictions exactly as MtLoraTransformer does
+// it (DenseOutputs.cs): resized back to each image's size (bilinear, half-pixel), then post-processed by each task's kind,
+// which the exporter writes into the metadata (mtlora.kinds, e.g. "semseg:segmentation,depth:depth"; models exported
+// before it have PASCAL-Context tasks, known by name). Per image and task it writes the values `mtlora predict` writes,
+// under its flat names (class ids as gray rather than palette PNGs, depth pictures gray rather than inferno):
+//   segmentation     <name>.<task>.png  8-bit class ids (argmax; any number of classes up to 256)
+//   binary_map       <name>.<task>.png  8-bit gray, round(sigmoid · 255)
+//   surface_normals  <name>.<task>.png  RGB, round((n + 1)/2 · 255) of the unit normals
+//   depth            <name>.<task>.npy  float32 H×W, the values as predicted; and <name>.<task>.png, gray, near dark
+// and prints one line per image.
 //
 // With --io io.safetensors instead of --images, it checks the model against the outputs the reference PyTorch code recorded
 // for the same weights (ReferenceCheck.cs): ONNX Runtime alone reproduces the reference, exit code 0 when within tolerance.
@@ -82,22 +88,29 @@ while (cursor.MoveNext())
         outputGetters[task](ref raw);
         var logits = DenseOutputs.Resize(raw.DenseValues().ToArray(), model.Channels[task], s, s, h, w); // (C, H, W) at the image's size
         var file = Path.Combine(outDir, $"{stem}.{task}.png");
-        switch (task)
+        switch (model.Kinds.GetValueOrDefault(task))
         {
-            case "semseg" or "human_parts":
+            case "segmentation":
                 var classes = DenseOutputs.ClassMap(logits, model.Channels[task], h, w);
                 Png.SaveGray(file, classes, w, h);
                 summary.Add($"{task} {classes.Distinct().Count()} classes");
                 break;
-            case "sal":
+            case "binary_map":
                 var probability = DenseOutputs.Sigmoid(logits);
                 Png.SaveGray(file, probability.Select(p => (byte)Math.Round(p * 255)).ToArray(), w, h);
-                summary.Add($"sal mean {probability.Average():F3}");
+                summary.Add($"{task} mean {probability.Average():F3}");
                 break;
-            case "normals":
+            case "surface_normals":
                 var normals = DenseOutputs.Normalize(logits, h, w);
                 Png.SaveNormals(file, normals, w, h);
-                summary.Add("normals");
+                summary.Add(task);
+                break;
+            case "depth":
+                // The values as predicted (metres for NYUD), and a gray picture of them: the nearest dark, the farthest bright.
+                Npy.SaveFloat32(Path.ChangeExtension(file, ".npy"), logits, h, w);
+                float near = logits.Min(), far = logits.Max(), scale = far > near ? 255 / (far - near) : 0;
+                Png.SaveGray(file, logits.Select(d => (byte)Math.Round((d - near) * scale)).ToArray(), w, h);
+                summary.Add($"{task} {near:G3}..{far:G3}");
                 break;
             default:
                 summary.Add($"{task}: {logits.Length} raw values (no post-processing known)");
@@ -125,6 +138,7 @@ namespace OnnxScoring
     {
         public required IReadOnlyList<string> Tasks { get; init; }
         public required IReadOnlyDictionary<string, int> Channels { get; init; }
+        public required IReadOnlyDictionary<string, string> Kinds { get; init; }
         public required int ImageSize { get; init; }
         public required float[] Mean { get; init; }
         public required float[] Std { get; init; }
@@ -137,15 +151,26 @@ namespace OnnxScoring
                 throw new InvalidDataException($"'{path}' has no MTLoRA metadata: export it with 'mtlora export-onnx'.");
             float[] Floats(string key) => meta[key].Split(',').Select(v => float.Parse(v, System.Globalization.CultureInfo.InvariantCulture)).ToArray();
             var outputs = meta["mtlora.outputs"].Split(',').Select(p => p.Split(':')).ToDictionary(p => p[0], p => int.Parse(p[1], System.Globalization.CultureInfo.InvariantCulture));
+            // Each task's kind ("semseg:segmentation,depth:depth,..."); a model exported before mtlora.kinds existed has
+            // PASCAL-Context tasks, known by name.
+            var kinds = meta.TryGetValue("mtlora.kinds", out var k)
+                ? k.Split(',').Select(p => p.Split(':')).ToDictionary(p => p[0], p => p[1])
+                : PascalKinds;
             return new ModelInfo
             {
                 Tasks = meta["mtlora.tasks"].Split(','),
                 Channels = outputs,
+                Kinds = kinds,
                 ImageSize = int.Parse(meta["mtlora.image_size"], System.Globalization.CultureInfo.InvariantCulture),
                 Mean = Floats("mtlora.mean"),
                 Std = Floats("mtlora.std"),
             };
         }
+
+        private static readonly Dictionary<string, string> PascalKinds = new()
+        {
+            ["semseg"] = "segmentation", ["human_parts"] = "segmentation", ["sal"] = "binary_map", ["normals"] = "surface_normals",
+        };
 
         /// <summary>(x − mean)/std per RGB plane of a (3, S, S) vector scaled to 0..1.</summary>
         public float[] Normalize(float[] pixels)
@@ -156,6 +181,21 @@ namespace OnnxScoring
                 for (int k = 0; k < plane; k++)
                     input[c * plane + k] = (pixels[c * plane + k] - Mean[c]) / Std[c];
             return input;
+        }
+    }
+
+    /// <summary>NumPy's .npy (format 1.0): magic, header length, a Python-dict header padded to 64 bytes, raw little-endian data.</summary>
+    internal static class Npy
+    {
+        public static void SaveFloat32(string path, float[] values, int h, int w)
+        {
+            var header = $"{{'descr': '<f4', 'fortran_order': False, 'shape': ({h}, {w}), }}";
+            header = header.PadRight(64 * ((10 + header.Length) / 64 + 1) - 10 - 1) + "\n";
+            using var file = new BinaryWriter(File.Create(path));
+            file.Write((byte[])[0x93, .. "NUMPY"u8, 1, 0]);
+            file.Write((ushort)header.Length);
+            file.Write(System.Text.Encoding.ASCII.GetBytes(header));
+            foreach (var v in values) file.Write(v); // BinaryWriter writes little-endian
         }
     }
 

@@ -1,3 +1,8 @@
+using Google.Protobuf;
+using Microsoft.ML.Data;
+using Microsoft.ML.MtLora.Data.Formats;
+using Microsoft.ML.MtLora.Onnx;
+using Microsoft.ML.MtLora.Onnx.Protobuf;
 using Microsoft.ML.MtLora.Tests.MlNet;
 using Microsoft.ML.MtLora.Tests.Samples;
 using OnnxScoring;
@@ -66,6 +71,95 @@ public class OnnxScoringSampleTests
             Assert.Equal(expected[i].SemsegPredictedLabel, semseg);
             Assert.Equal(expected[i].HumanPartsPredictedLabel, parts);
         }
+
+        // A model exported before mtlora.kinds existed: its PASCAL tasks are known by name, the same files come out.
+        var oldOut = dir.File("old");
+        (code, _, stderr) = SampleRunner.Run("OnnxScoring", "--model", WithoutKinds(onnx, dir.File("old.onnx")), "--images", images, "--out", oldOut);
+        Assert.True(code == 0, stderr);
+        var written = Directory.GetFiles(outDir).Select(Path.GetFileName).Order(StringComparer.Ordinal).ToList();
+        Assert.Equal(4 * names.Count, written.Count);
+        Assert.Equal(written, Directory.GetFiles(oldOut).Select(Path.GetFileName).Order(StringComparer.Ordinal));
+        Assert.All(written, f => Assert.Equal(File.ReadAllBytes(Path.Combine(outDir, f!)), File.ReadAllBytes(Path.Combine(oldOut, f!))));
+    }
+
+    [Fact]
+    public void ACustomTaskModelGetsEachKindsFilesWithTheTransformersValues()
+    {
+        var ml = new MLContext(seed: 1);
+        var o = MtLoraTestModel.Options();
+        o.ImageSize = 64;
+        // One task of every kind, under names the sample cannot know: only mtlora.kinds says what each output is.
+        o.Tasks = [DenseTaskDescriptor.Segmentation("defects", classes: 5), DenseTaskDescriptor.Depth("range"),
+            DenseTaskDescriptor.BinaryMap("cracks"), DenseTaskDescriptor.SurfaceNormals("surface")];
+        Dictionary<string, Tensor> weights;
+        using (var net = OnnxExportTests.RandomNetwork(o, seed: 5))
+            weights = net.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.detach().clone());
+        using var transformer = new MtLoraTransformer(ml, o, weights, ImagePreprocessing.Reference(o.ImageSize), MtLoraColumnNames.Image, 2, CPU);
+        using var dir = Fixture.TempDir();
+        var images = Directory.CreateDirectory(dir.File("images")).FullName;
+        var names = new[] { "a", "b" };
+        for (int i = 0; i < names.Length; i++)
+        {
+            using var image = MtLoraTestModel.Image(o.ImageSize, o.ImageSize, seed: 10 + i); // at the network's size: no resize on the way in
+            image.Save(Path.Combine(images, names[i] + ".png"));
+        }
+        var onnx = dir.File("model.onnx");
+        transformer.ExportOnnx(onnx);
+        var outDir = dir.File("out");
+        var (code, stdout, stderr) = SampleRunner.Run("OnnxScoring", "--model", onnx, "--images", images, "--out", outDir);
+        Assert.True(code == 0, stderr);
+        Assert.DoesNotContain("no post-processing known", stdout);
+        Assert.Equal(names.SelectMany(n => new[] { $"{n}.cracks.png", $"{n}.defects.png", $"{n}.range.npy", $"{n}.range.png", $"{n}.surface.png" }),
+            Directory.GetFiles(outDir).Select(Path.GetFileName).Order(StringComparer.Ordinal));
+
+        var view = ml.Data.LoadFromEnumerable(names.Select(n => new ImageName { Name = n + ".png" }));
+        var scored = transformer.Transform(ml.Transforms.LoadImages("Image", images, nameof(ImageName.Name)).Fit(view).Transform(view));
+        List<T[]> Column<T>(DenseTaskDescriptor task) =>
+            scored.GetColumn<VBuffer<T>>(task.PredictionColumnName).Select(v => v.DenseValues().ToArray()).ToList();
+        var (defects, range, cracks, surface) = (Column<byte>(o.Tasks[0]), Column<float>(o.Tasks[1]), Column<float>(o.Tasks[2]), Column<float>(o.Tasks[3]));
+        int s = o.ImageSize, plane = s * s;
+        for (int i = 0; i < names.Length; i++)
+        {
+            string Output(string task) => Path.Combine(outDir, $"{names[i]}.{task}");
+            Assert.Equal(defects[i], ReadGray(Output("defects.png"), s, s));                       // class ids, equal
+            var depth = NpyFile.Read(Output("range.npy"));                                          // float32 (H, W), as predicted
+            Assert.Equal([s, s], depth.Shape);
+            Assert.Equal(NpyElementType.Float32, depth.ElementType);
+            float scale = Math.Max(1f, range[i].Max(Math.Abs));
+            float worst = depth.Values.Zip(range[i], (a, b) => Math.Abs(a - b)).Max();
+            Assert.True(worst <= 1e-4f * scale, $"{names[i]}: depth differs by up to {worst} (scale {scale})");
+            Assert.Equal(range[i].Distinct().Count() > 1, ReadGray(Output("range.png"), s, s).Distinct().Count() > 1);
+            // 8-bit maps within one level of the library's values: round(p·255) and round((n + 1)/2·255).
+            var gray = ReadGray(Output("cracks.png"), s, s);
+            Assert.All(Enumerable.Range(0, plane), k => Assert.InRange(gray[k] - MathF.Round(cracks[i][k] * 255), -1, 1));
+            using var normals = SKBitmap.Decode(Output("surface.png"));
+            for (int k = 0; k < plane; k++)
+            {
+                var c = normals.GetPixel(k % s, k / s);
+                byte[] levels = [c.Red, c.Green, c.Blue];
+                for (int ch = 0; ch < 3; ch++)
+                    Assert.InRange(levels[ch] - MathF.Round((surface[i][ch * plane + k] + 1) / 2 * 255), -1, 1);
+            }
+        }
+
+        // Without mtlora.kinds (an older export) only PASCAL task names are known: these outputs are left alone.
+        var oldOut = dir.File("old");
+        (code, stdout, stderr) = SampleRunner.Run("OnnxScoring", "--model", WithoutKinds(onnx, dir.File("old.onnx")), "--images", images, "--out", oldOut);
+        Assert.True(code == 0, stderr);
+        Assert.Equal(4 * names.Length, stdout.Split("no post-processing known").Length - 1);
+        Assert.Empty(Directory.GetFiles(oldOut));
+    }
+
+    /// <summary>A copy of an exported model without the mtlora.kinds metadata, as models were exported before it existed.</summary>
+    private static string WithoutKinds(string onnx, string copy)
+    {
+        var model = ModelProto.Parser.ParseFrom(File.ReadAllBytes(onnx));
+        Assert.Equal(1, model.MetadataProps.Count(p => p.Key == MtLoraOnnxMetadata.KindsKey));
+        var kept = model.MetadataProps.Where(p => p.Key != MtLoraOnnxMetadata.KindsKey).ToList();
+        model.MetadataProps.Clear();
+        model.MetadataProps.AddRange(kept);
+        File.WriteAllBytes(copy, model.ToByteArray());
+        return copy;
     }
 
     [Fact]
