@@ -5,8 +5,8 @@ namespace Microsoft.ML.MtLora.Evaluation;
 /// <summary>
 /// One meter per task, chosen by its kind (<see cref="SegmentationMeter"/> for a segmentation, with the task's own class
 /// count; <see cref="SaliencyMeter"/> for <c>sal</c> and the binary maps scored by mIoU; <see cref="EdgeMeter"/> for the
-/// binary maps scored by <c>edge_f@0.5</c>, e.g. NYUD's edge; <see cref="NormalsMeter"/> for <c>normals</c>; <see cref="DepthMeter"/>
-/// for a depth task; see <see cref="DenseTaskDescriptor.MetricName"/>), fed batch by batch with raw network outputs and targets (the trainer's validation, the CLI) and turned into
+/// binary maps scored by <c>edge_f@0.5</c>, e.g. NYUD's edge; <see cref="NormalsMeter"/> for a surface-normals task, <c>normals</c>
+/// or any other name; <see cref="DepthMeter"/> for a depth task; see <see cref="DenseTaskDescriptor.MetricName"/>), fed batch by batch with raw network outputs and targets (the trainer's validation, the CLI) and turned into
 /// <see cref="MultiTaskMetrics"/>. Memory stays constant however many batches are added.
 /// </summary>
 public sealed class MultiTaskMeter
@@ -19,6 +19,7 @@ public sealed class MultiTaskMeter
     private readonly Dictionary<DenseTaskDescriptor, SaliencyMeter> _otherSaliency = [];
     private readonly Dictionary<DenseTaskDescriptor, EdgeMeter> _edges = [];
     private readonly Dictionary<DenseTaskDescriptor, DepthMeter> _depths = [];
+    private readonly Dictionary<DenseTaskDescriptor, NormalsMeter> _otherNormals = [];
 
     /// <summary>Creates meters for the given tasks (21 semantic classes, 7 human-part classes).</summary>
     /// <param name="tasks">The tasks to evaluate (at least one, no repeats).</param>
@@ -57,7 +58,9 @@ public sealed class MultiTaskMeter
                         case DenseTaskKind.BinaryMap when task.MetricName == EdgeMeter.MetricName: _edges[task] = new EdgeMeter(); break;
                         case DenseTaskKind.BinaryMap: _otherSaliency[task] = new SaliencyMeter(); break;
                         case DenseTaskKind.Depth: _depths[task] = new DepthMeter(task.IgnoreValue ?? DenseTaskDescriptor.DefaultIgnoreLabel); break;
-                        default: throw new ArgumentOutOfRangeException(nameof(tasks), task, $"Task '{task.Name}' cannot be evaluated here: a surface-normals task is scored only under the name 'normals'.");
+                        // Scored exactly as 'normals' (one surface-normals task per model: the batch pipeline reads one, LabelLayout).
+                        case DenseTaskKind.SurfaceNormals: _otherNormals[task] = new NormalsMeter(); break;
+                        default: throw new ArgumentOutOfRangeException(nameof(tasks), task, $"Task '{task.Name}' has kind {task.Kind}, which no meter scores.");
                     }
                     break;
             }
@@ -89,6 +92,7 @@ public sealed class MultiTaskMeter
                 case var _ when _otherSaliency.TryGetValue(task, out var saliency): saliency.Update(output, target); break;
                 case var _ when _edges.TryGetValue(task, out var edge): edge.Update(output, target); break;
                 case var _ when _depths.TryGetValue(task, out var depth): depth.Update(output, target); break;
+                case var _ when _otherNormals.TryGetValue(task, out var normals): normals.Update(output, target); break;
                 default: throw new ArgumentException($"This meter does not evaluate task {task.Name}; it evaluates {string.Join(", ", Tasks.Select(t => t.Name))}.", nameof(task));
             }
         }
@@ -135,7 +139,7 @@ public sealed class MultiTaskMeter
     internal SegmentationMeter? OtherSegmentation(DenseTaskDescriptor task) => _otherSegmentations.GetValueOrDefault(task);
 
     /// <summary>The meter that scores <paramref name="task"/> (a <see cref="SegmentationMeter"/>, <see cref="SaliencyMeter"/>,
-    /// <see cref="EdgeMeter"/>, <see cref="DepthMeter"/> or <see cref="NormalsMeter"/>), for row-by-row updates.</summary>
+    /// <see cref="EdgeMeter"/>, <see cref="DepthMeter"/> or <see cref="NormalsMeter"/>, whatever the normals task's name), for row-by-row updates.</summary>
     internal object RowMeter(DenseTaskDescriptor task) => task.Name switch
     {
         "semseg" when _semseg is not null => _semseg,
@@ -146,6 +150,7 @@ public sealed class MultiTaskMeter
         _ when _otherSaliency.TryGetValue(task, out var m) => m,
         _ when _edges.TryGetValue(task, out var m) => m,
         _ when _depths.TryGetValue(task, out var m) => m,
+        _ when _otherNormals.TryGetValue(task, out var m) => m,
         _ => throw new ArgumentException($"This meter does not evaluate task {task.Name}; it evaluates {string.Join(", ", Tasks.Select(t => t.Name))}.", nameof(task)),
     };
 
@@ -160,6 +165,7 @@ public sealed class MultiTaskMeter
         foreach (var m in _otherSaliency.Values) m.Reset();
         foreach (var m in _edges.Values) m.Reset();
         foreach (var m in _depths.Values) m.Reset();
+        foreach (var m in _otherNormals.Values) m.Reset();
     }
 
     /// <summary>The metrics of everything added so far, and Δm against the baselines.</summary>
@@ -179,12 +185,16 @@ public sealed class MultiTaskMeter
                 _ when _otherSegmentations.TryGetValue(task, out var m) => m.ImageCount,
                 _ when _otherSaliency.TryGetValue(task, out var m) => m.ImageCount,
                 _ when _edges.TryGetValue(task, out var m) => m.ImageCount,
+                _ when _otherNormals.TryGetValue(task, out var m) => m.ImageCount,
                 _ => _depths[task].ImageCount,
             };
             if (images == 0) throw new InvalidOperationException($"Task {task.Name} has received no data to evaluate.");
         }
         if (_normals is { PixelCount: 0 })
             throw new InvalidOperationException("Task normals has no valid pixel to evaluate: every label pixel is 255.");
+        foreach (var (task, normals) in _otherNormals)
+            if (normals.PixelCount == 0)
+                throw new InvalidOperationException($"Task {task.Name} has no valid pixel to evaluate: every label pixel is 255.");
         foreach (var (task, depth) in _depths)
             if (depth.PixelCount == 0)
                 throw new InvalidOperationException($"Task {task.Name} has no valid pixel to evaluate: every label pixel is the ignore value.");
@@ -193,6 +203,7 @@ public sealed class MultiTaskMeter
             _otherSegmentations.ToDictionary(kv => kv.Key, kv => kv.Value.GetMetrics()),
             _otherSaliency.ToDictionary(kv => kv.Key, kv => kv.Value.GetMetrics()),
             _edges.ToDictionary(kv => kv.Key, kv => kv.Value.GetMetrics()),
-            _depths.ToDictionary(kv => kv.Key, kv => kv.Value.GetMetrics()));
+            _depths.ToDictionary(kv => kv.Key, kv => kv.Value.GetMetrics()),
+            _otherNormals.ToDictionary(kv => kv.Key, kv => kv.Value.GetMetrics()));
     }
 }

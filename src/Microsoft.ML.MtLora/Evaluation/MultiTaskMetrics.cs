@@ -9,7 +9,8 @@ namespace Microsoft.ML.MtLora.Evaluation;
 /// The result of a multi-task evaluation: each evaluated task's metrics and Δm against single-task baselines.
 /// Fractions in [0, 1] for the IoUs, accuracies and F-measures (ML.NET's convention); degrees for normals; the labels'
 /// unit (metres for NYUD) for depth. The PASCAL tasks have their own properties; any other task is in
-/// <see cref="OtherSegmentations"/>, <see cref="OtherSaliencyMaps"/>, <see cref="Edges"/> or <see cref="Depths"/> by its kind.
+/// <see cref="OtherSegmentations"/>, <see cref="OtherSaliencyMaps"/>, <see cref="Edges"/>, <see cref="Depths"/> or
+/// <see cref="OtherNormals"/> by its kind.
 /// </summary>
 public sealed class MultiTaskMetrics
 {
@@ -22,12 +23,14 @@ public sealed class MultiTaskMetrics
         IReadOnlyDictionary<DenseTaskDescriptor, SegmentationMetrics>? otherSegmentations = null,
         IReadOnlyDictionary<DenseTaskDescriptor, SaliencyMetrics>? otherSaliencyMaps = null,
         IReadOnlyDictionary<DenseTaskDescriptor, EdgeMetrics>? edges = null,
-        IReadOnlyDictionary<DenseTaskDescriptor, DepthMetrics>? depths = null)
+        IReadOnlyDictionary<DenseTaskDescriptor, DepthMetrics>? depths = null,
+        IReadOnlyDictionary<DenseTaskDescriptor, NormalsMetrics>? otherNormals = null)
     {
         OtherSegmentations = otherSegmentations ?? new Dictionary<DenseTaskDescriptor, SegmentationMetrics>();
         OtherSaliencyMaps = otherSaliencyMaps ?? new Dictionary<DenseTaskDescriptor, SaliencyMetrics>();
         Edges = edges ?? new Dictionary<DenseTaskDescriptor, EdgeMetrics>();
         Depths = depths ?? new Dictionary<DenseTaskDescriptor, DepthMetrics>();
+        OtherNormals = otherNormals ?? new Dictionary<DenseTaskDescriptor, NormalsMetrics>();
         SemanticSegmentation = semanticSegmentation;
         HumanParts = humanParts;
         Saliency = saliency;
@@ -35,7 +38,7 @@ public sealed class MultiTaskMetrics
         Baselines = baselines;
         // The reference's order (semseg, human_parts, sal, normals, depth, edge), then other tasks by name.
         Tasks = DenseTaskDescriptor.Pascal.Where(HasTask)
-            .Concat(OtherSegmentations.Keys).Concat(OtherSaliencyMaps.Keys).Concat(Edges.Keys).Concat(Depths.Keys)
+            .Concat(OtherSegmentations.Keys).Concat(OtherSaliencyMaps.Keys).Concat(Edges.Keys).Concat(Depths.Keys).Concat(OtherNormals.Keys)
             .Order().ToArray();
         DeltaM = Evaluation.DeltaM.Compute(Tasks.Select(t => KeyValuePair.Create(t, GetPaperMetric(t))), baselines);
     }
@@ -55,7 +58,8 @@ public sealed class MultiTaskMetrics
     /// <summary>Saliency metrics, or null when the task was not evaluated.</summary>
     public SaliencyMetrics? Saliency { get; }
 
-    /// <summary>Surface normals metrics, or null when the task was not evaluated.</summary>
+    /// <summary>Surface normals metrics of the task named <c>normals</c>, or null when it was not evaluated (a surface-normals
+    /// task of another name is in <see cref="OtherNormals"/>).</summary>
     public NormalsMetrics? SurfaceNormals { get; }
 
     /// <summary>Segmentations other than PASCAL's semseg and human_parts (your own, with their own class counts), by task.</summary>
@@ -72,6 +76,10 @@ public sealed class MultiTaskMetrics
     /// <summary>Depth tasks (<see cref="DepthMeter"/>: RMSE and log-RMSE, lower is better), by task.</summary>
     public IReadOnlyDictionary<DenseTaskDescriptor, DepthMetrics> Depths { get; }
 
+    /// <summary>Surface-normals tasks named other than <c>normals</c> (your own, e.g. <c>DenseTaskDescriptor.SurfaceNormals("tilt")</c>),
+    /// by task: scored exactly as <see cref="SurfaceNormals"/> (<see cref="NormalsMeter"/>: angles in degrees, the mean lower is better).</summary>
+    public IReadOnlyDictionary<DenseTaskDescriptor, NormalsMetrics> OtherNormals { get; }
+
     /// <summary>The evaluated tasks, in the reference's order (semseg, human_parts, sal, normals, depth, edge), then your own by name.</summary>
     public IReadOnlyList<DenseTaskDescriptor> Tasks { get; }
 
@@ -85,7 +93,8 @@ public sealed class MultiTaskMetrics
 
     /// <summary>
     /// The metric a task is ranked by in the paper, in the paper's units: mIoU ×100 for semantic segmentation, human parts
-    /// and saliency (and any other segmentation or saliency-like map); the mean angular error in degrees for normals; the RMSE
+    /// and saliency (and any other segmentation or saliency-like map); the mean angular error in degrees for normals (any
+    /// surface-normals task, whatever its name); the RMSE
     /// in the labels' unit for depth; <c>edge_f@0.5</c> ×100 for an edge map. These are the values Δm compares with the baselines.
     /// </summary>
     /// <param name="task">An evaluated task.</param>
@@ -101,6 +110,7 @@ public sealed class MultiTaskMetrics
         _ when OtherSaliencyMaps.TryGetValue(task, out var m) => m.MeanIoU * 100,
         _ when Edges.TryGetValue(task, out var m) => m.FMeasure * 100,
         _ when Depths.TryGetValue(task, out var m) => m.Rmse,
+        _ when OtherNormals.TryGetValue(task, out var m) => m.Mean,
         _ => throw new ArgumentException($"Task {task.Name} was not evaluated.", nameof(task)),
     };
 
@@ -133,7 +143,7 @@ public sealed class MultiTaskMetrics
                 _ when Edges.TryGetValue(task, out var m) => string.Format(ci, "precision {0:F2} %, recall {1:F2} % (pixel-wise, not ODS-F)", m.Precision * 100, m.Recall * 100),
                 _ when Depths.TryGetValue(task, out var m) => string.Format(ci, "log-RMSE {0:F4}", m.LogRmse),
                 _ => string.Format(ci, "median {0:F2}°, RMSE {1:F2}°, <11.25° {2:F2} %, <22.5° {3:F2} %, <30° {4:F2} %",
-                    SurfaceNormals!.Median, SurfaceNormals.Rmse, SurfaceNormals.Within11_25 * 100, SurfaceNormals.Within22_5 * 100, SurfaceNormals.Within30 * 100),
+                    Normals(task).Median, Normals(task).Rmse, Normals(task).Within11_25 * 100, Normals(task).Within22_5 * 100, Normals(task).Within30 * 100),
             };
             rows.Add(
             [
@@ -156,8 +166,12 @@ public sealed class MultiTaskMetrics
         return sb.ToString();
     }
 
+    /// <summary>The normals metrics of an evaluated surface-normals task, <c>normals</c> or another name.</summary>
+    private NormalsMetrics Normals(DenseTaskDescriptor task) =>
+        OtherNormals.TryGetValue(task, out var m) ? m : SurfaceNormals!;
+
     private string MetricLabel(DenseTaskDescriptor task) =>
-        task == DenseTask.SurfaceNormals ? "mean angle (°)"
+        task == DenseTask.SurfaceNormals || OtherNormals.ContainsKey(task) ? "mean angle (°)"
         : Depths.ContainsKey(task) ? "RMSE"
         : Edges.ContainsKey(task) ? EdgeMeter.MetricName + " (%)"
         : "mIoU (%)";
@@ -183,7 +197,8 @@ public sealed class MultiTaskMetrics
             t == DenseTask.Saliency ? f(Saliency!) : OtherSaliencyMaps.TryGetValue(t, out var m) ? f(m) : null;
         double? Dep(DenseTaskDescriptor t, Func<DepthMetrics, double> f) => Depths.TryGetValue(t, out var m) ? f(m) : null;
         double? Edg(DenseTaskDescriptor t, Func<EdgeMetrics, double> f) => Edges.TryGetValue(t, out var m) ? f(m) : null;
-        double? Nrm(DenseTaskDescriptor t, Func<NormalsMetrics, double> f) => t == DenseTask.SurfaceNormals ? f(SurfaceNormals!) : null;
+        double? Nrm(DenseTaskDescriptor t, Func<NormalsMetrics, double> f) =>
+            t == DenseTask.SurfaceNormals ? f(SurfaceNormals!) : OtherNormals.TryGetValue(t, out var m) ? f(m) : null;
         double? MeanIoU(DenseTaskDescriptor t) => Seg(t, m => m.MeanIoU) ?? Sal(t, m => m.MeanIoU);
         double? Baseline(DenseTaskDescriptor t) => Baselines.TryGetValue(t, out double b) ? b : null;
         double? Gain(DenseTaskDescriptor t) => Baseline(t) is double b ? Evaluation.DeltaM.RelativeGain(t, GetPaperMetric(t), b) : null;
@@ -222,7 +237,7 @@ public sealed class MultiTaskMetrics
     /// <c>sal</c> {<c>mIoU</c>, <c>maxF</c> (fractions), <c>best_threshold</c>, <c>maxF_threshold</c>, <c>max_f_beta</c>
     /// (β² = 0.3, computed correctly)}, <c>normals</c> {<c>mean</c>, <c>median</c>, <c>rmse</c> (the reference's,
     /// equal to the mean), <c>rmse_true</c> (degrees), <c>11.25</c>, <c>22.5</c>, <c>30</c> (percent of valid pixels,
-    /// as the reference reports them)}; any other segmentation as semseg (its own class count), any other saliency-like map
+    /// as the reference reports them)}; a surface-normals task of another name as normals, under its own name; any other segmentation as semseg (its own class count), any other saliency-like map
     /// as sal, a depth task {<c>rmse</c>, <c>log_rmse</c> (as the reference's <c>DepthMeter</c>), <c>pixels</c>}, an edge map
     /// {<c>edge_f@0.5</c>, <c>precision</c>, <c>recall</c> (fractions; pixel-wise at threshold 0.5, not the ODS-F of the
     /// reference's external MATLAB benchmark), <c>threshold</c>, <c>pixels</c>, <c>images</c>}; then <c>delta_m</c> (percent) and <c>baselines</c> when Δm applies; first <c>protocol</c>
@@ -296,17 +311,7 @@ public sealed class MultiTaskMetrics
                     ["log_rmse"] = m.LogRmse,
                     ["pixels"] = m.PixelCount,
                 },
-                _ => new JsonObject
-                {
-                    ["mean"] = SurfaceNormals!.Mean,
-                    ["median"] = SurfaceNormals.Median,
-                    ["rmse"] = SurfaceNormals.ReferenceRmse,
-                    ["rmse_true"] = SurfaceNormals.Rmse,
-                    ["11.25"] = SurfaceNormals.Within11_25 * 100,
-                    ["22.5"] = SurfaceNormals.Within22_5 * 100,
-                    ["30"] = SurfaceNormals.Within30 * 100,
-                    ["pixels"] = SurfaceNormals.PixelCount,
-                },
+                _ => NormalsJson(Normals(task)),
             };
         }
         if (DeltaM is double dm)
@@ -319,6 +324,18 @@ public sealed class MultiTaskMetrics
         }
         return json;
     }
+
+    private static JsonObject NormalsJson(NormalsMetrics m) => new()
+    {
+        ["mean"] = m.Mean,
+        ["median"] = m.Median,
+        ["rmse"] = m.ReferenceRmse,
+        ["rmse_true"] = m.Rmse,
+        ["11.25"] = m.Within11_25 * 100,
+        ["22.5"] = m.Within22_5 * 100,
+        ["30"] = m.Within30 * 100,
+        ["pixels"] = m.PixelCount,
+    };
 
     private static JsonObject SaliencyJson(SaliencyMetrics m) => new()
     {

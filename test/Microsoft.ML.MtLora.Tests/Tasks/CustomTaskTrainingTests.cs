@@ -1,6 +1,7 @@
 using Microsoft.ML.Data;
 using Microsoft.ML.MtLora.Data.Nyud;
 using Microsoft.ML.MtLora.Data.Synthetic;
+using Microsoft.ML.MtLora.Evaluation;
 using Microsoft.ML.MtLora.Tests.Data.Preprocessing;
 using Microsoft.ML.MtLora.Tests.MlNet;
 using Microsoft.ML.MtLora.Training;
@@ -108,5 +109,77 @@ public class CustomTaskTrainingTests
         var again = ml.MultiTask().Evaluate(model, data);
         Assert.Equal(defects.MeanIoU, Assert.Single(again.OtherSegmentations).Value.MeanIoU, 6);
         Assert.Equal(range.Rmse, Assert.Single(again.Depths).Value.Rmse, 5);
+    }
+
+    /// <summary>A row with the defects labels of <see cref="CustomLabelBatchTests.Rows"/> and the labels of a surface-normals task "tilt".</summary>
+    public sealed class TiltRow
+    {
+        public string Name { get; set; } = "";
+        public byte[] DefectsLabel { get; set; } = [];
+        public float[] TiltLabel { get; set; } = [];
+        public int Height { get; set; }
+        public int Width { get; set; }
+    }
+
+    /// <summary>Unit normals (sin θ, 0, cos θ), θ = (x + 3·i)·2°, planar CHW; column 0 invalid (255 in the first plane).</summary>
+    private static float[] TiltLabel(int width, int height, int i)
+    {
+        int n = width * height;
+        var label = new float[3 * n];
+        for (int y = 0; y < height; y++)
+            for (int x = 0; x < width; x++)
+            {
+                int k = y * width + x;
+                double theta = (x + 3 * i) * 2 * Math.PI / 180;
+                label[k] = x == 0 ? DenseTasks.IgnoreLabel : (float)Math.Sin(theta);
+                label[2 * n + k] = x == 0 ? 0f : (float)Math.Cos(theta);
+            }
+        return label;
+    }
+
+    [Fact]
+    public void A_surface_normals_task_of_its_own_name_is_validated_during_Fit_and_evaluated()
+    {
+        using var dir = Fixture.TempDir();
+        var ml = new MLContext(seed: 1);
+        var tilt = DenseTaskDescriptor.SurfaceNormals("tilt");
+        const int width = 24, height = 20;
+        var rows = CustomLabelBatchTests.Rows(dir.Path, 4, width, height)
+            .Select((r, i) => new TiltRow { Name = r.Name, DefectsLabel = r.DefectsLabel, TiltLabel = TiltLabel(width, height, i), Height = height, Width = width })
+            .ToList();
+        var view = ml.Data.LoadFromEnumerable(rows);
+        var data = ml.Transforms.LoadImages("Image", dir.Path, "Name").Fit(view).Transform(view);
+
+        var validations = new List<MtLoraValidationReport>();
+        var options = MtLoraEstimatorTests.TinyOptions();
+        options.Network.Tasks = [Defects, tilt];
+        options.Epochs = 1;
+        options.WarmupEpochs = 0;
+        options.PretrainedWeightsPath = Fixture.Path("swin_ms", "swin_ms_format.pth");
+        options.ValidationSet = data;
+        options.ValidationEveryEpochs = 1;
+        options.ValidationProgress = new MtLoraEstimatorTests.SyncProgress<MtLoraValidationReport>(validations.Add);
+        using var model = ml.MultiTask().Trainers.MtLora(options).Fit(data);
+
+        var validated = Assert.Single(validations).Metrics;
+        var (task, angles) = Assert.Single(validated.OtherNormals);
+        Assert.Same(tilt, task);
+        Assert.Null(validated.SurfaceNormals);
+        Assert.True(angles.PixelCount > 0 && angles.Mean is > 0 and < 180, $"{angles.Mean}° over {angles.PixelCount} pixels");
+        Assert.Equal(5, Assert.Single(validated.OtherSegmentations).Value.PerClassIoU.Count);
+
+        // Evaluate(model, data) reports tilt's angles: the validation's numbers (same weights, same protocol), in JSON under its name.
+        var again = ml.MultiTask().Evaluate(model, data);
+        Assert.Equal(angles.Mean, again.OtherNormals[tilt].Mean, 4);
+        Assert.Equal(angles.PixelCount, again.OtherNormals[tilt].PixelCount);
+        Assert.Equal(again.OtherNormals[tilt].Mean, again.ToJson()["tilt"]!["mean"]!.GetValue<double>());
+
+        // The scored view, Native: the transformer's TiltPredicted against TiltLabel at the original size, as Evaluate(model, data).
+        var native = new MultiTaskEvaluatorOptions { Tasks = [.. model.Tasks], Protocol = EvaluationProtocol.Native, Baselines = SingleTaskBaselines.None, ImageSize = model.ImageSize };
+        var expected = ml.MultiTask().Evaluate(model, data, native).OtherNormals[tilt];
+        var scored = ml.MultiTask().Evaluate(model.Transform(data), native).OtherNormals[tilt];
+        Assert.Equal(4L * height * (width - 1), scored.PixelCount);                  // column 0 invalid
+        Assert.Equal(expected.PixelCount, scored.PixelCount);
+        Assert.Equal(expected.Mean, scored.Mean, 3);
     }
 }

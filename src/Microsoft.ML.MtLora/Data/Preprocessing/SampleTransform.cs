@@ -214,7 +214,7 @@ internal sealed class SampleTransform
         var result = new Dictionary<DenseTaskDescriptor, Array>();
         foreach (var task in tasks)
         {
-            if (task == DenseTask.SurfaceNormals)
+            if (task.Kind == DenseTaskKind.SurfaceNormals)                  // the normals slot, whatever the task's name
             {
                 result[task] = ToPlanarWithIgnore(sample.Normals.AsSpan(0, 4 * n));
                 continue;
