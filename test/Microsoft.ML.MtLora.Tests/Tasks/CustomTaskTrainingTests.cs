@@ -87,14 +87,7 @@ public class CustomTaskTrainingTests
         var data = CustomLabelBatchTests.View(ml, dir.Path, rows);
 
         var validations = new List<MtLoraValidationReport>();
-        var options = MtLoraEstimatorTests.TinyOptions();
-        options.Network.Tasks = [Defects, Range];
-        options.Epochs = 2;
-        options.WarmupEpochs = 1;
-        options.PretrainedWeightsPath = Fixture.Path("swin_ms", "swin_ms_format.pth");
-        options.ValidationSet = data;
-        options.ValidationEveryEpochs = 1;
-        options.ValidationProgress = new MtLoraEstimatorTests.SyncProgress<MtLoraValidationReport>(validations.Add);
+        var options = ValidatedEveryEpoch([Defects, Range], epochs: 2, warmupEpochs: 1, data, validations);
         using var model = ml.MultiTask().Trainers.MtLora(options).Fit(data);
 
         Assert.Equal([1, 2], validations.Select(v => v.Epoch));
@@ -109,6 +102,21 @@ public class CustomTaskTrainingTests
         var again = ml.MultiTask().Evaluate(model, data);
         Assert.Equal(defects.MeanIoU, Assert.Single(again.OtherSegmentations).Value.MeanIoU, 6);
         Assert.Equal(range.Rmse, Assert.Single(again.Depths).Value.Rmse, 5);
+    }
+
+    /// <summary>Tiny options for <paramref name="tasks"/> from the swin_ms fixture, validating on <paramref name="data"/> after
+    /// every epoch into <paramref name="validations"/>.</summary>
+    private static MtLoraOptions ValidatedEveryEpoch(DenseTaskDescriptor[] tasks, int epochs, int warmupEpochs, IDataView data, List<MtLoraValidationReport> validations)
+    {
+        var options = MtLoraEstimatorTests.TinyOptions();
+        options.Network.Tasks = tasks;
+        options.Epochs = epochs;
+        options.WarmupEpochs = warmupEpochs;
+        options.PretrainedWeightsPath = Fixture.Path("swin_ms", "swin_ms_format.pth");
+        options.ValidationSet = data;
+        options.ValidationEveryEpochs = 1;
+        options.ValidationProgress = new MtLoraEstimatorTests.SyncProgress<MtLoraValidationReport>(validations.Add);
+        return options;
     }
 
     /// <summary>A row with the defects labels of <see cref="CustomLabelBatchTests.Rows"/> and the labels of a surface-normals task "tilt".</summary>
@@ -151,14 +159,7 @@ public class CustomTaskTrainingTests
         var data = ml.Transforms.LoadImages("Image", dir.Path, "Name").Fit(view).Transform(view);
 
         var validations = new List<MtLoraValidationReport>();
-        var options = MtLoraEstimatorTests.TinyOptions();
-        options.Network.Tasks = [Defects, tilt];
-        options.Epochs = 1;
-        options.WarmupEpochs = 0;
-        options.PretrainedWeightsPath = Fixture.Path("swin_ms", "swin_ms_format.pth");
-        options.ValidationSet = data;
-        options.ValidationEveryEpochs = 1;
-        options.ValidationProgress = new MtLoraEstimatorTests.SyncProgress<MtLoraValidationReport>(validations.Add);
+        var options = ValidatedEveryEpoch([Defects, tilt], epochs: 1, warmupEpochs: 0, data, validations);
         using var model = ml.MultiTask().Trainers.MtLora(options).Fit(data);
 
         var validated = Assert.Single(validations).Metrics;
